@@ -1,0 +1,201 @@
+"""The value objects of the program: advertisers, partners, offers and their events, clicks, conversions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+
+from tracklane.domain.caps import Cap
+from tracklane.domain.money import PriceRule
+
+
+class OfferStatus(StrEnum):
+    ACTIVE = "active"
+    PAUSED = "paused"
+
+
+class Visibility(StrEnum):
+    PUBLIC = "public"
+    APPROVAL_REQUIRED = "approval_required"
+    PRIVATE = "private"
+
+
+class PartnerStatus(StrEnum):
+    PENDING = "pending"
+    ACTIVE = "active"
+    REJECTED = "rejected"
+    BLOCKED = "blocked"
+
+
+class AccessStatus(StrEnum):
+    REQUESTED = "requested"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+class ConversionStatus(StrEnum):
+    APPROVED = "approved"
+    PENDING = "pending"
+    REJECTED = "rejected"
+
+
+class Origin(StrEnum):
+    POSTBACK = "postback"
+    SEGMENT = "segment"
+    SDK = "sdk"
+    API = "api"
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    ADVERTISER = "advertiser"
+    PARTNER = "partner"
+
+
+@dataclass(frozen=True, slots=True)
+class Advertiser:
+    id: int
+    name: str
+    postback_token: str
+    status: str
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Partner:
+    id: int
+    name: str
+    email: str
+    status: PartnerStatus
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class OfferEvent:
+    """A payable action of an offer beyond the base conversion."""
+
+    id: int
+    offer_id: int
+    name: str
+    revenue: PriceRule
+    payout: PriceRule
+    allow_multiple_per_click: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    id: int
+    advertiser_id: int
+    name: str
+    destination_url: str
+    fallback_url: str | None
+    status: OfferStatus
+    visibility: Visibility
+    currency: str
+    attribution_window_days: int
+    revenue: PriceRule
+    payout: PriceRule
+    allow_multiple_conversions: bool
+    default_status: ConversionStatus
+    created_at: datetime
+    updated_at: datetime
+    caps: tuple[Cap, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class OfferAccess:
+    id: int
+    offer_id: int
+    partner_id: int
+    status: AccessStatus
+    reason: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PartnerPayout:
+    """A partner-specific payout that overrides the offer's (or one event's) payout."""
+
+    id: int
+    offer_id: int
+    partner_id: int
+    event_id: int | None
+    payout: PriceRule
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ClickDevice:
+    """What the user agent says about the visitor."""
+
+    device_type: str = "unknown"
+    os: str | None = None
+    browser: str | None = None
+    is_bot: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Click:
+    id: int
+    transaction_id: str
+    offer_id: int
+    partner_id: int
+    advertiser_id: int | None
+    subs: tuple[str | None, str | None, str | None, str | None, str | None]
+    source_id: str | None
+    ip: str | None
+    user_agent: str | None
+    device: ClickDevice
+    country: str | None
+    referrer: str | None
+    verdict: str
+    reject_reason: str | None
+    revenue: Decimal
+    payout: Decimal
+    created_at: datetime
+
+    @property
+    def accepted(self) -> bool:
+        return self.verdict == "accepted"
+
+
+@dataclass(frozen=True, slots=True)
+class Conversion:
+    id: int
+    transaction_id: str
+    click_id: int
+    offer_id: int
+    partner_id: int
+    advertiser_id: int
+    event_id: int | None
+    event_name: str | None
+    status: ConversionStatus
+    status_reason: str | None
+    revenue: Decimal
+    payout: Decimal
+    revenue_type: str
+    payout_type: str
+    amount: Decimal | None
+    currency: str
+    order_id: str | None
+    advs: tuple[str | None, ...]
+    origin: Origin
+    trace: list[dict[str, object]] = field(default_factory=list)
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    id: int
+    role: Role
+    advertiser_id: int | None
+    partner_id: int | None
+    prefix: str
+    created_at: datetime

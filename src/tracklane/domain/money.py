@@ -1,0 +1,176 @@
+"""Exact money: decimal parsing, currency minor units, and the revenue / payout price rules.
+
+CPA, CPL and Fixed are flat amounts per action (the label is kept for reporting); CPS is a percent of
+the sale amount; CPA+CPS is both; CPC pays per accepted, non-bot click, so a conversion under CPC earns
+nothing itself. Every amount is a `Decimal`; a float never enters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from enum import StrEnum
+
+from tracklane.domain.errors import InvalidParameter
+
+#: Money is stored to this many decimal places (the storage scale); inputs with more are refused.
+STORAGE_PLACES = 4
+MAX_AMOUNT = Decimal("1000000000000")
+
+#: ISO 4217 currencies whose minor unit is not 2 decimal places.
+_MINOR_UNITS = {
+    "BIF": 0, "CLP": 0, "DJF": 0, "GNF": 0, "ISK": 0, "JPY": 0, "KMF": 0, "KRW": 0, "PYG": 0,
+    "RWF": 0, "UGX": 0, "UYI": 0, "VND": 0, "VUV": 0, "XAF": 0, "XOF": 0, "XPF": 0,
+    "BHD": 3, "IQD": 3, "JOD": 3, "KWD": 3, "LYD": 3, "OMR": 3, "TND": 3,
+}  # fmt: skip
+
+
+class PriceType(StrEnum):
+    CPA = "cpa"
+    CPL = "cpl"
+    FIXED = "fixed"
+    CPS = "cps"
+    CPA_CPS = "cpa_cps"
+    CPC = "cpc"
+
+
+_FLAT_TYPES = {PriceType.CPA, PriceType.CPL, PriceType.FIXED, PriceType.CPC}
+
+
+def parse_decimal(value: object, field: str, *, places: int = STORAGE_PLACES) -> Decimal:
+    """Read an exact decimal from a string, int or Decimal; floats and commas are refused."""
+    if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
+        raise InvalidParameter(field, "must be a decimal number written with a '.' decimal point")
+    try:
+        number = Decimal(value.strip()) if isinstance(value, str) else Decimal(value)
+    except InvalidOperation:
+        raise InvalidParameter(field, f"{value!r} is not a decimal number (use '.' as the decimal point)") from None
+    if not number.is_finite():
+        raise InvalidParameter(field, "must be a finite number")
+    exponent = number.as_tuple().exponent
+    if isinstance(exponent, int) and -exponent > places:
+        raise InvalidParameter(field, f"has more than {places} decimal places")
+    if abs(number) >= MAX_AMOUNT:
+        raise InvalidParameter(field, "is too large")
+    return number
+
+
+def parse_money(value: object, field: str) -> Decimal:
+    """A non-negative money amount."""
+    number = parse_decimal(value, field)
+    if number < 0:
+        raise InvalidParameter(field, "must not be negative")
+    return number
+
+
+def parse_percent(value: object, field: str) -> Decimal:
+    """A percentage between 0 and 100."""
+    number = parse_decimal(value, field)
+    if not Decimal(0) <= number <= Decimal(100):
+        raise InvalidParameter(field, "must be between 0 and 100")
+    return number
+
+
+def parse_currency(value: object, field: str = "currency") -> str:
+    """An ISO 4217 alphabetic code, upper-cased."""
+    if not isinstance(value, str) or len(value.strip()) != 3 or not value.strip().isalpha():
+        raise InvalidParameter(field, "must be a 3-letter ISO 4217 currency code")
+    return value.strip().upper()
+
+
+def minor_units(currency: str) -> int:
+    return _MINOR_UNITS.get(currency, 2)
+
+
+def round_money(amount: Decimal, currency: str) -> Decimal:
+    """Round half-up to the currency's minor unit (a CPS share of 10.005 USD is 10.01)."""
+    return amount.quantize(Decimal(1).scaleb(-minor_units(currency)), rounding=ROUND_HALF_UP)
+
+
+def format_money(amount: Decimal, currency: str) -> str:
+    """The JSON form of money: a decimal string with the currency's minor unit (`"5.00"`)."""
+    places = max(minor_units(currency), _places(amount))
+    return f"{amount:.{places}f}"
+
+
+def _places(amount: Decimal) -> int:
+    exponent = amount.normalize().as_tuple().exponent
+    return max(0, -exponent) if isinstance(exponent, int) else 0
+
+
+@dataclass(frozen=True, slots=True)
+class PriceRule:
+    """How an amount (revenue or payout) is computed for one action."""
+
+    type: PriceType
+    amount: Decimal | None = None
+    percent: Decimal | None = None
+
+    @classmethod
+    def parse(cls, raw: object, field: str) -> PriceRule:
+        """Validate `{"type", "amount"?, "percent"?}`; each type needs its own numbers."""
+        if not isinstance(raw, dict):
+            raise InvalidParameter(field, "must be an object with 'type' and 'amount' or 'percent'")
+        try:
+            price_type = PriceType(str(raw.get("type", "")).lower())
+        except ValueError:
+            allowed = ", ".join(t.value for t in PriceType)
+            raise InvalidParameter(f"{field}.type", f"must be one of {allowed}") from None
+        amount = raw.get("amount")
+        percent = raw.get("percent")
+        needs_amount = price_type in _FLAT_TYPES or price_type is PriceType.CPA_CPS
+        needs_percent = price_type in (PriceType.CPS, PriceType.CPA_CPS)
+        if needs_amount and amount is None:
+            raise InvalidParameter(f"{field}.amount", f"is required for type {price_type.value}")
+        if needs_percent and percent is None:
+            raise InvalidParameter(f"{field}.percent", f"is required for type {price_type.value}")
+        if not needs_amount and amount is not None:
+            raise InvalidParameter(f"{field}.amount", f"is not used by type {price_type.value}")
+        if not needs_percent and percent is not None:
+            raise InvalidParameter(f"{field}.percent", f"is not used by type {price_type.value}")
+        return cls(
+            type=price_type,
+            amount=parse_money(amount, f"{field}.amount") if needs_amount else None,
+            percent=parse_percent(percent, f"{field}.percent") if needs_percent else None,
+        )
+
+    def to_json(self, currency: str) -> dict[str, str | None]:
+        return {
+            "type": self.type.value,
+            "amount": None if self.amount is None else format_money(self.amount, currency),
+            "percent": None if self.percent is None else str(self.percent),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """An amount computed by a rule, with the sentence that explains it (for the trace)."""
+
+    amount: Decimal
+    explanation: str
+
+
+def price_action(rule: PriceRule, sale_amount: Decimal | None, currency: str) -> Price:
+    """The amount one conversion or event earns under `rule`."""
+    flat = rule.amount or Decimal(0)
+    if rule.type is PriceType.CPC:
+        return Price(Decimal(0).quantize(Decimal(1).scaleb(-minor_units(currency))), "cpc: paid per click")
+    if rule.type in _FLAT_TYPES:
+        return Price(round_money(flat, currency), f"{rule.type.value}: flat {flat}")
+    percent = rule.percent or Decimal(0)
+    share = (sale_amount or Decimal(0)) * percent / Decimal(100)
+    base = flat if rule.type is PriceType.CPA_CPS else Decimal(0)
+    total = round_money(base + share, currency)
+    if sale_amount is None:
+        note = "no sale amount, so the percent part is 0"
+    else:
+        note = f"{percent}% of {sale_amount} = {share}"
+    prefix = f"flat {flat} + " if rule.type is PriceType.CPA_CPS else ""
+    return Price(total, f"{rule.type.value}: {prefix}{note}, rounded half-up to {total}")
+
+
+def price_click(rule: PriceRule, currency: str) -> Decimal:
+    """The amount one accepted, non-bot click earns: only CPC pays per click."""
+    if rule.type is PriceType.CPC and rule.amount is not None:
+        return round_money(rule.amount, currency)
+    return Decimal(0)

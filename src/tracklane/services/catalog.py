@@ -1,0 +1,241 @@
+"""Use cases of the catalogue: advertisers, partners (and their sign-up verdict), offers, offer events,
+offer access and partner-specific payouts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from tracklane.domain.catalog import parse_email, parse_name, parse_offer, parse_offer_event
+from tracklane.domain.errors import Conflict, InvalidParameter, NotFound
+from tracklane.domain.model import (
+    AccessStatus,
+    Advertiser,
+    Offer,
+    OfferAccess,
+    OfferEvent,
+    Partner,
+    PartnerPayout,
+    PartnerStatus,
+)
+from tracklane.domain.money import PriceRule
+from tracklane.services.ports import Clock, Database, Page, Repository
+
+Body = Mapping[str, Any]
+T = TypeVar("T")
+
+
+class CatalogService:
+    def __init__(self, db: Database, clock: Clock, new_secret: Callable[[], str]) -> None:
+        self._db = db
+        self._clock = clock
+        self._new_secret = new_secret
+
+    # advertisers
+    async def create_advertiser(self, body: Body) -> Advertiser:
+        name, token, now = parse_name(body.get("name")), self._new_secret(), self._clock()
+        return await self._db.write(lambda repo: repo.insert_advertiser(name, token, now))
+
+    async def get_advertiser(self, advertiser_id: int) -> Advertiser:
+        return _found(await self._db.read(lambda repo: repo.get_advertiser(advertiser_id)), "advertiser", advertiser_id)
+
+    async def list_advertisers(self, page: Page) -> list[Advertiser]:
+        return await self._db.read(lambda repo: repo.list_advertisers(page))
+
+    async def update_advertiser(self, advertiser_id: int, body: Body) -> Advertiser:
+        changes: dict[str, Any] = {}
+        if "name" in body:
+            changes["name"] = parse_name(body["name"])
+        if "status" in body:
+            if body["status"] not in ("active", "inactive"):
+                raise InvalidParameter("status", "must be active or inactive")
+            changes["status"] = body["status"]
+        if body.get("rotate_postback_token") is True:
+            changes["postback_token"] = self._new_secret()
+        now = self._clock()
+
+        def work(repo: Repository) -> Advertiser:
+            _found(repo.get_advertiser(advertiser_id), "advertiser", advertiser_id)
+            repo.update_advertiser(advertiser_id, changes, now)
+            return _found(repo.get_advertiser(advertiser_id), "advertiser", advertiser_id)
+
+        return await self._db.write(work)
+
+    # partners
+    async def create_partner(self, body: Body, status: PartnerStatus) -> Partner:
+        name, email, now = parse_name(body.get("name")), parse_email(body.get("email")), self._clock()
+
+        def work(repo: Repository) -> Partner:
+            if repo.find_partner_by_email(email) is not None:
+                raise Conflict(f"email: a partner with {email} already exists")
+            return repo.insert_partner(name, email, status.value, now)
+
+        return await self._db.write(work)
+
+    async def get_partner(self, partner_id: int) -> Partner:
+        return _found(await self._db.read(lambda repo: repo.get_partner(partner_id)), "partner", partner_id)
+
+    async def list_partners(self, page: Page) -> list[Partner]:
+        return await self._db.read(lambda repo: repo.list_partners(page))
+
+    async def update_partner(self, partner_id: int, body: Body) -> Partner:
+        changes: dict[str, Any] = {}
+        if "name" in body:
+            changes["name"] = parse_name(body["name"])
+        if "email" in body:
+            changes["email"] = parse_email(body["email"])
+        if "status" in body:
+            try:
+                changes["status"] = PartnerStatus(body["status"]).value
+            except ValueError:
+                raise InvalidParameter("status", "must be pending, active, rejected or blocked") from None
+        return await self._update_partner(partner_id, changes)
+
+    async def partner_verdict(self, partner_id: int, verdict: object, reason: object) -> Partner:
+        """Approve or reject a partner's sign-up."""
+        statuses = {"approved": PartnerStatus.ACTIVE, "rejected": PartnerStatus.REJECTED}
+        if verdict not in statuses:
+            raise InvalidParameter("verdict", "must be approved or rejected")
+        if reason is not None and not isinstance(reason, str):
+            raise InvalidParameter("reason", "must be a string")
+        return await self._update_partner(partner_id, {"status": statuses[str(verdict)].value})
+
+    async def _update_partner(self, partner_id: int, changes: dict[str, Any]) -> Partner:
+        now = self._clock()
+
+        def work(repo: Repository) -> Partner:
+            _found(repo.get_partner(partner_id), "partner", partner_id)
+            other = repo.find_partner_by_email(changes["email"]) if "email" in changes else None
+            if other is not None and other.id != partner_id:
+                raise Conflict(f"email: a partner with {changes['email']} already exists")
+            repo.update_partner(partner_id, changes, now)
+            return _found(repo.get_partner(partner_id), "partner", partner_id)
+
+        return await self._db.write(work)
+
+    # offers
+    async def create_offer(self, body: Body) -> Offer:
+        advertiser_id = _id(body.get("advertiser_id"), "advertiser_id")
+        values = parse_offer(body, partial=False)
+        caps = values.pop("caps")
+        now = self._clock()
+
+        def work(repo: Repository) -> Offer:
+            if repo.get_advertiser(advertiser_id) is None:
+                raise InvalidParameter("advertiser_id", f"advertiser {advertiser_id} does not exist")
+            return repo.insert_offer({**values, "advertiser_id": advertiser_id}, caps, now)
+
+        return await self._db.write(work)
+
+    async def get_offer(self, offer_id: int) -> Offer:
+        return _found(await self._db.read(lambda repo: repo.get_offer(offer_id)), "offer", offer_id)
+
+    async def list_offers(self, page: Page) -> list[Offer]:
+        return await self._db.read(lambda repo: repo.list_offers(page))
+
+    async def update_offer(self, offer_id: int, body: Body) -> Offer:
+        if "advertiser_id" in body:
+            raise InvalidParameter("advertiser_id", "cannot be changed")
+        values = parse_offer(body, partial=True)
+        caps = values.pop("caps", None)
+        now = self._clock()
+
+        def work(repo: Repository) -> Offer:
+            _found(repo.get_offer(offer_id), "offer", offer_id)
+            repo.update_offer(offer_id, values, caps, now)
+            return _found(repo.get_offer(offer_id), "offer", offer_id)
+
+        return await self._db.write(work)
+
+    # offer events
+    async def create_offer_event(self, offer_id: int, body: Body) -> OfferEvent:
+        values, now = parse_offer_event(body, partial=False), self._clock()
+
+        def work(repo: Repository) -> OfferEvent:
+            _found(repo.get_offer(offer_id), "offer", offer_id)
+            if any(e.name == values["name"] for e in repo.list_offer_events(offer_id)):
+                raise Conflict(f"name: offer {offer_id} already has an event named {values['name']!r}")
+            return repo.insert_offer_event(offer_id, values, now)
+
+        return await self._db.write(work)
+
+    async def list_offer_events(self, offer_id: int) -> list[OfferEvent]:
+        def work(repo: Repository) -> list[OfferEvent]:
+            _found(repo.get_offer(offer_id), "offer", offer_id)
+            return repo.list_offer_events(offer_id)
+
+        return await self._db.read(work)
+
+    async def update_offer_event(self, offer_id: int, event_id: int, body: Body) -> OfferEvent:
+        values = parse_offer_event(body, partial=True)
+
+        def work(repo: Repository) -> OfferEvent:
+            events = {e.id: e for e in repo.list_offer_events(offer_id)}
+            _found(events.get(event_id), "event", event_id)
+            if any(e.name == values.get("name") and e.id != event_id for e in events.values()):
+                raise Conflict(f"name: offer {offer_id} already has an event named {values['name']!r}")
+            repo.update_offer_event(event_id, values)
+            return {e.id: e for e in repo.list_offer_events(offer_id)}[event_id]
+
+        return await self._db.write(work)
+
+    # offer access
+    async def set_access(self, offer_id: object, partner_id: object, status: object, reason: object) -> OfferAccess:
+        oid, pid = _id(offer_id, "offer_id"), _id(partner_id, "partner_id")
+        try:
+            access_status = AccessStatus(str(status))
+        except ValueError:
+            raise InvalidParameter("status", "must be requested, approved or rejected") from None
+        if reason is not None and not isinstance(reason, str):
+            raise InvalidParameter("reason", "must be a string")
+        now = self._clock()
+
+        def work(repo: Repository) -> OfferAccess:
+            if repo.get_offer(oid) is None:
+                raise InvalidParameter("offer_id", f"offer {oid} does not exist")
+            if repo.get_partner(pid) is None:
+                raise InvalidParameter("partner_id", f"partner {pid} does not exist")
+            return repo.save_access(oid, pid, access_status.value, reason, now)
+
+        return await self._db.write(work)
+
+    async def get_access(self, access_id: int) -> OfferAccess:
+        return _found(await self._db.read(lambda repo: repo.get_access_by_id(access_id)), "offer access", access_id)
+
+    async def list_access(self, page: Page) -> list[OfferAccess]:
+        return await self._db.read(lambda repo: repo.list_access(page))
+
+    # partner payouts
+    async def set_partner_payout(self, offer_id: int, body: Body) -> PartnerPayout:
+        partner_id = _id(body.get("partner_id"), "partner_id")
+        event_id = None if body.get("event_id") is None else _id(body.get("event_id"), "event_id")
+        payout, now = PriceRule.parse(body.get("payout"), "payout"), self._clock()
+
+        def work(repo: Repository) -> PartnerPayout:
+            _found(repo.get_offer(offer_id), "offer", offer_id)
+            if repo.get_partner(partner_id) is None:
+                raise InvalidParameter("partner_id", f"partner {partner_id} does not exist")
+            if event_id is not None and all(e.id != event_id for e in repo.list_offer_events(offer_id)):
+                raise InvalidParameter("event_id", f"event {event_id} is not an event of offer {offer_id}")
+            return repo.insert_partner_payout(offer_id, partner_id, event_id, {"payout": payout}, now)
+
+        return await self._db.write(work)
+
+    async def list_partner_payouts(self, offer_id: int) -> list[PartnerPayout]:
+        return await self._db.read(lambda repo: repo.list_partner_payouts(offer_id))
+
+    async def delete_partner_payout(self, payout_id: int) -> None:
+        if not await self._db.write(lambda repo: repo.delete_partner_payout(payout_id)):
+            raise NotFound(f"partner payout {payout_id} does not exist")
+
+
+def _found(value: T | None, kind: str, ident: int) -> T:
+    if value is None:
+        raise NotFound(f"{kind} {ident} does not exist")
+    return value
+
+
+def _id(raw: object, field: str) -> int:
+    if isinstance(raw, bool) or not isinstance(raw, int) or raw <= 0:
+        raise InvalidParameter(field, "is required and must be a positive integer")
+    return raw

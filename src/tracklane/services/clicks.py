@@ -1,0 +1,118 @@
+"""Recording a click: verdict, caps, CPC money and the redirect, in one committed write."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from tracklane.domain import routing
+from tracklane.domain.attribution import choose_payout
+from tracklane.domain.caps import CapMetric, counter_key
+from tracklane.domain.macros import expand
+from tracklane.domain.model import Click, ClickDevice, Offer
+from tracklane.domain.money import price_click
+from tracklane.services.ports import Clock, Database, NewClick, Repository
+
+
+@dataclass(frozen=True, slots=True)
+class ClickRequest:
+    offer_id: int
+    partner_id: int
+    subs: tuple[str | None, str | None, str | None, str | None, str | None]
+    source_id: str | None
+    ip: str | None
+    user_agent: str | None
+    device: ClickDevice
+    country: str | None
+    referrer: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ClickOutcome:
+    click: Click
+    redirect_url: str | None
+    cookie_days: int
+
+
+class ClickService:
+    def __init__(
+        self, db: Database, clock: Clock, new_transaction_id: Callable[[], str], network_fallback_url: str | None
+    ) -> None:
+        self._db = db
+        self._clock = clock
+        self._new_transaction_id = new_transaction_id
+        self._network_fallback_url = network_fallback_url
+
+    async def record(self, request: ClickRequest) -> ClickOutcome:
+        transaction_id = self._new_transaction_id()
+        now = self._clock()
+        return await self._db.write(lambda repo: self._record(repo, request, transaction_id, now))
+
+    async def preview(self, request: ClickRequest) -> str | None:
+        """Where a click would go, without recording it (for HEAD); no transaction id is issued."""
+        now = self._clock()
+
+        def work(repo: Repository) -> str | None:
+            offer = repo.get_offer(request.offer_id)
+            partner = repo.get_partner(request.partner_id)
+            access = repo.get_access(request.offer_id, request.partner_id) if offer and partner else None
+            target = self._target(offer, accepted=routing.reject_reason(offer, partner, access) is None)
+            values = routing.click_macro_values(
+                "", request.offer_id, request.partner_id, offer.advertiser_id if offer else None,
+                request.subs, request.source_id, now,
+            )
+            return None if target is None else expand(target, values)
+
+        return await self._db.read(work)
+
+    def _record(self, repo: Repository, request: ClickRequest, transaction_id: str, now: datetime) -> ClickOutcome:
+        offer = repo.get_offer(request.offer_id)
+        partner = repo.get_partner(request.partner_id)
+        access = repo.get_access(request.offer_id, request.partner_id) if offer and partner else None
+        reason = routing.reject_reason(offer, partner, access)
+        billable = reason is None and not request.device.is_bot
+        if billable and offer is not None and not _take_click_caps(repo, offer, request.partner_id, now):
+            reason, billable = "cap_reached", False
+        revenue, payout = _click_money(repo, offer, request.partner_id) if billable else (Decimal(0), Decimal(0))
+        click = repo.insert_click(
+            NewClick(
+                transaction_id=transaction_id, offer_id=request.offer_id, partner_id=request.partner_id,
+                advertiser_id=offer.advertiser_id if offer else None, subs=request.subs,
+                source_id=request.source_id, ip=request.ip, user_agent=request.user_agent, device=request.device,
+                country=request.country, referrer=request.referrer,
+                verdict="accepted" if reason is None else "rejected", reject_reason=reason,
+                revenue=revenue, payout=payout, created_at=now,
+            )
+        )  # fmt: skip
+        values = routing.click_macro_values(
+            transaction_id, request.offer_id, request.partner_id, click.advertiser_id, request.subs,
+            request.source_id, now,
+        )
+        target = self._target(offer, accepted=reason is None)
+        days = offer.attribution_window_days if offer else 30
+        return ClickOutcome(click, None if target is None else expand(target, values), days)
+
+    def _target(self, offer: Offer | None, accepted: bool) -> str | None:
+        if offer is not None and accepted:
+            return offer.destination_url
+        if offer is not None and offer.fallback_url:
+            return offer.fallback_url
+        return self._network_fallback_url
+
+
+def _take_click_caps(repo: Repository, offer: Offer, partner_id: int, now: datetime) -> bool:
+    counters = [(counter_key(cap, partner_id, now), cap.rule.limit)
+                for cap in offer.caps if cap.rule.metric is CapMetric.CLICKS]
+    return repo.take_caps(counters)
+
+
+def _click_money(repo: Repository, offer: Offer | None, partner_id: int) -> tuple[Decimal, Decimal]:
+    """CPC revenue and payout of one billable click (zero unless a rule is CPC)."""
+    if offer is None:
+        return Decimal(0), Decimal(0)
+    payout_rule = offer.payout
+    if offer.revenue.type.value == "cpc" or payout_rule.type.value == "cpc":
+        payout_rule = choose_payout(offer, None, repo.list_partner_payouts(offer.id), partner_id).rule
+    return price_click(offer.revenue, offer.currency), price_click(payout_rule, offer.currency)

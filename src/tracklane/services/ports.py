@@ -1,0 +1,176 @@
+"""The ports the use cases need: a transactional repository, a database that runs work on it, a clock.
+
+`Database.write` runs a function inside one transaction that is committed before the call returns
+(the storage may commit many such functions together: group commit). `Database.read` runs a function
+on a consistent read connection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Protocol, TypeVar
+
+from tracklane.domain.caps import CapCounterKey, CapRule
+from tracklane.domain.model import (
+    Advertiser,
+    ApiKey,
+    Click,
+    ClickDevice,
+    Conversion,
+    ConversionStatus,
+    Offer,
+    OfferAccess,
+    OfferEvent,
+    Partner,
+    PartnerPayout,
+)
+
+T = TypeVar("T")
+
+Clock = Callable[[], datetime]
+
+
+class DuplicateKey(Exception):
+    """A unique key was taken by a concurrent writer; the use case re-reads and answers accordingly."""
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """Which slice of a list to read: newest first, before the cursor, within a time range."""
+
+    limit: int = 50
+    cursor: int | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+    filters: Mapping[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class NewClick:
+    transaction_id: str
+    offer_id: int
+    partner_id: int
+    advertiser_id: int | None
+    subs: tuple[str | None, str | None, str | None, str | None, str | None]
+    source_id: str | None
+    ip: str | None
+    user_agent: str | None
+    device: ClickDevice
+    country: str | None
+    referrer: str | None
+    verdict: str
+    reject_reason: str | None
+    revenue: Decimal
+    payout: Decimal
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class NewConversion:
+    transaction_id: str
+    click_id: int
+    offer_id: int
+    partner_id: int
+    advertiser_id: int
+    event_id: int | None
+    event_name: str | None
+    status: ConversionStatus
+    status_reason: str | None
+    revenue: Decimal
+    payout: Decimal
+    revenue_type: str
+    payout_type: str
+    amount: Decimal | None
+    currency: str
+    order_id: str | None
+    advs: tuple[str | None, ...]
+    origin: str
+    dedup_key: str | None
+    trace: list[dict[str, object]]
+    created_at: datetime
+
+
+class CatalogRepository(Protocol):
+    """Advertisers, partners, offers, events, access, partner payouts and API keys."""
+
+    def insert_advertiser(self, name: str, postback_token: str, now: datetime) -> Advertiser: ...
+    def get_advertiser(self, advertiser_id: int) -> Advertiser | None: ...
+    def find_advertiser_by_token(self, token: str) -> Advertiser | None: ...
+    def list_advertisers(self, page: Page) -> list[Advertiser]: ...
+    def update_advertiser(self, advertiser_id: int, changes: Mapping[str, Any], now: datetime) -> None: ...
+
+    def insert_partner(self, name: str, email: str, status: str, now: datetime) -> Partner: ...
+    def get_partner(self, partner_id: int) -> Partner | None: ...
+    def find_partner_by_email(self, email: str) -> Partner | None: ...
+    def list_partners(self, page: Page) -> list[Partner]: ...
+    def update_partner(self, partner_id: int, changes: Mapping[str, Any], now: datetime) -> None: ...
+
+    def insert_offer(self, values: Mapping[str, Any], caps: Sequence[CapRule], now: datetime) -> Offer: ...
+    def get_offer(self, offer_id: int) -> Offer | None: ...
+    def list_offers(self, page: Page) -> list[Offer]: ...
+    def update_offer(
+        self, offer_id: int, changes: Mapping[str, Any], caps: Sequence[CapRule] | None, now: datetime
+    ) -> None: ...
+
+    def insert_offer_event(self, offer_id: int, values: Mapping[str, Any], now: datetime) -> OfferEvent: ...
+    def list_offer_events(self, offer_id: int) -> list[OfferEvent]: ...
+    def update_offer_event(self, event_id: int, changes: Mapping[str, Any]) -> None: ...
+
+    def get_access(self, offer_id: int, partner_id: int) -> OfferAccess | None: ...
+    def get_access_by_id(self, access_id: int) -> OfferAccess | None: ...
+    def save_access(
+        self, offer_id: int, partner_id: int, status: str, reason: str | None, now: datetime
+    ) -> OfferAccess: ...
+    def list_access(self, page: Page) -> list[OfferAccess]: ...
+
+    def insert_partner_payout(
+        self, offer_id: int, partner_id: int, event_id: int | None, values: Mapping[str, Any], now: datetime
+    ) -> PartnerPayout: ...
+    def list_partner_payouts(self, offer_id: int) -> list[PartnerPayout]: ...
+    def delete_partner_payout(self, payout_id: int) -> bool: ...
+
+    def insert_api_key(
+        self, role: str, advertiser_id: int | None, partner_id: int | None, key_hash: str, prefix: str,
+        now: datetime,
+    ) -> ApiKey: ...
+    def find_api_key(self, key_hash: str) -> ApiKey | None: ...
+    def list_api_keys(self, page: Page) -> list[ApiKey]: ...
+    def revoke_api_key(self, key_id: int, now: datetime) -> bool: ...
+
+
+class TrackingRepository(Protocol):
+    """Clicks, cap counters and conversions."""
+
+    def insert_click(self, click: NewClick) -> Click: ...
+    def get_click(self, transaction_id: str) -> Click | None: ...
+    def take_caps(self, counters: Sequence[tuple[CapCounterKey, int]]) -> bool:
+        """Count one action against every (counter, limit); all or none, false when one is full."""
+        ...
+
+    def find_conversion_by_dedup_key(self, key: str) -> Conversion | None: ...
+    def has_base_conversion(self, click_id: int) -> bool: ...
+    def insert_conversion(self, conversion: NewConversion) -> Conversion: ...
+    def get_conversion(self, conversion_id: int) -> Conversion | None: ...
+    def list_conversions(self, page: Page) -> list[Conversion]: ...
+    def update_conversion_status(
+        self, conversion_id: int, status: str, reason: str | None, trace: list[dict[str, object]], now: datetime
+    ) -> None: ...
+
+    def report(
+        self, group_by: Sequence[str], created_from: datetime | None, created_to: datetime | None,
+        filters: Mapping[str, int],
+    ) -> list[dict[str, Any]]: ...
+
+
+class Repository(CatalogRepository, TrackingRepository, Protocol):
+    """Everything one transaction can read and write."""
+
+
+class Database(Protocol):
+    """Runs work in transactions; a `write` is committed before it returns."""
+
+    def write(self, work: Callable[[Repository], T]) -> Awaitable[T]: ...
+    def read(self, work: Callable[[Repository], T]) -> Awaitable[T]: ...

@@ -1,0 +1,1 @@
+"""Storage adapters: schema, migrations, the SQL repository and the group-commit database (SQLite, PostgreSQL)."""

@@ -1,0 +1,228 @@
+"""SQL for the catalogue: advertisers, partners, offers with caps and events, access, payouts, API keys."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Connection, Table, bindparam, delete, insert, select, update
+
+from tracklane.domain.caps import Cap, CapRule
+from tracklane.domain.model import (
+    Advertiser,
+    ApiKey,
+    Offer,
+    OfferAccess,
+    OfferEvent,
+    Partner,
+    PartnerPayout,
+)
+from tracklane.domain.money import PriceRule
+from tracklane.services.ports import Page
+from tracklane.storage import rows
+from tracklane.storage.paging import paged
+from tracklane.storage.schema import (
+    advertisers,
+    api_keys,
+    offer_access,
+    offer_caps,
+    offer_events,
+    offers,
+    partner_payouts,
+    partners,
+)
+
+
+def _columns(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Domain values to columns: price rules spread over their three columns, enums to their values."""
+    columns: dict[str, Any] = {}
+    for name, value in values.items():
+        if isinstance(value, PriceRule):
+            columns.update(rows.price_columns(name, value))
+        elif isinstance(value, StrEnum):
+            columns[name] = value.value
+        else:
+            columns[name] = value
+    return columns
+
+
+# Statements run on every click or conversion are built once: SQLAlchemy then reuses their compiled form
+# without recomputing a cache key per call.
+_BY_ID = {
+    table.name: select(table).where(table.c.id == bindparam("id"))
+    for table in (advertisers, partners, offers, offer_access)
+}
+_CAPS_OF_OFFER = select(offer_caps).where(offer_caps.c.offer_id == bindparam("offer_id")).order_by(offer_caps.c.id)
+_ACCESS = select(offer_access).where(
+    offer_access.c.offer_id == bindparam("offer_id"), offer_access.c.partner_id == bindparam("partner_id")
+)
+
+
+class SqlCatalog:
+    conn: Connection
+
+    def _insert(self, table: Table, values: Mapping[str, Any]) -> Any:
+        result = self.conn.execute(insert(table).values(**_columns(values)).returning(*table.c))
+        return result.one()
+
+    def _get(self, table: Table, row_id: int) -> Any:
+        return self.conn.execute(_BY_ID[table.name], {"id": row_id}).one_or_none()
+
+    def _update(self, table: Table, row_id: int, changes: Mapping[str, Any]) -> None:
+        if changes:
+            self.conn.execute(update(table).where(table.c.id == row_id).values(**_columns(changes)))
+
+    # advertisers
+    def insert_advertiser(self, name: str, postback_token: str, now: datetime) -> Advertiser:
+        values = {"name": name, "status": "active", "postback_token": postback_token,
+                  "created_at": now, "updated_at": now}
+        return rows.advertiser(self._insert(advertisers, values))
+
+    def get_advertiser(self, advertiser_id: int) -> Advertiser | None:
+        row = self._get(advertisers, advertiser_id)
+        return None if row is None else rows.advertiser(row)
+
+    def find_advertiser_by_token(self, token: str) -> Advertiser | None:
+        row = self.conn.execute(select(advertisers).where(advertisers.c.postback_token == token)).one_or_none()
+        return None if row is None else rows.advertiser(row)
+
+    def list_advertisers(self, page: Page) -> list[Advertiser]:
+        return [rows.advertiser(r) for r in self.conn.execute(paged(select(advertisers), advertisers, page))]
+
+    def update_advertiser(self, advertiser_id: int, changes: Mapping[str, Any], now: datetime) -> None:
+        self._update(advertisers, advertiser_id, {**changes, "updated_at": now})
+
+    # partners
+    def insert_partner(self, name: str, email: str, status: str, now: datetime) -> Partner:
+        values = {"name": name, "email": email, "status": status, "created_at": now, "updated_at": now}
+        return rows.partner(self._insert(partners, values))
+
+    def get_partner(self, partner_id: int) -> Partner | None:
+        row = self._get(partners, partner_id)
+        return None if row is None else rows.partner(row)
+
+    def find_partner_by_email(self, email: str) -> Partner | None:
+        row = self.conn.execute(select(partners).where(partners.c.email == email)).one_or_none()
+        return None if row is None else rows.partner(row)
+
+    def list_partners(self, page: Page) -> list[Partner]:
+        return [rows.partner(r) for r in self.conn.execute(paged(select(partners), partners, page))]
+
+    def update_partner(self, partner_id: int, changes: Mapping[str, Any], now: datetime) -> None:
+        self._update(partners, partner_id, {**changes, "updated_at": now})
+
+    # offers
+    def insert_offer(self, values: Mapping[str, Any], caps: Sequence[CapRule], now: datetime) -> Offer:
+        row = self._insert(offers, {**values, "created_at": now, "updated_at": now})
+        self._replace_caps(row.id, caps)
+        return rows.offer(row, self._caps(row.id))
+
+    def get_offer(self, offer_id: int) -> Offer | None:
+        row = self._get(offers, offer_id)
+        return None if row is None else rows.offer(row, self._caps(offer_id))
+
+    def list_offers(self, page: Page) -> list[Offer]:
+        return [rows.offer(r, self._caps(r.id)) for r in self.conn.execute(paged(select(offers), offers, page))]
+
+    def update_offer(
+        self, offer_id: int, changes: Mapping[str, Any], caps: Sequence[CapRule] | None, now: datetime
+    ) -> None:
+        self._update(offers, offer_id, {**changes, "updated_at": now})
+        if caps is not None:
+            self._replace_caps(offer_id, caps)
+
+    def _caps(self, offer_id: int) -> list[Cap]:
+        return [rows.cap(r) for r in self.conn.execute(_CAPS_OF_OFFER, {"offer_id": offer_id})]
+
+    def _replace_caps(self, offer_id: int, caps: Sequence[CapRule]) -> None:
+        """Keep the ids (and so the counters) of caps that did not change; replace the others."""
+        existing = {c.rule: c.id for c in self._caps(offer_id)}
+        keep = {existing[rule] for rule in caps if rule in existing}
+        drop = [cap_id for cap_id in existing.values() if cap_id not in keep]
+        if drop:
+            self.conn.execute(delete(offer_caps).where(offer_caps.c.id.in_(drop)))
+        for rule in caps:
+            if rule not in existing:
+                self.conn.execute(insert(offer_caps).values(
+                    offer_id=offer_id, metric=rule.metric.value, period=rule.period.value,
+                    cap_limit=rule.limit, per_partner=rule.per_partner,
+                ))
+
+    # offer events
+    def insert_offer_event(self, offer_id: int, values: Mapping[str, Any], now: datetime) -> OfferEvent:
+        return rows.offer_event(self._insert(offer_events, {**values, "offer_id": offer_id, "created_at": now}))
+
+    def list_offer_events(self, offer_id: int) -> list[OfferEvent]:
+        query = select(offer_events).where(offer_events.c.offer_id == offer_id).order_by(offer_events.c.id)
+        return [rows.offer_event(r) for r in self.conn.execute(query)]
+
+    def update_offer_event(self, event_id: int, changes: Mapping[str, Any]) -> None:
+        self._update(offer_events, event_id, changes)
+
+    # offer access
+    def get_access(self, offer_id: int, partner_id: int) -> OfferAccess | None:
+        row = self.conn.execute(_ACCESS, {"offer_id": offer_id, "partner_id": partner_id}).one_or_none()
+        return None if row is None else rows.access(row)
+
+    def get_access_by_id(self, access_id: int) -> OfferAccess | None:
+        row = self._get(offer_access, access_id)
+        return None if row is None else rows.access(row)
+
+    def save_access(
+        self, offer_id: int, partner_id: int, status: str, reason: str | None, now: datetime
+    ) -> OfferAccess:
+        current = self.get_access(offer_id, partner_id)
+        if current is None:
+            values = {"offer_id": offer_id, "partner_id": partner_id, "status": status, "reason": reason,
+                      "created_at": now, "updated_at": now}
+            return rows.access(self._insert(offer_access, values))
+        self._update(offer_access, current.id, {"status": status, "reason": reason, "updated_at": now})
+        return rows.access(self._get(offer_access, current.id))
+
+    def list_access(self, page: Page) -> list[OfferAccess]:
+        return [rows.access(r) for r in self.conn.execute(paged(select(offer_access), offer_access, page))]
+
+    # partner payouts
+    def insert_partner_payout(
+        self, offer_id: int, partner_id: int, event_id: int | None, values: Mapping[str, Any], now: datetime
+    ) -> PartnerPayout:
+        replaced = delete(partner_payouts).where(
+            partner_payouts.c.offer_id == offer_id,
+            partner_payouts.c.partner_id == partner_id,
+            partner_payouts.c.event_id.is_(None) if event_id is None else partner_payouts.c.event_id == event_id,
+        )
+        self.conn.execute(replaced)
+        row = self._insert(partner_payouts, {**values, "offer_id": offer_id, "partner_id": partner_id,
+                                             "event_id": event_id, "created_at": now})
+        return rows.partner_payout(row)
+
+    def list_partner_payouts(self, offer_id: int) -> list[PartnerPayout]:
+        query = select(partner_payouts).where(partner_payouts.c.offer_id == offer_id).order_by(partner_payouts.c.id)
+        return [rows.partner_payout(r) for r in self.conn.execute(query)]
+
+    def delete_partner_payout(self, payout_id: int) -> bool:
+        return bool(self.conn.execute(delete(partner_payouts).where(partner_payouts.c.id == payout_id)).rowcount)
+
+    # API keys
+    def insert_api_key(
+        self, role: str, advertiser_id: int | None, partner_id: int | None, key_hash: str, prefix: str,
+        now: datetime,
+    ) -> ApiKey:
+        values = {"role": role, "advertiser_id": advertiser_id, "partner_id": partner_id,
+                  "key_hash": key_hash, "prefix": prefix, "created_at": now}
+        return rows.api_key(self._insert(api_keys, values))
+
+    def find_api_key(self, key_hash: str) -> ApiKey | None:
+        query = select(api_keys).where(api_keys.c.key_hash == key_hash, api_keys.c.revoked_at.is_(None))
+        row = self.conn.execute(query).one_or_none()
+        return None if row is None else rows.api_key(row)
+
+    def list_api_keys(self, page: Page) -> list[ApiKey]:
+        query = paged(select(api_keys).where(api_keys.c.revoked_at.is_(None)), api_keys, page)
+        return [rows.api_key(r) for r in self.conn.execute(query)]
+
+    def revoke_api_key(self, key_id: int, now: datetime) -> bool:
+        query = update(api_keys).where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
+        return bool(self.conn.execute(query.values(revoked_at=now)).rowcount)

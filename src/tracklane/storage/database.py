@@ -1,0 +1,169 @@
+"""The database port over SQLAlchemy: a group-commit writer thread and a pool of readers.
+
+Every write is a function run on a `SqlRepository` inside a transaction. One writer thread per process
+takes all writes waiting in its queue, runs each in its own SAVEPOINT (so one failing write cannot
+spoil the others), commits them together, and only then resolves their futures: each caller is answered
+after its work is durable, while one commit (and one fsync) covers many requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from tracklane.services.ports import Repository
+from tracklane.storage.repository import SqlRepository
+
+T = TypeVar("T")
+log = logging.getLogger("tracklane.storage")
+
+MAX_BATCH = 512
+MAX_ATTEMPTS = 5
+
+
+@dataclass(slots=True)
+class _Task:
+    work: Callable[[Repository], Any]
+    future: Future[Any] = field(default_factory=Future)
+    outcome: tuple[bool, Any] | None = None
+
+
+class GroupCommitWriter:
+    """The single writer of this process; see the module docstring."""
+
+    def __init__(self, engine: Engine, max_batch: int = MAX_BATCH) -> None:
+        self._engine = engine
+        self._max_batch = max_batch
+        self._queue: queue.SimpleQueue[_Task | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="tracklane-writer", daemon=True)
+        self._thread.start()
+        self.batches = 0
+        self.writes = 0
+
+    def submit(self, work: Callable[[Repository], T]) -> Future[T]:
+        task = _Task(work)
+        self._queue.put(task)
+        return task.future
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=30)
+        self._engine.dispose()
+
+    def _run(self) -> None:
+        connection: Connection | None = None
+        while True:
+            first = self._queue.get()
+            if first is None:
+                break
+            batch = [first, *self._drain()]
+            stop = batch[-1] is None
+            tasks = [t for t in batch if t is not None]
+            connection = self._commit(tasks, connection)
+            if stop:
+                break
+        if connection is not None:
+            connection.close()
+
+    def _drain(self) -> list[_Task | None]:
+        drained: list[_Task | None] = []
+        while len(drained) < self._max_batch:
+            try:
+                task = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            drained.append(task)
+            if task is None:
+                break
+        return drained
+
+    def _commit(self, tasks: list[_Task], connection: Connection | None) -> Connection | None:
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            try:
+                if connection is None or connection.closed or connection.invalidated:
+                    connection = self._engine.connect()
+                self._run_batch(connection, tasks)
+            except (OperationalError, DBAPIError) as error:
+                log.warning("write batch of %d failed (attempt %d): %s", len(tasks), attempt, error)
+                if connection is not None:
+                    connection.close()
+                connection = None
+                if attempt == MAX_ATTEMPTS:
+                    for task in tasks:
+                        task.future.set_exception(error)
+                    return None
+                time.sleep(0.02 * attempt)
+                continue
+            self.batches += 1
+            self.writes += len(tasks)
+            for task in tasks:
+                assert task.outcome is not None
+                ok, value = task.outcome
+                if ok:
+                    task.future.set_result(value)
+                else:
+                    task.future.set_exception(value)
+            return connection
+        return connection
+
+    @staticmethod
+    def _run_batch(connection: Connection, tasks: list[_Task]) -> None:
+        repository = SqlRepository(connection)
+        with connection.begin():
+            for task in tasks:
+                savepoint = connection.begin_nested()
+                try:
+                    value = task.work(repository)
+                except (OperationalError, DBAPIError) as error:
+                    if _is_retryable(error):
+                        raise
+                    savepoint.rollback()
+                    task.outcome = (False, error)
+                except Exception as error:  # the task's own failure: only its savepoint is undone
+                    savepoint.rollback()
+                    task.outcome = (False, error)
+                else:
+                    savepoint.commit()
+                    task.outcome = (True, value)
+
+
+def _is_retryable(error: DBAPIError) -> bool:
+    """Deadlocks, serialization failures and lost connections abort the batch; it is run again."""
+    code = getattr(error.orig, "sqlstate", None)
+    return error.connection_invalidated or code in ("40001", "40P01") or isinstance(error, OperationalError)
+
+
+class SqlDatabase:
+    """Implements `tracklane.services.ports.Database`."""
+
+    def __init__(self, writer_engine: Engine, reader_engine: Engine) -> None:
+        self.writer = GroupCommitWriter(writer_engine)
+        self._readers = reader_engine
+
+    def write(self, work: Callable[[Repository], T]) -> asyncio.Future[T]:
+        return asyncio.wrap_future(self.writer.submit(work))
+
+    async def read(self, work: Callable[[Repository], T]) -> T:
+        return await asyncio.to_thread(self.read_now, work)
+
+    def read_now(self, work: Callable[[Repository], T]) -> T:
+        with self._readers.connect() as connection, connection.begin():
+            return work(SqlRepository(connection))
+
+    def write_now(self, work: Callable[[Repository], T]) -> T:
+        """Run a write from synchronous code (CLI, demo set-up) and wait for its commit."""
+        return self.writer.submit(work).result()
+
+    def close(self) -> None:
+        self.writer.close()
+        self._readers.dispose()

@@ -1,0 +1,16 @@
+"""The SQL repository: one object per transaction, over one connection, for both dialects."""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection
+
+from tracklane.storage.catalog import SqlCatalog
+from tracklane.storage.reports import SqlReports
+from tracklane.storage.tracking import SqlTracking
+
+
+class SqlRepository(SqlCatalog, SqlTracking, SqlReports):
+    """Implements `tracklane.services.ports.Repository` on a connection inside a transaction."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn

@@ -1,0 +1,201 @@
+"""The schema: the single source of the tables for both dialects (migrations are checked against it)."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from tracklane.storage.types import Money, UtcDateTime
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+Id = BigInteger().with_variant(Integer, "sqlite")
+
+
+def _price_columns(prefix: str) -> list[Column[object]]:
+    return [
+        Column(f"{prefix}_type", String(16), nullable=False),
+        Column(f"{prefix}_amount", Money),
+        Column(f"{prefix}_percent", String(16)),
+    ]
+
+
+advertisers = Table(
+    "advertisers", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("postback_token", String(64), nullable=False, unique=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)  # fmt: skip
+
+partners = Table(
+    "partners", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False),
+    Column("email", String(320), nullable=False, unique=True),
+    Column("status", String(16), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)  # fmt: skip
+
+offers = Table(
+    "offers", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("advertiser_id", Id, ForeignKey("advertisers.id"), nullable=False, index=True),
+    Column("name", String(200), nullable=False),
+    Column("destination_url", Text, nullable=False),
+    Column("fallback_url", Text),
+    Column("status", String(16), nullable=False),
+    Column("visibility", String(24), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("attribution_window_days", Integer, nullable=False),
+    *_price_columns("revenue"),
+    *_price_columns("payout"),
+    Column("allow_multiple_conversions", Boolean, nullable=False),
+    Column("default_status", String(16), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)  # fmt: skip
+
+offer_caps = Table(
+    "offer_caps", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("offer_id", Id, ForeignKey("offers.id"), nullable=False, index=True),
+    Column("metric", String(16), nullable=False),
+    Column("period", String(8), nullable=False),
+    Column("cap_limit", BigInteger, nullable=False),
+    Column("per_partner", Boolean, nullable=False),
+)  # fmt: skip
+
+cap_counters = Table(
+    "cap_counters", metadata,
+    Column("cap_id", Id, primary_key=True),
+    Column("scope", Id, primary_key=True),
+    Column("period_start", String(10), primary_key=True),
+    Column("used", BigInteger, nullable=False),
+)  # fmt: skip
+
+offer_events = Table(
+    "offer_events", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("offer_id", Id, ForeignKey("offers.id"), nullable=False),
+    Column("name", String(200), nullable=False),
+    *_price_columns("revenue"),
+    *_price_columns("payout"),
+    Column("allow_multiple_per_click", Boolean, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    UniqueConstraint("offer_id", "name", name="uq_offer_events_offer_id_name"),
+)  # fmt: skip
+
+offer_access = Table(
+    "offer_access", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("offer_id", Id, ForeignKey("offers.id"), nullable=False),
+    Column("partner_id", Id, ForeignKey("partners.id"), nullable=False, index=True),
+    Column("status", String(16), nullable=False),
+    Column("reason", Text),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    UniqueConstraint("offer_id", "partner_id", name="uq_offer_access_offer_id_partner_id"),
+)  # fmt: skip
+
+partner_payouts = Table(
+    "partner_payouts", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("offer_id", Id, ForeignKey("offers.id"), nullable=False, index=True),
+    Column("partner_id", Id, ForeignKey("partners.id"), nullable=False),
+    Column("event_id", Id, ForeignKey("offer_events.id")),
+    *_price_columns("payout"),
+    Column("created_at", UtcDateTime, nullable=False),
+)  # fmt: skip
+
+api_keys = Table(
+    "api_keys", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("role", String(16), nullable=False),
+    Column("advertiser_id", Id, ForeignKey("advertisers.id")),
+    Column("partner_id", Id, ForeignKey("partners.id")),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(16), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("revoked_at", UtcDateTime),
+)  # fmt: skip
+
+# Clicks carry no foreign keys on purpose: a click for an unknown offer or partner is still recorded.
+clicks = Table(
+    "clicks", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("transaction_id", String(32), nullable=False, unique=True),
+    Column("offer_id", Id, nullable=False),
+    Column("partner_id", Id, nullable=False),
+    Column("advertiser_id", Id),
+    Column("sub1", String(255)), Column("sub2", String(255)), Column("sub3", String(255)),
+    Column("sub4", String(255)), Column("sub5", String(255)),
+    Column("source_id", String(255)),
+    Column("ip", String(64)),
+    Column("user_agent", Text),
+    Column("device_type", String(16), nullable=False),
+    Column("os", String(64)),
+    Column("browser", String(64)),
+    Column("is_bot", Boolean, nullable=False),
+    Column("country", String(2)),
+    Column("referrer", Text),
+    Column("verdict", String(16), nullable=False),
+    Column("reject_reason", String(64)),
+    Column("revenue", Money, nullable=False),
+    Column("payout", Money, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Index("ix_clicks_offer_partner_created", "offer_id", "partner_id", "created_at"),
+    Index("ix_clicks_created_at", "created_at"),
+)  # fmt: skip
+
+conversions = Table(
+    "conversions", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("transaction_id", String(32), nullable=False, index=True),
+    Column("click_id", Id, ForeignKey("clicks.id"), nullable=False, index=True),
+    Column("offer_id", Id, nullable=False),
+    Column("partner_id", Id, nullable=False),
+    Column("advertiser_id", Id, nullable=False),
+    Column("event_id", Id),
+    Column("event_name", String(200)),
+    Column("status", String(16), nullable=False),
+    Column("status_reason", Text),
+    Column("revenue", Money, nullable=False),
+    Column("payout", Money, nullable=False),
+    Column("revenue_type", String(16), nullable=False),
+    Column("payout_type", String(16), nullable=False),
+    Column("amount", Money),
+    Column("currency", String(3), nullable=False),
+    Column("order_id", String(255)),
+    Column("adv1", String(255)), Column("adv2", String(255)), Column("adv3", String(255)),
+    Column("adv4", String(255)), Column("adv5", String(255)),
+    Column("origin", String(16), nullable=False),
+    Column("dedup_key", String(400), unique=True),
+    Column("trace", JSON, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Index("ix_conversions_offer_partner_created", "offer_id", "partner_id", "created_at"),
+    Index("ix_conversions_created_at", "created_at"),
+)  # fmt: skip

@@ -1,0 +1,134 @@
+"""SQL for clicks, exact cap counters and conversions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, exists, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
+
+from tracklane.domain.caps import CapCounterKey
+from tracklane.domain.model import Click, Conversion
+from tracklane.services.ports import DuplicateKey, NewClick, NewConversion, Page
+from tracklane.storage import rows
+from tracklane.storage.paging import paged
+from tracklane.storage.schema import cap_counters, clicks, conversions
+
+# Built once so that SQLAlchemy reuses their compiled form on the hot path.
+_INSERT_CLICK = insert(clicks).returning(clicks.c.id)
+_CLICK_BY_TRANSACTION = select(clicks).where(clicks.c.transaction_id == bindparam("transaction_id"))
+_CONVERSION_BY_DEDUP_KEY = select(conversions).where(conversions.c.dedup_key == bindparam("key"))
+_HAS_BASE_CONVERSION = select(
+    exists().where(conversions.c.click_id == bindparam("click_id"), conversions.c.event_id.is_(None))
+)
+_INSERT_CONVERSION = insert(conversions).returning(*conversions.c)
+_ENSURE_COUNTER = {
+    name: upsert(cap_counters)
+    .values(cap_id=bindparam("k_cap"), scope=bindparam("k_scope"), period_start=bindparam("k_period"), used=0)
+    .on_conflict_do_nothing()
+    for name, upsert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
+}
+_TAKE_FROM_COUNTER = (
+    update(cap_counters)
+    .where(
+        cap_counters.c.cap_id == bindparam("k_cap"),
+        cap_counters.c.scope == bindparam("k_scope"),
+        cap_counters.c.period_start == bindparam("k_period"),
+        cap_counters.c.used < bindparam("k_limit"),
+    )
+    .values(used=cap_counters.c.used + 1)
+)
+
+
+class SqlTracking:
+    conn: Connection
+
+    def insert_click(self, click: NewClick) -> Click:
+        values: dict[str, Any] = {
+            "transaction_id": click.transaction_id, "offer_id": click.offer_id, "partner_id": click.partner_id,
+            "advertiser_id": click.advertiser_id, "source_id": click.source_id, "ip": click.ip,
+            "user_agent": click.user_agent, "device_type": click.device.device_type, "os": click.device.os,
+            "browser": click.device.browser, "is_bot": click.device.is_bot, "country": click.country,
+            "referrer": click.referrer, "verdict": click.verdict, "reject_reason": click.reject_reason,
+            "revenue": click.revenue, "payout": click.payout, "created_at": click.created_at,
+        }  # fmt: skip
+        values.update({f"sub{i}": sub for i, sub in enumerate(click.subs, start=1)})
+        click_id = self.conn.execute(_INSERT_CLICK, values).scalar_one()
+        return rows.click(_AttrRow({**values, "id": click_id}))  # type: ignore[arg-type]
+
+    def get_click(self, transaction_id: str) -> Click | None:
+        row = self.conn.execute(_CLICK_BY_TRANSACTION, {"transaction_id": transaction_id}).one_or_none()
+        return None if row is None else rows.click(row)
+
+    def take_caps(self, counters: Sequence[tuple[CapCounterKey, int]]) -> bool:
+        """Count one action against every counter, or against none when one of them is full."""
+        if not counters:
+            return True
+        try:
+            with self.conn.begin_nested():
+                for key, limit in counters:
+                    if not self._take(key, limit):
+                        raise _CapFull
+        except _CapFull:
+            return False
+        return True
+
+    def _take(self, key: CapCounterKey, limit: int) -> bool:
+        """Count one action against a cap counter unless it is full; atomic on both dialects."""
+        params = {"k_cap": key.cap_id, "k_scope": key.scope, "k_period": key.period_start, "k_limit": limit}
+        self.conn.execute(_ENSURE_COUNTER[self.conn.dialect.name], params)
+        return bool(self.conn.execute(_TAKE_FROM_COUNTER, params).rowcount)
+
+    def find_conversion_by_dedup_key(self, key: str) -> Conversion | None:
+        row = self.conn.execute(_CONVERSION_BY_DEDUP_KEY, {"key": key}).one_or_none()
+        return None if row is None else rows.conversion(row)
+
+    def has_base_conversion(self, click_id: int) -> bool:
+        return bool(self.conn.execute(_HAS_BASE_CONVERSION, {"click_id": click_id}).scalar())
+
+    def insert_conversion(self, conversion: NewConversion) -> Conversion:
+        values: dict[str, Any] = {
+            name: getattr(conversion, name)
+            for name in NewConversion.__dataclass_fields__
+            if name not in ("advs",)
+        }
+        values["status"] = conversion.status.value
+        values["updated_at"] = conversion.created_at
+        values.update({f"adv{i}": adv for i, adv in enumerate(conversion.advs, start=1)})
+        try:
+            with self.conn.begin_nested():
+                row = self.conn.execute(_INSERT_CONVERSION, values).one()
+        except IntegrityError as error:
+            raise DuplicateKey(str(conversion.dedup_key)) from error
+        return rows.conversion(row)
+
+    def get_conversion(self, conversion_id: int) -> Conversion | None:
+        row = self.conn.execute(select(conversions).where(conversions.c.id == conversion_id)).one_or_none()
+        return None if row is None else rows.conversion(row)
+
+    def list_conversions(self, page: Page) -> list[Conversion]:
+        return [rows.conversion(r) for r in self.conn.execute(paged(select(conversions), conversions, page))]
+
+    def update_conversion_status(
+        self, conversion_id: int, status: str, reason: str | None, trace: list[dict[str, object]], now: datetime
+    ) -> None:
+        self.conn.execute(
+            update(conversions)
+            .where(conversions.c.id == conversion_id)
+            .values(status=status, status_reason=reason, trace=trace, updated_at=now)
+        )
+
+
+class _CapFull(Exception):
+    """Raised inside the cap savepoint to undo the counters already taken."""
+
+
+class _AttrRow:
+    """A dict read through attributes, so a freshly inserted click maps like a fetched row."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.__dict__.update(values)

@@ -1,0 +1,1 @@
+"""The HTTP adapter: tracking hot path, management API, documentation and error mapping."""

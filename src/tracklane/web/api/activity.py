@@ -1,0 +1,86 @@
+"""Routes over what traffic did: clicks, conversions (list, status changes with reason) and reports."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from tracklane.domain.errors import InvalidParameter
+from tracklane.services.ports import Page
+from tracklane.services.reports import DIMENSIONS
+from tracklane.web.api import representations as rep
+from tracklane.web.api import schemas
+from tracklane.web.api.auth import Admin, Services
+from tracklane.web.api.listing import listed, page, parse_time, with_filters
+from tracklane.web.params import json_object
+
+router = APIRouter()
+
+
+@router.get("/clicks/{transaction_id}", tags=["clicks"])
+async def get_click(transaction_id: str, services: Services, _: Admin) -> dict[str, Any]:
+    click = await services.reports.click(transaction_id)
+    currency = "USD"
+    if click.advertiser_id is not None:
+        currency = (await services.catalog.get_offer(click.offer_id)).currency
+    return rep.click(click, currency)
+
+
+@router.get("/conversions", tags=["conversions"])
+async def list_conversions(
+    services: Services, _: Admin, paging: Annotated[Page, Depends(page)],
+    transaction_id: Annotated[str | None, Query()] = None,
+    offer_id: Annotated[int | None, Query()] = None,
+    partner_id: Annotated[int | None, Query()] = None,
+    advertiser_id: Annotated[int | None, Query()] = None,
+    event_id: Annotated[int | None, Query()] = None,
+    status: Annotated[str | None, Query()] = None,
+    order_id: Annotated[str | None, Query()] = None,
+) -> dict[str, Any]:
+    filters = {"transaction_id": transaction_id, "offer_id": offer_id, "partner_id": partner_id,
+               "advertiser_id": advertiser_id, "event_id": event_id, "status": status, "order_id": order_id}
+    items = await services.conversions.list(with_filters(paging, **filters))
+    return listed(items, [rep.conversion(c) for c in items], paging.limit)
+
+
+@router.get("/conversions/{conversion_id}", tags=["conversions"])
+async def get_conversion(conversion_id: int, services: Services, _: Admin) -> dict[str, Any]:
+    return rep.conversion(await services.conversions.get(conversion_id))
+
+
+@router.patch("/conversions/{conversion_id}", tags=["conversions"],
+              openapi_extra=schemas.body_doc(schemas.ConversionStatusIn))
+async def change_conversion_status(
+    conversion_id: int, request: Request, services: Services, key: Admin
+) -> dict[str, Any]:
+    """Approve, hold or reject a conversion; the change and its reason are appended to the trace."""
+    body = await json_object(request)
+    reason = body.get("reason")
+    if reason is not None and not isinstance(reason, str):
+        raise InvalidParameter("reason", "must be a string")
+    conversion = await services.conversions.change_status(
+        conversion_id, str(body.get("status")), reason, f"api key #{key.id} ({key.role.value})"
+    )
+    return rep.conversion(conversion)
+
+
+@router.get("/reports", tags=["reports"])
+async def report(
+    services: Services, _: Admin,
+    group_by: Annotated[str, Query(description=f"comma-separated: {', '.join(DIMENSIONS)}")] = "offer",
+    from_: Annotated[str | None, Query(alias="from")] = None,
+    to: Annotated[str | None, Query()] = None,
+    offer_id: Annotated[int | None, Query()] = None,
+    partner_id: Annotated[int | None, Query()] = None,
+    advertiser_id: Annotated[int | None, Query()] = None,
+) -> dict[str, Any]:
+    """Clicks (gross, billable, bot, rejected), conversions, events, revenue, payout, profit, CVR, EPC."""
+    dimensions = [d.strip() for d in group_by.split(",") if d.strip()]
+    filters = {k: v for k, v in {"offer_id": offer_id, "partner_id": partner_id,
+                                 "advertiser_id": advertiser_id}.items() if v is not None}
+    result = await services.reports.run(dimensions, parse_time(from_, "from"), parse_time(to, "to"), filters)
+    return {
+        "rows": [{k: rep.report_value(v) for k, v in row.items()} for row in result["rows"]],
+        "totals": {k: rep.report_value(v) for k, v in result["totals"].items()},
+    }

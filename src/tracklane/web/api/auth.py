@@ -1,0 +1,38 @@
+"""Bearer API keys: who is calling, and whether their role may do this."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from tracklane.bootstrap import Container
+from tracklane.domain.errors import Forbidden
+from tracklane.domain.model import ApiKey, Role
+from tracklane.web.errors import Unauthorized
+
+
+def container(request: Request) -> Container:
+    value: Container = request.app.state.container
+    return value
+
+
+async def api_key(request: Request) -> ApiKey:
+    header = request.headers.get("authorization", "")
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise Unauthorized()
+    found = await container(request).api_keys.authenticate(key.strip())
+    if found is None:
+        raise Unauthorized("the API key is unknown or revoked")
+    return found
+
+
+async def admin(key: Annotated[ApiKey, Depends(api_key)]) -> ApiKey:
+    if key.role is not Role.ADMIN:
+        raise Forbidden(f"this needs an admin key; this key's role is {key.role.value}")
+    return key
+
+
+Services = Annotated[Container, Depends(container)]
+Admin = Annotated[ApiKey, Depends(admin)]

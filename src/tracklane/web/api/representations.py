@@ -1,0 +1,99 @@
+"""Domain values as JSON: money as decimal strings in the offer's currency, times in ISO 8601 UTC."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from tracklane.domain.model import (
+    Advertiser,
+    ApiKey,
+    Click,
+    Conversion,
+    Offer,
+    OfferAccess,
+    OfferEvent,
+    Partner,
+    PartnerPayout,
+)
+from tracklane.domain.money import format_money
+
+
+def _time(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat().replace("+00:00", "Z")
+
+
+def advertiser(a: Advertiser) -> dict[str, Any]:
+    return {"id": a.id, "name": a.name, "status": a.status, "postback_token": a.postback_token,
+            "created_at": _time(a.created_at), "updated_at": _time(a.updated_at)}
+
+
+def partner(p: Partner) -> dict[str, Any]:
+    return {"id": p.id, "name": p.name, "email": p.email, "status": p.status.value,
+            "created_at": _time(p.created_at), "updated_at": _time(p.updated_at)}
+
+
+def offer(o: Offer) -> dict[str, Any]:
+    return {
+        "id": o.id, "advertiser_id": o.advertiser_id, "name": o.name, "destination_url": o.destination_url,
+        "fallback_url": o.fallback_url, "status": o.status.value, "visibility": o.visibility.value,
+        "currency": o.currency, "attribution_window_days": o.attribution_window_days,
+        "revenue": o.revenue.to_json(o.currency), "payout": o.payout.to_json(o.currency),
+        "allow_multiple_conversions": o.allow_multiple_conversions, "default_status": o.default_status.value,
+        "caps": [{"id": c.id, **c.rule.to_json()} for c in o.caps],
+        "created_at": _time(o.created_at), "updated_at": _time(o.updated_at),
+    }  # fmt: skip
+
+
+def offer_event(e: OfferEvent, currency: str) -> dict[str, Any]:
+    return {"id": e.id, "offer_id": e.offer_id, "name": e.name, "revenue": e.revenue.to_json(currency),
+            "payout": e.payout.to_json(currency), "allow_multiple_per_click": e.allow_multiple_per_click,
+            "created_at": _time(e.created_at)}
+
+
+def access(a: OfferAccess) -> dict[str, Any]:
+    return {"id": a.id, "offer_id": a.offer_id, "partner_id": a.partner_id, "status": a.status.value,
+            "reason": a.reason, "created_at": _time(a.created_at), "updated_at": _time(a.updated_at)}
+
+
+def partner_payout(p: PartnerPayout, currency: str) -> dict[str, Any]:
+    return {"id": p.id, "offer_id": p.offer_id, "partner_id": p.partner_id, "event_id": p.event_id,
+            "payout": p.payout.to_json(currency), "created_at": _time(p.created_at)}
+
+
+def api_key(k: ApiKey) -> dict[str, Any]:
+    return {"id": k.id, "role": k.role.value, "advertiser_id": k.advertiser_id, "partner_id": k.partner_id,
+            "prefix": k.prefix, "created_at": _time(k.created_at)}
+
+
+def click(c: Click, currency: str = "USD") -> dict[str, Any]:
+    return {
+        "id": c.id, "transaction_id": c.transaction_id, "offer_id": c.offer_id, "partner_id": c.partner_id,
+        "advertiser_id": c.advertiser_id,
+        **{f"sub{i}": sub for i, sub in enumerate(c.subs, start=1)},
+        "source_id": c.source_id, "ip": c.ip, "user_agent": c.user_agent, "device_type": c.device.device_type,
+        "os": c.device.os, "browser": c.device.browser, "is_bot": c.device.is_bot, "country": c.country,
+        "referrer": c.referrer, "verdict": c.verdict, "reject_reason": c.reject_reason,
+        "revenue": format_money(c.revenue, currency), "payout": format_money(c.payout, currency),
+        "created_at": _time(c.created_at),
+    }  # fmt: skip
+
+
+def conversion(c: Conversion) -> dict[str, Any]:
+    return {
+        "id": c.id, "transaction_id": c.transaction_id, "click_id": c.click_id, "offer_id": c.offer_id,
+        "partner_id": c.partner_id, "advertiser_id": c.advertiser_id, "event_id": c.event_id,
+        "event_name": c.event_name, "status": c.status.value, "status_reason": c.status_reason,
+        "revenue": format_money(c.revenue, c.currency), "payout": format_money(c.payout, c.currency),
+        "revenue_type": c.revenue_type, "payout_type": c.payout_type,
+        "amount": None if c.amount is None else format_money(c.amount, c.currency), "currency": c.currency,
+        "order_id": c.order_id, **{f"adv{i}": adv for i, adv in enumerate(c.advs, start=1)},
+        "origin": c.origin.value, "created_at": _time(c.created_at), "updated_at": _time(c.updated_at),
+        "trace": c.trace,
+    }  # fmt: skip
+
+
+def report_value(value: Any) -> Any:
+    """Report cells: money and ratios as decimal strings (at least two places)."""
+    return format_money(value, "USD") if isinstance(value, Decimal) else value

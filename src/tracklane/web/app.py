@@ -1,0 +1,90 @@
+"""The ASGI app: tracking routes first (the hot path), then the API, its documentation and the demo page."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import swagger_ui_bundle
+from fastapi import APIRouter, FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+from starlette.staticfiles import StaticFiles
+
+from tracklane import __version__
+from tracklane.bootstrap import Container
+from tracklane.settings import Settings
+from tracklane.web import errors, tracking
+from tracklane.web.api import activity, catalog, keys
+
+API_DESCRIPTION = """Manage advertisers, offers and their events, partners, offer access, partner payouts,
+API keys; read clicks, conversions (with their attribution trace) and reports.
+Authenticate with `Authorization: Bearer <api key>`. Money is a decimal string; ids are integers;
+lists are `{"data": [...], "next_cursor"}`; errors are `{"error", "message"}`."""
+
+
+def build_app(settings: Settings, build: Callable[[Settings], Container]) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.container = build(settings)
+        try:
+            yield
+        finally:
+            app.state.container.close()
+
+    app = FastAPI(
+        title="Tracklane management API",
+        version=__version__,
+        description=API_DESCRIPTION,
+        openapi_url="/api/openapi.json",
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.router.routes[0:0] = tracking.routes
+    api = APIRouter(prefix="/api/v1")
+    for router in (catalog.router, activity.router, keys.router):
+        api.include_router(router)
+    app.include_router(api)
+    _install_docs(app)
+    app.router.routes.append(Route("/demo/landing", demo_landing, methods=["GET"]))
+    app.router.routes.append(Route("/healthz", health, methods=["GET"]))
+    errors.install(app)
+    return app
+
+
+def _install_docs(app: FastAPI) -> None:
+    """Swagger UI served from the installed bundle: browsable docs with no CDN."""
+    assets = Path(swagger_ui_bundle.swagger_ui_path)
+    app.mount("/api/docs/assets", StaticFiles(directory=assets), name="swagger-assets")
+
+    async def docs(_request: Request) -> Response:
+        return get_swagger_ui_html(
+            openapi_url="/api/openapi.json",
+            title="Tracklane API",
+            swagger_js_url="/api/docs/assets/swagger-ui-bundle.js",
+            swagger_css_url="/api/docs/assets/swagger-ui.css",
+            swagger_favicon_url="/api/docs/assets/favicon-32x32.png",
+        )
+
+    app.router.routes.append(Route("/api/docs", docs, methods=["GET"], include_in_schema=False))
+
+
+async def health(_request: Request) -> Response:
+    return HTMLResponse("ok")
+
+
+async def demo_landing(request: Request) -> Response:
+    """The demo offers' destination: shows the click's transaction id and the postback to fire."""
+    tid = html.escape(request.query_params.get("tid", ""))
+    base = str(request.base_url).rstrip("/")
+    return HTMLResponse(
+        "<!doctype html><meta charset=utf-8><title>Demo landing page</title>"
+        f"<h1>Demo landing page</h1><p>transaction_id: <code>{tid}</code></p>"
+        f"<p>Fire the conversion from the advertiser's server: "
+        f"<code>{html.escape(base)}/postback?transaction_id={tid}&amp;secure=TOKEN</code></p>"
+    )

@@ -1,0 +1,171 @@
+"""The tracking hot path: `/r/{offer_id}/{partner_id}`, `/clk`, `/postback` and `/pixel` (plain Starlette)."""
+
+from __future__ import annotations
+
+import base64
+import logging
+from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from tracklane.bootstrap import Container
+from tracklane.domain.errors import InvalidParameter, PostbackRefused, TracklaneError
+from tracklane.domain.model import Origin
+from tracklane.domain.money import format_money
+from tracklane.domain.postback import parse_conversion_request
+from tracklane.services.clicks import ClickOutcome, ClickRequest
+from tracklane.services.conversions import ConversionOutcome
+from tracklane.web.devices import detect_device
+from tracklane.web.errors import error_response
+from tracklane.web.params import all_params, positive_int
+
+log = logging.getLogger("tracklane.tracking")
+
+NO_STORE = {"Cache-Control": "no-store"}
+CORS = {"Access-Control-Allow-Origin": "*", "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+        "Access-Control-Allow-Headers": "Content-Type", "Access-Control-Max-Age": "86400"}
+PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
+NOT_AVAILABLE = (
+    "<!doctype html><meta charset=utf-8><title>Link not available</title>"
+    "<p>This link is not available right now.</p>"
+)
+SUB_FIELDS = ("sub1", "sub2", "sub3", "sub4", "sub5")
+
+
+def _container(request: Request) -> Container:
+    container: Container = request.app.state.container
+    return container
+
+
+def _clip(value: Any, limit: int = 255) -> str | None:
+    if value is None or (text := str(value).strip()) == "":
+        return None
+    return "".join(ch for ch in text if ord(ch) >= 32)[:limit] or None
+
+
+def _click_request(request: Request, params: dict[str, Any], offer_id: int, partner_id: int) -> ClickRequest:
+    settings = _container(request).settings
+    user_agent = request.headers.get("user-agent")
+    country = request.headers.get(settings.country_header) if settings.country_header else None
+    subs = (_clip(params.get("sub1")), _clip(params.get("sub2")), _clip(params.get("sub3")),
+            _clip(params.get("sub4")), _clip(params.get("sub5")))
+    return ClickRequest(
+        offer_id=offer_id,
+        partner_id=partner_id,
+        subs=subs,
+        source_id=_clip(params.get("source_id")),
+        ip=request.client.host if request.client else None,
+        user_agent=_clip(user_agent, 1024),
+        device=detect_device(user_agent),
+        country=country.upper() if country and len(country) == 2 and country.isalpha() else None,
+        referrer=_clip(request.headers.get("referer"), 2048),
+    )
+
+
+async def redirect_click(request: Request) -> Response:
+    """GET records the click and redirects; HEAD answers the same way and records nothing."""
+    try:
+        offer_id = positive_int(request.path_params["offer_id"], "offer_id")
+        partner_id = positive_int(request.path_params["partner_id"], "partner_id")
+    except InvalidParameter:
+        return HTMLResponse(NOT_AVAILABLE, status_code=404, headers=NO_STORE)
+    click_request = _click_request(request, dict(request.query_params), offer_id, partner_id)
+    clicks = _container(request).clicks
+    if request.method == "HEAD":
+        location = await clicks.preview(click_request)
+        if location is None:
+            return HTMLResponse(NOT_AVAILABLE, status_code=404, headers=NO_STORE)
+        return RedirectResponse(location, status_code=302, headers=NO_STORE)
+    outcome = await clicks.record(click_request)
+    if outcome.redirect_url is None:
+        response: Response = HTMLResponse(NOT_AVAILABLE, status_code=404, headers=NO_STORE)
+    else:
+        response = RedirectResponse(outcome.redirect_url, status_code=302, headers=NO_STORE)
+    _set_click_cookie(request, response, outcome)
+    return response
+
+
+def _set_click_cookie(request: Request, response: Response, outcome: ClickOutcome) -> None:
+    response.set_cookie(
+        f"tl_{outcome.click.offer_id}", outcome.click.transaction_id, max_age=outcome.cookie_days * 86400,
+        path="/", samesite="lax", secure=request.url.scheme == "https", httponly=False,
+    )
+
+
+async def create_click(request: Request) -> Response:
+    """Server-side click creation (and direct linking): answers the new transaction_id as JSON."""
+    if request.method == "OPTIONS":
+        return Response(status_code=204, headers=CORS)
+    try:
+        params = await all_params(request)
+        offer_id = positive_int(params.get("offer_id"), "offer_id")
+        partner_id = positive_int(params.get("partner_id"), "partner_id")
+    except TracklaneError as error:
+        return error_response(error, headers={**CORS, **NO_STORE})
+    outcome = await _container(request).clicks.record(_click_request(request, params, offer_id, partner_id))
+    body: dict[str, Any] = {"transaction_id": outcome.click.transaction_id, "verdict": outcome.click.verdict}
+    if outcome.click.reject_reason:
+        body["reject_reason"] = outcome.click.reject_reason
+    body["redirect_url"] = outcome.redirect_url
+    return JSONResponse(body, headers={**CORS, **NO_STORE})
+
+
+async def postback(request: Request) -> Response:
+    """A server-to-server conversion or event; see DESIGN §3.1 for every result code."""
+    try:
+        params = await all_params(request)
+        conversion_request = parse_conversion_request(params, token_required=True)
+        outcome = await _container(request).conversions.record(conversion_request, Origin.POSTBACK)
+    except TracklaneError as error:
+        if isinstance(error, PostbackRefused | InvalidParameter):
+            log.info("postback refused: %s %s", error.code, error.message)
+        return error_response(error, headers=NO_STORE)
+    except SQLAlchemyError:
+        log.exception("postback could not be stored")
+        return JSONResponse({"error": "unavailable", "message": "storage is unavailable; retry"}, status_code=503)
+    return JSONResponse(outcome_body(outcome), headers=NO_STORE)
+
+
+def outcome_body(outcome: ConversionOutcome) -> dict[str, Any]:
+    conversion = outcome.conversion
+    return {
+        "result": outcome.result,
+        "conversion_id": conversion.id,
+        "status": conversion.status.value,
+        "transaction_id": conversion.transaction_id,
+        "event_id": conversion.event_id,
+        "revenue": format_money(conversion.revenue, conversion.currency),
+        "payout": format_money(conversion.payout, conversion.currency),
+        "currency": conversion.currency,
+    }
+
+
+async def pixel(request: Request) -> Response:
+    """Image-pixel conversion from the `tl_{offer_id}` cookie; always a 1x1 GIF."""
+    params: dict[str, Any] = dict(request.query_params)
+    try:
+        offer_id = positive_int(params.get("offer_id"), "offer_id")
+        transaction_id = request.cookies.get(f"tl_{offer_id}") or params.get("transaction_id")
+        params.pop("secure", None)
+        conversion_request = parse_conversion_request({**params, "transaction_id": transaction_id},
+                                                      token_required=False)
+        outcome = await _container(request).conversions.record(conversion_request, Origin.SDK)
+        if outcome.conversion.offer_id != offer_id:
+            log.warning("pixel for offer %s matched a click of offer %s", offer_id, outcome.conversion.offer_id)
+        log.info("pixel conversion %s: %s", outcome.conversion.id, outcome.result)
+    except TracklaneError as error:
+        log.info("pixel conversion refused: %s %s", error.code, error.message)
+    except SQLAlchemyError:
+        log.exception("pixel conversion could not be stored")
+    return Response(PIXEL, media_type="image/gif", headers={**NO_STORE, "Access-Control-Allow-Origin": "*"})
+
+
+routes = [
+    Route("/r/{offer_id}/{partner_id}", redirect_click, methods=["GET", "HEAD"]),
+    Route("/clk", create_click, methods=["GET", "POST", "OPTIONS"]),
+    Route("/postback", postback, methods=["GET", "POST"]),
+    Route("/pixel", pixel, methods=["GET"]),
+]
