@@ -1,0 +1,53 @@
+"""Fixtures: a clean environment, a database per test on SQLite and on PostgreSQL, a real server."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.servers import POSTGRES_ENV, RunningServer, postgres_database, running_server, sqlite_url
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The developer's TRACKLANE_* settings must not leak into tests."""
+    for name in list(os.environ):
+        if name.startswith("TRACKLANE_") and name != POSTGRES_ENV:
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Each test that uses it runs twice: on a SQLite file and on a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield sqlite_url(tmp_path)
+        return
+    if not os.environ.get(POSTGRES_ENV):
+        pytest.skip(f"PostgreSQL tests need {POSTGRES_ENV} (CI sets it)")
+    with postgres_database() as url:
+        yield url
+
+
+@pytest.fixture
+def server(database_url: str) -> Iterator[RunningServer]:
+    with running_server(database_url) as running:
+        yield running
+
+
+@pytest.fixture
+def api(server: RunningServer) -> Iterator[httpx.Client]:
+    """An HTTP client with the admin key, against the real server."""
+    headers = {"Authorization": f"Bearer {server.admin_key}"}
+    with httpx.Client(base_url=server.base_url, headers=headers, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture
+def web(server: RunningServer) -> Iterator[httpx.Client]:
+    """An anonymous HTTP client (tracking endpoints), which does not follow redirects."""
+    with httpx.Client(base_url=server.base_url, timeout=30, follow_redirects=False) as client:
+        yield client

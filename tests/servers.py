@@ -1,0 +1,77 @@
+"""Real Tracklane servers on loopback for tests: uvicorn in a thread, on SQLite or PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import uvicorn
+from sqlalchemy.engine import make_url
+
+from tracklane.bootstrap import Container, create_app
+from tracklane.settings import Settings
+
+POSTGRES_ENV = "TRACKLANE_TEST_POSTGRES_URL"
+
+
+@dataclass
+class RunningServer:
+    base_url: str
+    admin_key: str
+    settings: Settings
+    server: uvicorn.Server
+
+    @property
+    def container(self) -> Container:
+        container: Container = self.server.config.loaded_app.app.state.container  # type: ignore[union-attr]
+        return container
+
+
+@contextmanager
+def postgres_database() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database on the test server, dropped afterwards."""
+    admin_url = os.environ[POSTGRES_ENV]
+    name = "tl_test_" + secrets.token_hex(6)
+    dsn = make_url(admin_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def sqlite_url(directory: Path) -> str:
+    return f"sqlite:///{directory / 'tracklane.db'}"
+
+
+@contextmanager
+def running_server(database_url: str, **settings_overrides: object) -> Iterator[RunningServer]:
+    """Serve the whole app on 127.0.0.1 on a free port until the block ends."""
+    admin_key = "tlk_test_" + secrets.token_urlsafe(24)
+    settings = Settings(database_url=database_url, admin_key=admin_key, port=8080, **settings_overrides)  # type: ignore[arg-type]
+    config = uvicorn.Config(
+        create_app(settings), host="127.0.0.1", port=0, log_level="warning", lifespan="on", timeout_keep_alive=60
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield RunningServer(f"http://127.0.0.1:{port}", admin_key, settings, server)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
