@@ -64,7 +64,10 @@ def migrate_database(settings: Settings) -> None:
 def build(settings: Settings) -> Container:
     """Migrate the schema, open the database and build the services; ensure the admin key if set."""
     migrate_database(settings)
-    db = SqlDatabase(create_writer_engine(settings.database_url), create_reader_engine(settings.database_url))
+    db = SqlDatabase(
+        create_writer_engine(settings.database_url), create_reader_engine(settings.database_url),
+        settings.catalog_cache_seconds,
+    )
     container = Container(
         settings=settings,
         db=db,

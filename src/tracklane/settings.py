@@ -35,6 +35,11 @@ class Settings(BaseSettings):
         "(for example CF-IPCountry)."
     )
     workers: int = Field(1, ge=1, le=64, description="Server processes `tracklane serve` starts.")
+    catalog_cache_seconds: float = Field(
+        2.0, ge=0, le=300, description="How long a process may keep offers, partners and offer access in memory "
+        "for tracking. Changes made through the same process apply at once; changes made through another "
+        "process apply within this time. 0 turns the cache off."
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -22,6 +22,7 @@ from tracklane.domain.model import (
 from tracklane.domain.money import PriceRule
 from tracklane.services.ports import Page
 from tracklane.storage import rows
+from tracklane.storage.catalog_cache import CatalogCache
 from tracklane.storage.paging import paged
 from tracklane.storage.schema import (
     advertisers,
@@ -62,6 +63,7 @@ _ACCESS = select(offer_access).where(
 
 class SqlCatalog:
     conn: Connection
+    cache: CatalogCache | None
 
     def _insert(self, table: Table, values: Mapping[str, Any]) -> Any:
         result = self.conn.execute(insert(table).values(**_columns(values)).returning(*table.c))
@@ -100,6 +102,11 @@ class SqlCatalog:
         return rows.partner(self._insert(partners, values))
 
     def get_partner(self, partner_id: int) -> Partner | None:
+        if self.cache is not None:
+            return self.cache.get(("partner", partner_id), lambda: self._load_partner(partner_id))
+        return self._load_partner(partner_id)
+
+    def _load_partner(self, partner_id: int) -> Partner | None:
         row = self._get(partners, partner_id)
         return None if row is None else rows.partner(row)
 
@@ -120,6 +127,11 @@ class SqlCatalog:
         return rows.offer(row, self._caps(row.id))
 
     def get_offer(self, offer_id: int) -> Offer | None:
+        if self.cache is not None:
+            return self.cache.get(("offer", offer_id), lambda: self._load_offer(offer_id))
+        return self._load_offer(offer_id)
+
+    def _load_offer(self, offer_id: int) -> Offer | None:
         row = self._get(offers, offer_id)
         return None if row is None else rows.offer(row, self._caps(offer_id))
 
@@ -163,6 +175,12 @@ class SqlCatalog:
 
     # offer access
     def get_access(self, offer_id: int, partner_id: int) -> OfferAccess | None:
+        if self.cache is not None:
+            key = ("access", offer_id, partner_id)
+            return self.cache.get(key, lambda: self._load_access(offer_id, partner_id))
+        return self._load_access(offer_id, partner_id)
+
+    def _load_access(self, offer_id: int, partner_id: int) -> OfferAccess | None:
         row = self.conn.execute(_ACCESS, {"offer_id": offer_id, "partner_id": partner_id}).one_or_none()
         return None if row is None else rows.access(row)
 

@@ -1,9 +1,10 @@
 """The database port over SQLAlchemy: a group-commit writer thread and a pool of readers.
 
 Every write is a function run on a `SqlRepository` inside a transaction. One writer thread per process
-takes all writes waiting in its queue, runs each in its own SAVEPOINT (so one failing write cannot
-spoil the others), commits them together, and only then resolves their futures: each caller is answered
-after its work is durable, while one commit (and one fsync) covers many requests.
+takes all writes waiting in its queue, runs them in one transaction (again, each in its own SAVEPOINT,
+if one of them failed: one failing write cannot spoil the others), commits them together, and only then
+resolves their futures: each caller is answered after its work is durable, while one commit (and one
+fsync) covers many requests.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from tracklane.services.ports import Repository
+from tracklane.storage.catalog_cache import CatalogCache
 from tracklane.storage.repository import SqlRepository
 
 T = TypeVar("T")
@@ -41,8 +43,11 @@ class _Task:
 class GroupCommitWriter:
     """The single writer of this process; see the module docstring."""
 
-    def __init__(self, engine: Engine, max_batch: int = MAX_BATCH) -> None:
+    def __init__(self, engine: Engine, cache: CatalogCache | None = None, max_batch: int = MAX_BATCH) -> None:
         self._engine = engine
+        self._cache = cache
+        if cache is not None:
+            cache.watch(engine)
         self._max_batch = max_batch
         self._queue: queue.SimpleQueue[_Task | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="tracklane-writer", daemon=True)
@@ -116,25 +121,52 @@ class GroupCommitWriter:
             return connection
         return connection
 
-    @staticmethod
-    def _run_batch(connection: Connection, tasks: list[_Task]) -> None:
-        repository = SqlRepository(connection)
-        with connection.begin():
-            for task in tasks:
-                savepoint = connection.begin_nested()
-                try:
-                    value = task.work(repository)
-                except (OperationalError, DBAPIError) as error:
-                    if _is_retryable(error):
-                        raise
-                    savepoint.rollback()
-                    task.outcome = (False, error)
-                except Exception as error:  # the task's own failure: only its savepoint is undone
-                    savepoint.rollback()
-                    task.outcome = (False, error)
-                else:
-                    savepoint.commit()
-                    task.outcome = (True, value)
+    def _run_batch(self, connection: Connection, tasks: list[_Task]) -> None:
+        repository = SqlRepository(connection, self._cache)
+        if not _run_together(connection, repository, tasks):
+            _run_isolated(connection, repository, tasks)
+
+
+def _run_together(connection: Connection, repository: SqlRepository, tasks: list[_Task]) -> bool:
+    """The common case, every task succeeding, needs no savepoints: run them all in one transaction.
+
+    When a task of several fails, nothing is kept and False is returned, so that the batch is run again
+    with each task isolated. A single task's failure is its outcome.
+    """
+    transaction = connection.begin()
+    try:
+        for task in tasks:
+            task.outcome = (True, task.work(repository))
+    except Exception as error:
+        transaction.rollback()
+        if isinstance(error, DBAPIError) and _is_retryable(error):
+            raise
+        if len(tasks) == 1:
+            tasks[0].outcome = (False, error)
+            return True
+        return False
+    transaction.commit()
+    return True
+
+
+def _run_isolated(connection: Connection, repository: SqlRepository, tasks: list[_Task]) -> None:
+    """Each task in its own SAVEPOINT, so that one failing write cannot spoil the others."""
+    with connection.begin():
+        for task in tasks:
+            savepoint = connection.begin_nested()
+            try:
+                value = task.work(repository)
+            except (OperationalError, DBAPIError) as error:
+                if _is_retryable(error):
+                    raise
+                savepoint.rollback()
+                task.outcome = (False, error)
+            except Exception as error:  # the task's own failure: only its savepoint is undone
+                savepoint.rollback()
+                task.outcome = (False, error)
+            else:
+                savepoint.commit()
+                task.outcome = (True, value)
 
 
 def _is_retryable(error: DBAPIError) -> bool:
@@ -146,8 +178,8 @@ def _is_retryable(error: DBAPIError) -> bool:
 class SqlDatabase:
     """Implements `tracklane.services.ports.Database`."""
 
-    def __init__(self, writer_engine: Engine, reader_engine: Engine) -> None:
-        self.writer = GroupCommitWriter(writer_engine)
+    def __init__(self, writer_engine: Engine, reader_engine: Engine, catalog_cache_seconds: float = 0) -> None:
+        self.writer = GroupCommitWriter(writer_engine, CatalogCache(catalog_cache_seconds))
         self._readers = reader_engine
 
     def write(self, work: Callable[[Repository], T]) -> asyncio.Future[T]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Connection
 
 from tracklane.storage.catalog import SqlCatalog
+from tracklane.storage.catalog_cache import CatalogCache
 from tracklane.storage.reports import SqlReports
 from tracklane.storage.tracking import SqlTracking
 
@@ -12,5 +13,6 @@ from tracklane.storage.tracking import SqlTracking
 class SqlRepository(SqlCatalog, SqlTracking, SqlReports):
     """Implements `tracklane.services.ports.Repository` on a connection inside a transaction."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, cache: CatalogCache | None = None) -> None:
         self.conn = conn
+        self.cache = cache

@@ -9,7 +9,6 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, exists, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError
 
 from tracklane.domain.caps import CapCounterKey
 from tracklane.domain.model import Click, Conversion
@@ -25,7 +24,10 @@ _CONVERSION_BY_DEDUP_KEY = select(conversions).where(conversions.c.dedup_key == 
 _HAS_BASE_CONVERSION = select(
     exists().where(conversions.c.click_id == bindparam("click_id"), conversions.c.event_id.is_(None))
 )
-_INSERT_CONVERSION = insert(conversions).returning(*conversions.c)
+_INSERT_CONVERSION = {
+    name: upsert(conversions).on_conflict_do_nothing(index_elements=["dedup_key"]).returning(*conversions.c)
+    for name, upsert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
+}
 _ENSURE_COUNTER = {
     name: upsert(cap_counters)
     .values(cap_id=bindparam("k_cap"), scope=bindparam("k_scope"), period_start=bindparam("k_period"), used=0)
@@ -99,11 +101,9 @@ class SqlTracking:
         values["status"] = conversion.status.value
         values["updated_at"] = conversion.created_at
         values.update({f"adv{i}": adv for i, adv in enumerate(conversion.advs, start=1)})
-        try:
-            with self.conn.begin_nested():
-                row = self.conn.execute(_INSERT_CONVERSION, values).one()
-        except IntegrityError as error:
-            raise DuplicateKey(str(conversion.dedup_key)) from error
+        row = self.conn.execute(_INSERT_CONVERSION[self.conn.dialect.name], values).one_or_none()
+        if row is None:  # a concurrent writer (another process) took the dedup key first
+            raise DuplicateKey(str(conversion.dedup_key))
         return rows.conversion(row)
 
     def get_conversion(self, conversion_id: int) -> Conversion | None:
