@@ -170,3 +170,23 @@ def test_openapi_document_and_offline_docs(server: RunningServer, web: httpx.Cli
     docs = web.get("/api/docs")
     assert docs.status_code == 200 and "/api/docs/assets/swagger-ui-bundle.js" in docs.text
     assert web.get("/api/docs/assets/swagger-ui-bundle.js").status_code == 200
+
+
+def test_clicks_are_listed_newest_first_with_filters(api: httpx.Client, web: httpx.Client) -> None:
+    _, offer, partner = factories.program(api, currency="EUR", payout={"type": "cpc", "amount": "0.25"})
+    other = factories.partner(api)
+    mine = [factories.click(web, offer["id"], partner["id"], sub1=f"s{i}") for i in range(3)]
+    theirs = factories.click(web, offer["id"], other["id"])
+    web.get(f"/r/{offer['id']}/999999")  # unknown partner: recorded, rejected
+
+    listed = api.get("/api/v1/clicks", params={"offer_id": offer["id"], "partner_id": partner["id"]}).json()
+    assert [c["transaction_id"] for c in listed["data"]] == mine[::-1]
+    assert {(c["payout"], c["verdict"]) for c in listed["data"]} == {("0.25", "accepted")}
+    by_sub = api.get("/api/v1/clicks", params={"offer_id": offer["id"], "sub1": "s1"}).json()["data"]
+    assert [c["transaction_id"] for c in by_sub] == [mine[1]]
+    rejected = api.get("/api/v1/clicks", params={"offer_id": offer["id"], "verdict": "rejected"}).json()["data"]
+    assert [c["reject_reason"] for c in rejected] == ["unknown_partner"]
+    everything = api.get("/api/v1/clicks", params={"offer_id": offer["id"], "limit": 4}).json()
+    assert len(everything["data"]) == 4 and everything["next_cursor"] is not None
+    assert theirs in {c["transaction_id"] for c in everything["data"]}
+    assert api.get("/api/v1/clicks", params={"verdict": "maybe"}).json()["field"] == "verdict"

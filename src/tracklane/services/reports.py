@@ -9,7 +9,7 @@ from typing import Any
 
 from tracklane.domain.errors import InvalidParameter, NotFound
 from tracklane.domain.model import Click
-from tracklane.services.ports import Database
+from tracklane.services.ports import Database, Page
 
 DIMENSIONS = (
     "offer", "partner", "advertiser", "day",
@@ -35,6 +35,9 @@ class ReportService:
         rows = await self._db.read(lambda repo: repo.report(group_by, created_from, created_to, filters))
         totals = _totals(rows)
         return {"rows": [_with_ratios(r) for r in rows], "totals": _with_ratios(totals)}
+
+    async def clicks(self, page: Page) -> list[Click]:
+        return await self._db.read(lambda repo: repo.list_clicks(page))
 
     async def click(self, transaction_id: str) -> Click:
         click = await self._db.read(lambda repo: repo.get_click(transaction_id))

@@ -66,6 +66,9 @@ class SqlTracking:
         row = self.conn.execute(_CLICK_BY_TRANSACTION, {"transaction_id": transaction_id}).one_or_none()
         return None if row is None else rows.click(row)
 
+    def list_clicks(self, page: Page) -> list[Click]:
+        return [rows.click(r) for r in self.conn.execute(paged(select(clicks), clicks, page))]
+
     def take_caps(self, counters: Sequence[tuple[CapCounterKey, int]]) -> bool:
         """Count one action against every counter, or against none when one of them is full."""
         if not counters:

@@ -6,6 +6,7 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, Response
 
@@ -80,6 +81,11 @@ def install(app: FastAPI) -> None:
         body = {"error": codes.get(error.status_code, "error"), "message": str(error.detail)}
         return JSONResponse(body, status_code=error.status_code, headers=getattr(error, "headers", None))
 
+    async def storage_unavailable(_request: Request, error: Exception) -> Response:
+        log.error("storage unavailable: %s", error)
+        body = {"error": "unavailable", "message": "storage is unavailable; nothing was recorded; retry"}
+        return JSONResponse(body, status_code=503, headers={"Retry-After": "5", "Cache-Control": "no-store"})
+
     async def unexpected(_request: Request, error: Exception) -> Response:
         log.exception("unexpected error", exc_info=error)
         body = {"error": "internal_error", "message": "an unexpected fault; the request may be retried"}
@@ -88,4 +94,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(TracklaneError, domain_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(SQLAlchemyError, storage_unavailable)
     app.add_exception_handler(Exception, unexpected)

@@ -123,9 +123,6 @@ async def postback(request: Request) -> Response:
         if isinstance(error, PostbackRefused | InvalidParameter):
             log.info("postback refused: %s %s", error.code, error.message)
         return error_response(error, headers=NO_STORE)
-    except SQLAlchemyError:
-        log.exception("postback could not be stored")
-        return JSONResponse({"error": "unavailable", "message": "storage is unavailable; retry"}, status_code=503)
     return JSONResponse(outcome_body(outcome), headers=NO_STORE)
 
 

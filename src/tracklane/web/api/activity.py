@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 
@@ -16,6 +16,26 @@ from tracklane.web.api.listing import listed, page, parse_time, with_filters
 from tracklane.web.params import json_object
 
 router = APIRouter()
+
+
+@router.get("/clicks", tags=["clicks"])
+async def list_clicks(
+    services: Services, _: Admin, paging: Annotated[Page, Depends(page)],
+    offer_id: Annotated[int | None, Query()] = None,
+    partner_id: Annotated[int | None, Query()] = None,
+    advertiser_id: Annotated[int | None, Query()] = None,
+    verdict: Annotated[Literal["accepted", "rejected"] | None, Query()] = None,
+    reject_reason: Annotated[str | None, Query()] = None,
+    source_id: Annotated[str | None, Query()] = None,
+    sub1: Annotated[str | None, Query()] = None,
+) -> dict[str, Any]:
+    """Raw clicks, newest first, filtered by offer, partner, advertiser, verdict, reason, source or sub1."""
+    filters = {"offer_id": offer_id, "partner_id": partner_id, "advertiser_id": advertiser_id, "verdict": verdict,
+               "reject_reason": reject_reason, "source_id": source_id, "sub1": sub1}
+    items = await services.reports.clicks(with_filters(paging, **filters))
+    currencies = {offer_id: (await services.catalog.get_offer(offer_id)).currency
+                  for offer_id in {c.offer_id for c in items if c.advertiser_id is not None}}
+    return listed(items, [rep.click(c, currencies.get(c.offer_id, "USD")) for c in items], paging.limit)
 
 
 @router.get("/clicks/{transaction_id}", tags=["clicks"])
