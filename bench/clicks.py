@@ -1,9 +1,10 @@
-"""Click and postback throughput of a real Tracklane server, as ratios to a static-redirect baseline.
+"""Click and postback throughput of a real Tracklane server, as ratios to static-redirect baselines.
 
-Both servers run as separate uvicorn processes on loopback with the same settings; the baseline answers
-every request with a constant 302 and touches no database. The load generator keeps CONCURRENCY
-requests in flight for DURATION seconds against each, so the printed ratios hold on a noisy machine
-even when the absolute numbers do not.
+The baseline is nginx answering every request with a constant 302 (when `nginx` is installed, e.g.
+Debian's nginx-light), and a bare ASGI app doing the same under uvicorn (Tracklane's own server, so the
+gap to it is Tracklane's work: routing, recording, committing). Every server runs as its own process on
+loopback. The load generator keeps CONCURRENCY keep-alive requests in flight for DURATION seconds against
+each, so the printed ratios hold on a noisy machine even when the absolute numbers do not.
 
     .venv/bin/python bench/clicks.py [--duration 10] [--concurrency 32] [--database-url URL]
 """
@@ -14,6 +15,7 @@ import argparse
 import asyncio
 import os
 import secrets
+import shutil
 import socket
 import statistics
 import subprocess
@@ -102,6 +104,35 @@ def baseline_server(workdir: Path) -> Iterator[str]:
         yield base
 
 
+NGINX_CONF = """
+worker_processes 1;
+daemon off;
+pid {dir}/nginx.pid;
+error_log {dir}/nginx-error.log;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    keepalive_requests 100000000;
+    client_body_temp_path {dir}/body; proxy_temp_path {dir}/proxy; fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi; scgi_temp_path {dir}/scgi;
+    server {{
+        listen 127.0.0.1:{port};
+        location = /healthz {{ return 200; }}
+        location / {{ return 302 "https://shop.example/land?tid=0123456789abcdef0123456789abcdef"; }}
+    }}
+}}
+"""
+
+
+@contextmanager
+def nginx_server(workdir: Path, nginx: str) -> Iterator[str]:
+    port = free_port()
+    conf = workdir / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(dir=workdir, port=port))
+    with process([nginx, "-p", str(workdir), "-c", str(conf)], dict(os.environ), port) as base:
+        yield base
+
+
 @contextmanager
 def tracklane_server(database_url: str) -> Iterator[tuple[str, str]]:
     port = free_port()
@@ -184,10 +215,19 @@ async def run(args: argparse.Namespace) -> None:
         async def redirect(conn: Connection, n: int) -> bool:
             return (await conn.get(f"/r/1/1?sub1=s{n}"))[0] == 302
 
+        nginx = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if Path(p).exists()), None)
+        baseline: Result | None = None
+        if nginx:
+            with nginx_server(workdir, nginx) as base:
+                baseline = await drive("nginx static 302 (baseline)", base, args.duration, args.concurrency,
+                                       redirect)
+            print(baseline.line())
+        else:
+            print("nginx not found: the baseline is the bare ASGI redirect (install nginx-light for the other)")
         with baseline_server(workdir) as base:
-            baseline = await drive("static 302 baseline (no database)", base, args.duration, args.concurrency,
-                                   redirect)
-        print(baseline.line())
+            asgi = await drive("uvicorn bare ASGI static 302", base, args.duration, args.concurrency, redirect)
+        baseline = baseline or asgi
+        print(asgi.line(None if baseline is asgi else baseline))
 
         with tracklane_server(database_url) as (base, admin_key):
             offer_id, partner_id, token = create_program(base, admin_key)
