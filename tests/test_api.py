@@ -25,8 +25,9 @@ def test_only_admin_keys_manage_the_program(api: httpx.Client, web: httpx.Client
     assert key.startswith("tlk_")
     listed = api.get("/api/v1/api-keys").json()["data"]
     assert all("key" not in item for item in listed)
-    denied = web.get("/api/v1/offers", headers={"Authorization": f"Bearer {key}"})
-    assert (denied.status_code, denied.json()["error"]) == (403, "forbidden")
+    for method, path in (("POST", "/api/v1/offers"), ("GET", "/api/v1/partners"), ("GET", "/api/v1/api-keys")):
+        denied = web.request(method, path, json={}, headers={"Authorization": f"Bearer {key}"})
+        assert (denied.status_code, denied.json()["error"]) == (403, "forbidden")
     assert api.delete(f"/api/v1/api-keys/{created.json()['id']}").status_code == 204
     assert web.get("/api/v1/offers", headers={"Authorization": f"Bearer {key}"}).status_code == 401
 

@@ -17,8 +17,11 @@ from tracklane.domain.model import (
     Partner,
     PartnerPayout,
     PartnerStatus,
+    Role,
+    Visibility,
 )
 from tracklane.domain.money import PriceRule
+from tracklane.domain.tenancy import Scope
 from tracklane.services.ports import Clock, Database, Page, Repository
 
 Body = Mapping[str, Any]
@@ -132,6 +135,24 @@ class CatalogService:
 
     async def list_offers(self, page: Page) -> list[Offer]:
         return await self._db.read(lambda repo: repo.list_offers(page))
+
+    async def list_offers_visible_to(self, partner_id: int, page: Page) -> list[Offer]:
+        return await self._db.read(lambda repo: repo.list_offers_visible_to(partner_id, page))
+
+    async def visible_offer(self, scope: Scope, offer_id: int) -> Offer:
+        """The offer if this caller may see it: its advertiser's, or one its partner may run; else not found."""
+
+        def work(repo: Repository) -> Offer | None:
+            offer = repo.get_offer(offer_id)
+            if offer is None or scope.is_admin:
+                return offer
+            if scope.role is Role.ADVERTISER:
+                return offer if offer.advertiser_id == scope.advertiser_id else None
+            access = repo.get_access(offer_id, scope.partner_id) if scope.partner_id is not None else None
+            approved = access is not None and access.status is AccessStatus.APPROVED
+            return offer if offer.visibility is not Visibility.PRIVATE or approved else None
+
+        return _found(await self._db.read(work), "offer", offer_id)
 
     async def update_offer(self, offer_id: int, body: Body) -> Offer:
         if "advertiser_id" in body:

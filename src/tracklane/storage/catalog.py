@@ -7,10 +7,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, delete, insert, or_, select, update
 
 from tracklane.domain.caps import Cap, CapRule
 from tracklane.domain.model import (
+    AccessStatus,
     Advertiser,
     ApiKey,
     Offer,
@@ -18,6 +19,7 @@ from tracklane.domain.model import (
     OfferEvent,
     Partner,
     PartnerPayout,
+    Visibility,
 )
 from tracklane.domain.money import PriceRule
 from tracklane.services.ports import Page
@@ -137,6 +139,13 @@ class SqlCatalog:
 
     def list_offers(self, page: Page) -> list[Offer]:
         return [rows.offer(r, self._caps(r.id)) for r in self.conn.execute(paged(select(offers), offers, page))]
+
+    def list_offers_visible_to(self, partner_id: int, page: Page) -> list[Offer]:
+        approved = select(offer_access.c.offer_id).where(
+            offer_access.c.partner_id == partner_id, offer_access.c.status == AccessStatus.APPROVED.value
+        )
+        visible = select(offers).where(or_(offers.c.visibility != Visibility.PRIVATE.value, offers.c.id.in_(approved)))
+        return [rows.offer(r, self._caps(r.id)) for r in self.conn.execute(paged(visible, offers, page))]
 
     def update_offer(
         self, offer_id: int, changes: Mapping[str, Any], caps: Sequence[CapRule] | None, now: datetime

@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from tracklane.bootstrap import Container
 from tracklane.domain.errors import Forbidden
 from tracklane.domain.model import ApiKey, Role
+from tracklane.domain.tenancy import Scope, scope_of
 from tracklane.web.errors import Unauthorized
 
 
@@ -34,5 +35,12 @@ async def admin(key: Annotated[ApiKey, Depends(api_key)]) -> ApiKey:
     return key
 
 
+async def caller(key: Annotated[ApiKey, Depends(api_key)]) -> Scope:
+    return scope_of(key)
+
+
 Services = Annotated[Container, Depends(container)]
 Admin = Annotated[ApiKey, Depends(admin)]
+Caller = Annotated[Scope, Depends(caller)]
+Key = Annotated[ApiKey, Depends(api_key)]
+"""Any valid key, as the tenant scope its reads are narrowed to (see `tracklane.domain.tenancy`)."""

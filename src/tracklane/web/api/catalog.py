@@ -7,11 +7,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from tracklane.domain.model import PartnerStatus
+from tracklane.bootstrap import Container
+from tracklane.domain.model import Offer, PartnerStatus
+from tracklane.domain.tenancy import Scope, narrow, redact
 from tracklane.services.ports import Page
 from tracklane.web.api import representations as rep
 from tracklane.web.api import schemas
-from tracklane.web.api.auth import Admin, Services
+from tracklane.web.api.auth import Admin, Caller, Services
 from tracklane.web.api.listing import listed, page, with_filters
 from tracklane.web.params import json_object
 
@@ -89,16 +91,29 @@ async def create_offer(request: Request, services: Services, _: Admin) -> dict[s
 
 @router.get("/offers", tags=["offers"])
 async def list_offers(
-    services: Services, _: Admin, paging: Paging,
+    services: Services, scope: Caller, paging: Paging,
     advertiser_id: Annotated[int | None, Query()] = None, status: Annotated[str | None, Query()] = None,
 ) -> dict[str, Any]:
-    items = await services.catalog.list_offers(with_filters(paging, advertiser_id=advertiser_id, status=status))
-    return listed(items, [rep.offer(o) for o in items], paging.limit)
+    """All offers (admin), the advertiser's own, or those a partner may run, with its tracking link."""
+    if scope.partner_id is not None:
+        filters = {"advertiser_id": advertiser_id, "status": status}
+        items = await services.catalog.list_offers_visible_to(scope.partner_id, with_filters(paging, **filters))
+    else:
+        filters = narrow(scope, {"advertiser_id": advertiser_id, "status": status})
+        items = await services.catalog.list_offers(with_filters(paging, **filters))
+    return listed(items, [_offer_view(services, scope, o) for o in items], paging.limit)
 
 
 @router.get("/offers/{offer_id}", tags=["offers"])
-async def get_offer(offer_id: int, services: Services, _: Admin) -> dict[str, Any]:
-    return rep.offer(await services.catalog.get_offer(offer_id))
+async def get_offer(offer_id: int, services: Services, scope: Caller) -> dict[str, Any]:
+    return _offer_view(services, scope, await services.catalog.visible_offer(scope, offer_id))
+
+
+def _offer_view(services: Container, scope: Scope, offer: Offer) -> dict[str, Any]:
+    body = redact(scope, rep.offer(offer))
+    if scope.partner_id is not None:
+        body["tracking_url"] = f"{services.settings.base_url}/r/{offer.id}/{scope.partner_id}"
+    return body
 
 
 @router.patch("/offers/{offer_id}", tags=["offers"], openapi_extra=schemas.body_doc(schemas.OfferUpdate))
@@ -115,10 +130,10 @@ async def create_offer_event(offer_id: int, request: Request, services: Services
 
 
 @router.get("/offers/{offer_id}/events", tags=["offers"])
-async def list_offer_events(offer_id: int, services: Services, _: Admin) -> dict[str, Any]:
-    offer = await services.catalog.get_offer(offer_id)
+async def list_offer_events(offer_id: int, services: Services, scope: Caller) -> dict[str, Any]:
+    offer = await services.catalog.visible_offer(scope, offer_id)
     events = await services.catalog.list_offer_events(offer_id)
-    return {"data": [rep.offer_event(e, offer.currency) for e in events], "next_cursor": None}
+    return {"data": [redact(scope, rep.offer_event(e, offer.currency)) for e in events], "next_cursor": None}
 
 
 @router.patch("/offers/{offer_id}/events/{event_id}", tags=["offers"],
