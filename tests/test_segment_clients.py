@@ -1,0 +1,99 @@
+"""Real published Segment and RudderStack clients, pointed at a real Tracklane server on loopback, store
+exactly the messages they send, report no error, retry nothing needlessly, and turn an `Order Completed`
+into a conversion attributed to the click the same person's earlier page carried."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests import factories
+from tests.segment_support import RequestLog, conversions, customers, messages, source
+from tests.servers import RunningServer, running_server, sqlite_url
+
+
+@pytest.fixture
+def watched(tmp_path: Path) -> Iterator[tuple[RunningServer, RequestLog]]:
+    """A server on SQLite with every request logged (client-driven tests run on SQLite only)."""
+    logs: list[RequestLog] = []
+
+    def wrap(app: Any) -> RequestLog:
+        logs.append(RequestLog(app))
+        return logs[-1]
+
+    with running_server(sqlite_url(tmp_path), wrap=wrap) as server:
+        yield server, logs[0]
+
+
+@pytest.fixture
+def admin(watched: tuple[RunningServer, RequestLog]) -> Iterator[httpx.Client]:
+    server, _ = watched
+    with httpx.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {server.admin_key}"},
+                      timeout=30, follow_redirects=False) as client:
+        yield client
+
+
+def _journey(client: Any, tid: str, user: str, anonymous: str) -> None:
+    """A browser-side page with the click id, an identify stitching the ids, a server-side order."""
+    client.page(anonymous_id=anonymous, name="Landing",
+                context={"page": {"url": f"https://shop.example/land?tl_tid={tid}"}})
+    client.identify(user_id=user, anonymous_id=anonymous, traits={"email": "ann@example.com", "plan": "pro"})
+    client.track(user_id=user, event="Order Completed",
+                 properties={"order_id": "O-1", "revenue": 49.9, "total": 60, "currency": "USD"})
+    client.flush()
+
+
+def _check_journey(admin: httpx.Client, log: RequestLog, src: dict[str, Any], tid: str, user: str) -> None:
+    stored = messages(admin, src["id"])
+    assert sorted(m["type"] for m in stored) == ["identify", "page", "track"]
+    track = next(m for m in stored if m["type"] == "track")
+    assert track["outcome"] == "conversion" and track["user_id"] == user
+    [conversion] = conversions(admin, transaction_id=tid)
+    assert (conversion["origin"], conversion["amount"], conversion["order_id"]) == ("segment", "49.90", "O-1")
+    assert conversion["id"] == track["conversion_id"]
+    [person] = customers(admin, source_id=src["id"], user_id=user)
+    assert person["transaction_id"] == tid and person["traits"]["plan"] == "pro"
+    assert all(status == 200 for _, _, status in log.posts())
+
+
+@pytest.mark.parametrize("gzip", [False, True], ids=["plain", "gzip"])
+def test_segment_analytics_python(
+    watched: tuple[RunningServer, RequestLog], admin: httpx.Client, gzip: bool
+) -> None:
+    from segment.analytics import Client, request
+
+    server, log = watched
+    _, offer, partner = factories.program(admin, revenue={"type": "cps", "percent": "10"})
+    tid = factories.click(admin, offer["id"], partner["id"])
+    src = source(admin)
+    errors: list[Any] = []
+    client = Client(src["write_key"], host=server.base_url, gzip=gzip, on_error=lambda e, b: errors.append(e),
+                    max_retries=2, upload_interval=0.05)
+    _journey(client, tid, "user-py", "anon-py")
+    client.shutdown()
+    request._session.close()
+    assert errors == []
+    _check_journey(admin, log, src, tid, "user-py")
+    [conversion] = conversions(admin, transaction_id=tid)
+    assert conversion["revenue"] == "4.99"
+
+
+def test_rudder_sdk_python(watched: tuple[RunningServer, RequestLog], admin: httpx.Client) -> None:
+    from rudderstack.analytics import Client, request
+
+    server, log = watched
+    _, offer, partner = factories.program(admin)
+    tid = factories.click(admin, offer["id"], partner["id"])
+    src = source(admin)
+    errors: list[Any] = []
+    client = Client(src["write_key"], host=server.base_url, on_error=lambda e, b: errors.append(e),
+                    max_retries=2, upload_interval=0.05)
+    _journey(client, tid, "user-rudder", "anon-rudder")
+    client.shutdown()
+    request._session.close()
+    assert errors == []
+    _check_journey(admin, log, src, tid, "user-rudder")
