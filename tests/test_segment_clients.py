@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests import factories
-from tests.segment_support import RequestLog, conversions, customers, messages, source
+from tests.segment_support import FailFirst, RequestLog, conversions, customers, messages, source
 from tests.servers import RunningServer, running_server, sqlite_url
 
 
@@ -97,3 +97,37 @@ def test_rudder_sdk_python(watched: tuple[RunningServer, RequestLog], admin: htt
     request._session.close()
     assert errors == []
     _check_journey(admin, log, src, tid, "user-rudder")
+
+
+@pytest.mark.parametrize("after_commit", [True, False], ids=["lost-answer", "before-commit"])
+def test_retry_after_5xx_stores_each_message_once(tmp_path: Path, after_commit: bool) -> None:
+    """The first upload fails with 503 (after the data was committed, or before it reached the app);
+    segment-analytics-python retries the same batch and every message is stored exactly once."""
+    from segment.analytics import Client, request
+
+    failing: list[FailFirst] = []
+
+    def wrap(app: Any) -> FailFirst:
+        failing.append(FailFirst(app, failures=1, after_commit=after_commit))
+        return failing[-1]
+
+    with running_server(sqlite_url(tmp_path), wrap=wrap) as server, httpx.Client(
+        base_url=server.base_url, headers={"Authorization": f"Bearer {server.admin_key}"}, timeout=30
+    ) as admin:
+        _, offer, partner = factories.program(admin)
+        tid = factories.click(admin, offer["id"], partner["id"])
+        src = source(admin)
+        errors: list[Any] = []
+        client = Client(src["write_key"], host=server.base_url, on_error=lambda e, b: errors.append(e),
+                        max_retries=3, upload_interval=0.05)
+        client.track(user_id="u-retry", event="Order Completed",
+                     properties={"transaction_id": tid, "order_id": "R-1", "revenue": "30"})
+        client.identify(user_id="u-retry", traits={"email": "r@example.com"})
+        client.flush()
+        client.shutdown()
+        request._session.close()
+        assert errors == [] and failing[0].failed == 1
+        stored = messages(admin, src["id"])
+        assert sorted(m["type"] for m in stored) == ["identify", "track"]
+        [conversion] = conversions(admin, transaction_id=tid)
+        assert conversion["order_id"] == "R-1"

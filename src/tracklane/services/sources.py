@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -11,6 +12,7 @@ from tracklane.domain.segment.settings import source_settings
 from tracklane.services.ports import Clock, Database, Page
 
 MAX_NAME = 200
+_WRITE_KEY = re.compile(r"^[A-Za-z0-9_-]{6,64}$")
 
 
 class SourceService:
@@ -27,7 +29,8 @@ class SourceService:
         if not isinstance(preset, str):
             raise InvalidParameter("preset", "must be a string")
         settings = _settings(preset, body.get("settings"))
-        values = {"name": name, "preset": preset, "settings": settings, "write_key": self._new_write_key(),
+        write_key = _write_key(body.get("write_key")) or self._new_write_key()
+        values = {"name": name, "preset": preset, "settings": settings, "write_key": write_key,
                   "webhook_secret": self._new_secret()}
         now = self._clock()
         return await self._db.write(lambda repo: repo.insert_source(values, now))
@@ -62,6 +65,15 @@ def _name(raw: object) -> str:
     if len(raw.strip()) > MAX_NAME:
         raise InvalidParameter("name", f"must be at most {MAX_NAME} characters")
     return raw.strip()
+
+
+def _write_key(raw: object) -> str | None:
+    """An existing write key may be kept when moving a source from Segment (so clients need only a new host)."""
+    if raw is None:
+        return None
+    if not isinstance(raw, str) or not _WRITE_KEY.match(raw):
+        raise InvalidParameter("write_key", "must be 6 to 64 letters, digits, '_' or '-'")
+    return raw
 
 
 def _settings(preset: str, raw: object) -> dict[str, Any]:

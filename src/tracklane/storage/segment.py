@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import BigInteger, Connection, case, delete, func, insert, select, type_coerce, update
 from sqlalchemy.exc import IntegrityError
 
+from tracklane.domain.errors import Conflict
 from tracklane.domain.segment.model import Customer, Source
 from tracklane.services.ports import Page
 from tracklane.storage.paging import paged
@@ -49,9 +50,13 @@ class SqlSegment:
 
     # sources
     def insert_source(self, values: Mapping[str, Any], now: datetime) -> Source:
-        row = self.conn.execute(
-            insert(sources).values(**values, created_at=now, updated_at=now).returning(*sources.c)
-        ).one()
+        try:
+            with self.conn.begin_nested():
+                row = self.conn.execute(
+                    insert(sources).values(**values, created_at=now, updated_at=now).returning(*sources.c)
+                ).one()
+        except IntegrityError:
+            raise Conflict("write_key: another source has this write key") from None
         return _source(row)
 
     def get_source(self, source_id: int) -> Source | None:

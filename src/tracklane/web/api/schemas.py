@@ -137,6 +137,7 @@ def body_doc(model: type[BaseModel]) -> dict[str, Any]:
 class SourceIn(BaseModel):
     name: str
     preset: Literal["default", "everflow", "impact", "tractionboard"] = "default"
+    write_key: str | None = Field(None, description="keep an existing write key (default: a new one)")
     settings: dict[str, Any] | None = Field(None, description="overrides of the preset's mapping settings")
 
 
