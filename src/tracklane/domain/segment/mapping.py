@@ -94,7 +94,9 @@ def _track(message: Message, settings: SourceSettings, common: dict[str, Any]) -
     conversion = _conversion_intent(message, settings, name)
     if conversion is not None:
         meaning["conversion"] = conversion
-        parts.append("conversion" if conversion.event_id is None and conversion.event_name is None else "event")
+        named = conversion.event_id is not None or conversion.event_name is not None
+        parts.append("conversion" if not named else "conversion or event" if conversion.base_if_no_event
+                     else "event")
     if name in settings.refund_events:
         meaning.update(refunds_order=True, refund_order_id=order_id(message, settings))
         parts.append("order refund")

@@ -98,7 +98,7 @@ _PRESETS: dict[str, SourceSettings] = {
     "impact": SourceSettings(
         preset="impact", conversion_events=("Order Completed",), install_events=("Application Installed",),
         page_load_events=("Application Opened",), match_offer_event_names=True, refund_events=(),
-        payment_events=(), customer_refund_events=(), signup_events=(), enable_page_events=False,
+        payment_events=(), customer_refund_events=(), signup_events=(), enable_page_events=True,
         enable_screen_events=False, enable_identify_events=False, referrer_types=("impactRadius",),
         click_id_parameters=("im_ref",), amount_fields=("revenue",),
         order_id_fields=("orderId", "order_id", "transactionID", "messageId"), impact_parameters=True,
