@@ -110,10 +110,8 @@ _PRESETS: dict[str, SourceSettings] = {
     ),
 }  # fmt: skip
 
-_LISTS = {f.name for f in fields(SourceSettings) if f.name.endswith(("_events", "_types", "_parameters", "_fields"))
-          and f.name != "impact_parameters"}
-_FLAGS = {"match_offer_event_names", "enable_page_events", "enable_screen_events", "enable_identify_events",
-          "impact_parameters"}
+_LISTS = {f.name for f in fields(SourceSettings) if isinstance(getattr(SourceSettings(), f.name), tuple)}
+_FLAGS = {f.name for f in fields(SourceSettings) if isinstance(getattr(SourceSettings(), f.name), bool)}
 _MAPS = {"event_mapping", "parameter_mapping", "product_mapping"}
 
 
