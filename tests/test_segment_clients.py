@@ -4,6 +4,10 @@ into a conversion attributed to the click the same person's earlier page carried
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,19 +18,6 @@ import pytest
 from tests import factories
 from tests.segment_support import FailFirst, RequestLog, conversions, customers, messages, source
 from tests.servers import RunningServer, running_server, sqlite_url
-
-
-@pytest.fixture
-def watched(tmp_path: Path) -> Iterator[tuple[RunningServer, RequestLog]]:
-    """A server on SQLite with every request logged (client-driven tests run on SQLite only)."""
-    logs: list[RequestLog] = []
-
-    def wrap(app: Any) -> RequestLog:
-        logs.append(RequestLog(app))
-        return logs[-1]
-
-    with running_server(sqlite_url(tmp_path), wrap=wrap) as server:
-        yield server, logs[0]
 
 
 @pytest.fixture
@@ -131,3 +122,41 @@ def test_retry_after_5xx_stores_each_message_once(tmp_path: Path, after_commit: 
         assert sorted(m["type"] for m in stored) == ["identify", "track"]
         [conversion] = conversions(admin, transaction_id=tid)
         assert conversion["order_id"] == "R-1"
+
+
+@pytest.fixture(scope="session")
+def segment_python_2_2(node_clients: Path) -> Path:
+    """segment-analytics-python 2.2.x (Basic auth, no body write key), installed apart: it cannot share the
+    test environment with 2.x; cached in tests/.clients (ignored by git)."""
+    target = Path(__file__).parent / ".clients" / "segment-analytics-python-2.2"
+    if not (target / "segment" / "analytics").is_dir():
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                        "--target", str(target), "segment-analytics-python>=2.2,<2.3"], check=True, timeout=600)
+    return target
+
+
+def test_segment_analytics_python_2_2_basic_auth(
+    watched: tuple[RunningServer, RequestLog], admin: httpx.Client, segment_python_2_2: Path, node_clients: Path
+) -> None:
+    server, log = watched
+    _, offer, partner = factories.program(admin)
+    tid = factories.click(admin, offer["id"], partner["id"])
+    src = source(admin)
+    calls = [
+        {"method": "page", "kwargs": {"anonymous_id": "anon-22", "name": "Landing",
+                                      "context": {"page": {"url": f"https://shop.example/?tl_tid={tid}"}}}},
+        {"method": "identify", "kwargs": {"user_id": "user-22", "anonymous_id": "anon-22", "traits": {"a": 1}}},
+        {"method": "track", "kwargs": {"user_id": "user-22", "event": "Order Completed",
+                                       "properties": {"order_id": "O-22", "total": "15.00"}}},
+    ]
+    spec = {"host": server.base_url, "writeKey": src["write_key"], "calls": calls}
+    done = subprocess.run([sys.executable, str(node_clients / "send_python.py"), json.dumps(spec)],
+                          env={**os.environ, "PYTHONPATH": str(segment_python_2_2)}, capture_output=True, text=True,
+                          timeout=120, check=True)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["version"].startswith("2.2.") and result["errors"] == []
+    assert len(log.posts()) == 1
+    stored = messages(admin, src["id"])
+    assert sorted(m["type"] for m in stored) == ["identify", "page", "track"]
+    [conversion] = conversions(admin, transaction_id=tid)
+    assert (conversion["amount"], conversion["order_id"]) == ("15.00", "O-22")

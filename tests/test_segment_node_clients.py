@@ -4,9 +4,7 @@ against a real Tracklane server on loopback: every message stored once, no clien
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,32 +13,11 @@ import pytest
 
 from tests import factories
 from tests.segment_support import RequestLog, conversions, customers, messages, source
-from tests.servers import RunningServer, running_server, sqlite_url
+from tests.servers import RunningServer
 
 CLIENTS = Path(__file__).parent / "clients"
 
 
-@pytest.fixture(scope="session")
-def node_clients() -> Path:
-    """The pinned clients of tests/clients/package-lock.json, installed with `npm ci` when missing."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    assert node and npm, "the Segment client tests need node and npm"
-    if not (CLIENTS / "node_modules" / "analytics-node-3").is_dir():
-        subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=CLIENTS, check=True, capture_output=True,
-                       timeout=600)
-    return CLIENTS
-
-
-@pytest.fixture
-def watched(tmp_path: Path) -> Iterator[tuple[RunningServer, RequestLog]]:
-    logs: list[RequestLog] = []
-
-    def wrap(app: Any) -> RequestLog:
-        logs.append(RequestLog(app))
-        return logs[-1]
-
-    with running_server(sqlite_url(tmp_path), wrap=wrap) as server:
-        yield server, logs[0]
 
 
 def run_node(clients: Path, package: str, spec: dict[str, Any]) -> dict[str, Any]:
