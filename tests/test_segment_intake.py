@@ -19,6 +19,7 @@ import pytest
 
 from tests import factories
 from tests.segment_support import conversions, messages, source
+from tests.servers import running_server, sqlite_url
 
 CAPTURES = Path(__file__).parent / "segment_captures"
 
@@ -85,7 +86,9 @@ def test_errors_answer_code_and_message(api: httpx.Client, web: httpx.Client) ->
     assert messages(api, src["id"]) == []
 
 
-def test_one_bad_message_is_dropped_the_rest_kept(api: httpx.Client, web: httpx.Client) -> None:
+def test_one_bad_message_is_dropped_the_rest_kept(
+    api: httpx.Client, web: httpx.Client, caplog: pytest.LogCaptureFixture
+) -> None:
     src = source(api)
     batch = [
         _track(1),
@@ -100,6 +103,9 @@ def test_one_bad_message_is_dropped_the_rest_kept(api: httpx.Client, web: httpx.
     response = web.post("/v1/batch", json={"batch": batch, "writeKey": src["write_key"]})
     assert (response.status_code, response.json()) == (200, {"success": True})
     assert sorted(m["message_id"] for m in messages(api, src["id"])) == ["m-1", "m-4"]
+    reasons = [r.getMessage() for r in caplog.records if r.name == "tracklane.segment"]
+    assert any("message 1: event: is required" in reason for reason in reasons)
+    assert any("message 4: message: is " in reason and "bytes" in reason for reason in reasons)
 
 
 def test_duplicates_and_retries_are_stored_once(api: httpx.Client, web: httpx.Client) -> None:
@@ -220,3 +226,15 @@ def test_recorded_client_requests_replay(api: httpx.Client, web: httpx.Client, c
         expected |= {m["messageId"] for m in recorded["body"]["batch"]
                      if len(json.dumps(m, separators=(",", ":"))) <= 32 * 1024}
     assert {m["message_id"] for m in messages(api, src["id"])} == expected
+
+
+def test_throttled_requests_get_429_with_retry_after(tmp_path: Path) -> None:
+    with running_server(sqlite_url(tmp_path), segment_max_in_flight=0) as server, httpx.Client(
+        base_url=server.base_url, timeout=30
+    ) as web:
+        response = web.post("/v1/batch", json={"batch": [_track()], "writeKey": "whatever"},
+                            headers={"Origin": "https://shop.example"})
+        assert (response.status_code, response.headers["retry-after"]) == (429, "1")
+        assert response.json()["code"] == "rate_limited" and response.json()["message"]
+        assert response.headers["access-control-allow-origin"] == "https://shop.example"
+        assert web.options("/v1/batch").status_code == 204

@@ -167,3 +167,35 @@ def test_customers_alias_group_and_audiences(api: httpx.Client, web: httpx.Clien
              "properties": {"revenue": "5"}}
     send(web, src, later)
     assert [c["id"] for c in customers(api, source_id=src["id"])] == [person["id"]]
+
+
+def test_default_e_commerce_order_and_refund(api: httpx.Client, web: httpx.Client) -> None:
+    _, offer, partner = factories.program(api, revenue={"type": "cps", "percent": "20"},
+                                          payout={"type": "cps", "percent": "10"})
+    upsell = factories.event(api, offer["id"], name="Subscription Renewed")
+    tid = factories.click(web, offer["id"], partner["id"])
+    src = source(api)
+    send(web, src,
+         {"type": "track", "event": "Product Added", "anonymousId": "shopper", "messageId": "d-1",
+          "context": {"referrer": {"type": "tracklane", "id": tid}}},
+         {"type": "track", "event": "Order Completed", "anonymousId": "shopper", "messageId": "d-2",
+          "properties": {"order_id": "D-1", "total": "80.00", "subtotal": "70", "currency": "USD"}},
+         {"type": "track", "event": "Subscription Renewed", "anonymousId": "shopper", "messageId": "d-3",
+          "properties": {"revenue": "15"}},
+         {"type": "track", "event": "Order Completed", "anonymousId": "shopper", "messageId": "d-4",
+          "properties": {"order_id": "D-2", "revenue": "5", "currency": "EUR"}})  # fmt: skip
+    base, renewal = sorted(conversions(api, transaction_id=tid), key=lambda c: c["id"])
+    assert (base["amount"], base["revenue"], base["payout"], base["status"]) == ("80.00", "16.00", "8.00",
+                                                                                  "approved")
+    assert (renewal["event_id"], renewal["amount"]) == (upsell["id"], "15.00")
+    refused = messages(api, src["id"], message_id="d-4")[0]
+    assert refused["outcome"] == "refused" and "currency" in refused["detail"]
+    send(web, src, {"type": "track", "event": "Order Refunded", "userId": "late-user", "anonymousId": "shopper",
+                    "messageId": "d-5", "properties": {"order_id": "D-1", "total": "80.00"}})
+    refunded = api.get(f"/api/v1/conversions/{base['id']}").json()
+    assert (refunded["status"], refunded["status_reason"]) == ("rejected", "refunded")
+    assert refunded["trace"][-1]["step"] == "status_change"
+    report = api.get("/api/v1/reports/customers", params={"group_by": "partner"}).json()
+    [row] = report["rows"]
+    assert (row["partner"], row["payments"], row["payment_amount"], row["refund_amount"], row["net_revenue"]) == (
+        partner["id"], 1, "80.00", "80.00", "0.00")

@@ -2,8 +2,9 @@
 customers, conversions, events and refunds inside the same transaction, committed before the answer.
 
 A message that cannot be read is dropped with a reason and the rest of its batch is kept. A message whose
-conversion is refused (unknown click, no prior conversion, ...) is still stored, with the refusal as its
-outcome; its customer data is kept.
+conversion attribution refuses (unknown click, no prior conversion, outside the window) is still stored
+with the refusal as its outcome, and its customer data is kept; a message with bad input (a malformed
+amount, a currency that is not the offer's) is stored as refused and nothing else of it is applied.
 """
 
 from __future__ import annotations
@@ -252,7 +253,7 @@ def _convert(
                 outcome = _record(repo, request, Origin.SEGMENT, now)
         except DuplicateKey:
             continue
-        except (PostbackRefused, InvalidParameter) as error:
+        except PostbackRefused as error:  # bad input (InvalidParameter) undoes the whole message instead
             applied.outcome, applied.detail = MessageOutcome.REFUSED, f"{error.code}: {error.message}"
             return
         applied.outcome, applied.conversion_id = MessageOutcome.CONVERSION, outcome.conversion.id

@@ -4,7 +4,8 @@ Webhooks (Actions) destination. See DESIGN §3.2 and docs/segment.md.
 
 Every answer carries CORS headers. Success is exactly `200 {"success": true}` (duplicates included);
 errors are `{"code", "message"}` with 400 (unreadable body, too large), 401 (no or unknown write key,
-bad signature) or 503 (storage fault: the client retries and dedup on messageId keeps it once).
+bad signature), 429 with `Retry-After` (too many requests in flight) or 503 (storage fault); the client
+retries those two and dedup on messageId keeps each message once.
 """
 
 from __future__ import annotations
@@ -121,10 +122,36 @@ async def _source(request: Request, envelope: Envelope) -> Source:
     return source
 
 
+class InFlight:
+    """Counts the intake requests this process is working on; beyond the limit they are throttled (429)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
+def _in_flight(request: Request) -> InFlight:
+    state = request.app.state
+    if not hasattr(state, "segment_in_flight"):
+        state.segment_in_flight = InFlight()
+    counter: InFlight = state.segment_in_flight
+    return counter
+
+
 async def intake(request: Request) -> Response:
     """`POST /v1/{type}`, `/v1/{t,i,p,s,g,a}`, `/v1/batch`, `/v1/b`, `/v1/import`, `/beacon/v1/batch`."""
     if request.method == "OPTIONS":
         return Response(status_code=204, headers=cors(request))
+    counter = _in_flight(request)
+    if counter.count >= _container(request).settings.segment_max_in_flight:
+        return _error(request, IntakeError(429, "rate_limited", "too many requests at once; retry"))
+    counter.count += 1
+    try:
+        return await _intake(request)
+    finally:
+        counter.count -= 1
+
+
+async def _intake(request: Request) -> Response:
     received_at = datetime.now(UTC)
     kind = request.path_params.get("kind", "batch")
     try:
