@@ -94,6 +94,9 @@ def test_analytics_next_in_chromium(shop_site: tuple[Path, str], watched: tuple[
         assert failures == []
         assert sorted(m["type"] for m in stored) == ["identify", "page", "track"]
         assert all(m["message_id"].startswith("ajs-next-") and m["anonymous_id"] == anonymous_id for m in stored)
+        assert all(m["payload"]["context"]["ip"] == "127.0.0.1" for m in stored)  # filled for browser traffic
+        landing = next(m for m in stored if m["type"] == "page")["payload"]["context"]["page"]["url"]
+        assert f"tl_tid={tid}" in landing
         [conversion] = conversions(admin, transaction_id=tid)
         assert (conversion["amount"], conversion["order_id"], conversion["origin"]) == ("12.50", "B-1", "segment")
         [person] = customers(admin, source_id=src["id"])

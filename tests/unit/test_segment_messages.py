@@ -100,3 +100,15 @@ def test_envelopes() -> None:
     with pytest.raises(InvalidParameter):
         read_envelope("text", "track")
     assert len(read_envelope({"batch": [{}] * 3000}, None).items) == 2500
+
+
+def test_client_side_messages_get_the_connection_ip() -> None:
+    browser = {"type": "page", "anonymousId": "a", "context": {"library": {"name": "analytics.js"}}}
+    assert read_message(browser, {}, NOW, trusted=False, client_ip="203.0.113.9").context["ip"] == "203.0.113.9"
+    direct = {"type": "track", "event": "E", "userId": "u", "context": {"direct": True}}
+    assert read_message(direct, {}, NOW, trusted=False, client_ip="203.0.113.9").context["ip"] == "203.0.113.9"
+    server = {"type": "track", "event": "E", "userId": "u", "context": {"library": {"name": "analytics-python"}}}
+    assert "ip" not in read_message(server, {}, NOW, trusted=False, client_ip="203.0.113.9").context
+    given = {**browser, "context": {"library": {"name": "analytics.js"}, "ip": "198.51.100.1"}}
+    assert read_message(given, {}, NOW, trusted=False, client_ip="203.0.113.9").context["ip"] == "198.51.100.1"
+    assert "ip" not in read_message(browser, {}, NOW, trusted=True, client_ip="203.0.113.9").context

@@ -55,7 +55,7 @@ class SegmentService:
 
     async def ingest(
         self, source: Source, envelope: Envelope, received_at: datetime, *, relayed: bool,
-        sent_header: str | None = None,
+        sent_header: str | None = None, client_ip: str | None = None,
     ) -> IngestReport:
         """Read every message, store the valid ones (once each) and apply them; durable when this returns."""
         messages: list[Message] = []
@@ -63,7 +63,7 @@ class SegmentService:
         for index, raw in enumerate(envelope.items):
             try:
                 messages.append(read_message(raw, envelope.batch, received_at, trusted=relayed,
-                                             sent_header=sent_header))  # fmt: skip
+                                             sent_header=sent_header, client_ip=client_ip))  # fmt: skip
             except InvalidParameter as error:
                 dropped.append(f"message {index}: {error.message}")
         if not messages:
@@ -110,7 +110,7 @@ def _message_row(source: Source, message: Message, relayed: bool, now: datetime)
         "user_id": message.user_id, "anonymous_id": message.anonymous_id, "timestamp": message.timestamp,
         "original_timestamp": message.original_timestamp, "sent_at": message.sent_at,
         "received_at": message.received_at, "relayed": relayed, "outcome": MessageOutcome.IGNORED.value,
-        "detail": None, "mapped": {}, "payload": dict(message.raw), "created_at": now,
+        "detail": None, "mapped": {}, "payload": {**message.raw, "context": dict(message.context)}, "created_at": now,
     }  # fmt: skip
 
 
@@ -123,9 +123,12 @@ def _apply(repo: Repository, source: Source, message: Message, meaning: Meaning,
         customer = _update_customer(repo, repo.get_customer(customer.id) or customer, message, meaning, now)
         if _touches_customer(meaning):
             applied.outcome = MessageOutcome.CUSTOMER
-    transaction_id = click.transaction_id if click else meaning.click_reference
+    # The click the message names; else (none named, or not one of ours) the click its customer came from.
+    transaction_id = click.transaction_id if click else None
     if transaction_id is None and customer is not None:
         transaction_id = customer.transaction_id
+    if transaction_id is None:
+        transaction_id = meaning.click_reference
     if meaning.refunds_order:
         applied.outcome, applied.detail = MessageOutcome.REFUND, _refund(repo, source, meaning, transaction_id, now)
     if meaning.conversion is not None:

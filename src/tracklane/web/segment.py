@@ -173,7 +173,8 @@ async def _ingest(request: Request, source: Source, envelope: Envelope, received
                   relayed: bool) -> None:
     try:
         report = await _container(request).segment.ingest(
-            source, envelope, received_at, relayed=relayed, sent_header=request.headers.get("sentat"))
+            source, envelope, received_at, relayed=relayed, sent_header=request.headers.get("sentat"),
+            client_ip=request.client.host if request.client else None)
     except SQLAlchemyError:
         log.exception("segment batch for source %s could not be stored", source.id)
         raise IntakeError(503, "unavailable", "storage is unavailable; retry") from None

@@ -100,9 +100,13 @@ def _write_key(body: Mapping[str, Any]) -> str | None:
 
 
 def read_message(
-    raw: object, batch: Mapping[str, Any], received_at: datetime, *, trusted: bool, sent_header: str | None = None
+    raw: object, batch: Mapping[str, Any], received_at: datetime, *, trusted: bool, sent_header: str | None = None,
+    client_ip: str | None = None,
 ) -> Message:
-    """Validate and normalise one message; raises `InvalidParameter` naming the field when it must be dropped."""
+    """Validate and normalise one message; raises `InvalidParameter` naming the field when it must be dropped.
+
+    `client_ip` (the connection's address) fills `context.ip` of client-side messages, as Segment does.
+    """
     if not isinstance(raw, dict):
         raise InvalidParameter("message", "must be a JSON object")
     size = len(json.dumps(raw, separators=(",", ":"), default=str).encode())
@@ -119,6 +123,8 @@ def read_message(
         raise InvalidParameter("event", "is required for a track call")
     original, timestamp, sent_at, received = _times(raw, batch, received_at, trusted, sent_header)
     context = _merged(batch, raw, "context")
+    if client_ip and not trusted and "ip" not in context and _client_side(context):
+        context["ip"] = client_ip
     traits = _object(raw, "traits")
     if kind == "identify" and isinstance(context.get("traits"), dict):
         traits = {**context["traits"], **traits}  # RudderStack sends identify traits in context.traits
@@ -128,6 +134,15 @@ def read_message(
         context=context, group_id=group_id, previous_id=previous_id,
         timestamp=timestamp, original_timestamp=original, sent_at=sent_at, received_at=received, raw=raw,
     )  # fmt: skip
+
+
+def _client_side(context: Mapping[str, Any]) -> bool:
+    """Browser and mobile libraries (or `context.direct: true`): their connection is the user's."""
+    library = context.get("library")
+    name = library.get("name") if isinstance(library, dict) else None
+    return context.get("direct") is True or context.get("channel") in ("browser", "mobile", "client") or (
+        isinstance(name, str) and name.startswith(("analytics.js", "analytics-ios", "analytics-android",
+                                                   "analytics-kotlin", "analytics-swift", "RudderLabs JavaScript")))
 
 
 def _check_identity(
@@ -175,7 +190,7 @@ def _object(raw: Mapping[str, Any], field: str) -> Mapping[str, Any]:
     return value
 
 
-def _merged(batch: Mapping[str, Any], raw: Mapping[str, Any], field: str) -> Mapping[str, Any]:
+def _merged(batch: Mapping[str, Any], raw: Mapping[str, Any], field: str) -> dict[str, Any]:
     """Batch-level context (or integrations) merged under the message's own."""
     outer, inner = batch.get(field), raw.get(field)
     merged = dict(outer) if isinstance(outer, dict) else {}
