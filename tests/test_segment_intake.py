@@ -193,6 +193,8 @@ def test_cors_preflight_and_settings(api: httpx.Client, web: httpx.Client) -> No
     assert segment_io["apiHost"] == web.base_url.netloc.decode() + "/v1"
     assert list(settings.json()["integrations"]) == ["Segment.io"]
     assert web.get("/v1/projects/unknown-key/settings").status_code == 404
+    missing = web.get("/analytics-next/bundles/queryString.bundle.js")  # no TRACKLANE_SEGMENT_BROWSER_BUNDLES
+    assert (missing.status_code, missing.json()["code"]) == (404, "not_found")
 
 
 def test_chunked_body(api: httpx.Client, web: httpx.Client) -> None:

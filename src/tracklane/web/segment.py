@@ -16,14 +16,16 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import zlib
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from tracklane.bootstrap import Container
@@ -37,6 +39,7 @@ ALLOW_HEADERS = ("content-type, content-encoding, authorization, x-retry-count, 
                  "rsa-retry-attempt, rsa-since-last-attempt, rsa-since-first-attempt, rsa-retry-reason, "
                  "rsa-recovered")
 SUCCESS = {"success": True}
+_BUNDLE = re.compile(r"^[\w.-]+\.js$")
 BATCH_PATHS = ("batch", "b", "import")
 
 
@@ -213,6 +216,20 @@ async def project_settings(request: Request) -> Response:
     return _answer(request, settings, **{"Cache-Control": "public, max-age=300"})
 
 
+async def browser_bundle(request: Request) -> Response:
+    """analytics.js from its cdnURL: `/analytics-next/bundles/{chunk}.js` (loaded on demand, e.g. for `ajs_`
+    query parameters) and `/analytics.js/v1/{writeKey}/analytics.min.js`, from TRACKLANE_SEGMENT_BROWSER_BUNDLES."""
+    directory = _container(request).settings.segment_browser_bundles
+    name = request.path_params.get("name", "index.js")
+    if name.startswith("analytics") and "write_key" in request.path_params:
+        name = "index.js"
+    path = Path(directory) / name if directory and _BUNDLE.match(name) else None
+    if path is None or not path.is_file():
+        return _error(request, IntakeError(404, "not_found", f"no browser bundle {name!r} is served here"))
+    return FileResponse(path, media_type="application/javascript",
+                        headers={**cors(request), "Cache-Control": "public, max-age=3600"})
+
+
 async def source_config(request: Request) -> Response:
     """`GET /sourceConfig/`: the source configuration RudderStack's browser SDK loads."""
     if request.method == "OPTIONS":
@@ -278,4 +295,6 @@ routes = [
     Route("/sourceConfig/", source_config, methods=["GET", "OPTIONS"]),
     Route("/sourceConfig", source_config, methods=["GET", "OPTIONS"]),
     Route("/segment/{source_id:int}", segment_webhook, methods=["POST"]),
+    Route("/analytics-next/bundles/{name}", browser_bundle, methods=["GET"]),
+    Route("/analytics.js/v1/{write_key}/{name}", browser_bundle, methods=["GET"]),
 ]
