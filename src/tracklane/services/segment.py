@@ -10,9 +10,10 @@ amount, a currency that is not the offer's) is stored as refused and nothing els
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from functools import partial
+from typing import Any
 
 from tracklane.domain.errors import InvalidParameter, PostbackRefused, TracklaneError
 from tracklane.domain.model import Click, ConversionStatus, Origin
@@ -42,13 +43,28 @@ class _Applied:
     customer_id: int | None = None
 
 
+SOURCE_CACHE_SECONDS = 5
+SOURCE_CACHE_SIZE = 1024
+
+
 class SegmentService:
     def __init__(self, db: Database, clock: Clock) -> None:
         self._db = db
         self._clock = clock
+        self._sources: dict[str, tuple[Source, datetime]] = {}
 
     async def source_for_write_key(self, write_key: str) -> Source | None:
-        return await self._db.read(lambda repo: repo.find_source_by_write_key(write_key))
+        """The source of a write key; kept for a few seconds per process (settings changes apply within that)."""
+        now = self._clock()
+        cached = self._sources.get(write_key)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        source = await self._db.read(lambda repo: repo.find_source_by_write_key(write_key))
+        if source is not None:
+            if len(self._sources) >= SOURCE_CACHE_SIZE:
+                self._sources.clear()
+            self._sources[write_key] = (source, now + timedelta(seconds=SOURCE_CACHE_SECONDS))
+        return source
 
     async def get_source(self, source_id: int) -> Source | None:
         return await self._db.read(lambda repo: repo.get_source(source_id))
@@ -117,10 +133,10 @@ def _message_row(source: Source, message: Message, relayed: bool, now: datetime)
 def _apply(repo: Repository, source: Source, message: Message, meaning: Meaning, now: datetime) -> _Applied:
     applied = _Applied(detail=meaning.summary)
     customer = _customer(repo, source, message, meaning, now)
-    click = _linked_click(repo, customer, meaning, now)
+    click, customer = _linked_click(repo, customer, meaning, now)
     if customer is not None:
         applied.customer_id = customer.id
-        customer = _update_customer(repo, repo.get_customer(customer.id) or customer, message, meaning, now)
+        customer = _update_customer(repo, customer, message, meaning, now)
         if _touches_customer(meaning):
             applied.outcome = MessageOutcome.CUSTOMER
     # The click the message names; else (none named, or not one of ours) the click its customer came from.
@@ -158,12 +174,16 @@ def _customer(repo: Repository, source: Source, message: Message, meaning: Meani
         customer = found[0]
         for other in found[1:]:
             _merge(repo, customer, other, now)
-    for identity in message.identities:
-        if identity not in customer.identities:
-            repo.link_identity(source.id, identity, customer.id)
-    refreshed = repo.get_customer(customer.id)
-    assert refreshed is not None
-    return refreshed
+        if len(found) > 1:
+            customer = repo.get_customer(customer.id) or customer
+    new = [identity for identity in message.identities if identity not in customer.identities]
+    for identity in new:
+        repo.link_identity(source.id, identity, customer.id)
+    if not new:
+        return customer
+    identities_now = sorted({*customer.identities, *new})
+    anonymous = [i.partition(":")[2] for i in identities_now if i.startswith("anonymous:")]
+    return replace(customer, identities=identities_now, anonymous_ids=anonymous)
 
 
 def _merge(repo: Repository, keep: Customer, other: Customer, now: datetime) -> None:
@@ -177,22 +197,25 @@ def _merge(repo: Repository, keep: Customer, other: Customer, now: datetime) -> 
     repo.update_customer(keep.id, changes, now)
 
 
-def _linked_click(repo: Repository, customer: Customer | None, meaning: Meaning, now: datetime) -> Click | None:
+def _linked_click(
+    repo: Repository, customer: Customer | None, meaning: Meaning, now: datetime
+) -> tuple[Click | None, Customer | None]:
     """The click the message names; the first click linked to a customer is the one that acquired them."""
     if meaning.click_reference is None:
-        return None
+        return None, customer
     click = repo.get_click(meaning.click_reference)
     if click is None or customer is None or customer.transaction_id is not None or not meaning.links_click:
-        return click
-    repo.update_customer(customer.id, {"transaction_id": click.transaction_id, "offer_id": click.offer_id,
-                                       "partner_id": click.partner_id}, now)  # fmt: skip
+        return click, customer
+    link: dict[str, Any] = {"transaction_id": click.transaction_id, "offer_id": click.offer_id,
+                            "partner_id": click.partner_id}
+    repo.update_customer(customer.id, link, now)
     repo.set_activity_attribution(customer.id, click.offer_id, click.partner_id)
-    return click
+    return click, replace(customer, **link)
 
 
 def _update_customer(repo: Repository, customer: Customer, message: Message, meaning: Meaning,
                      now: datetime) -> Customer:
-    changes: dict[str, object] = {}
+    changes: dict[str, Any] = {}
     if message.user_id and customer.user_id != message.user_id and meaning.alias is None:
         changes["user_id"] = message.user_id
     if meaning.traits:
@@ -225,9 +248,7 @@ def _update_customer(repo: Repository, customer: Customer, message: Message, mea
             "offer_id": customer.offer_id, "partner_id": customer.partner_id, "message_id": message.message_id,
             "occurred_at": message.timestamp, "created_at": now,
         })  # fmt: skip
-    refreshed = repo.get_customer(customer.id)
-    assert refreshed is not None
-    return refreshed
+    return replace(customer, **changes) if changes else customer
 
 
 def _convert(

@@ -9,7 +9,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, Connection, case, delete, func, insert, select, type_coerce, update
+from sqlalchemy import BigInteger, Connection, bindparam, case, delete, func, insert, select, type_coerce, update
 from sqlalchemy.exc import IntegrityError
 
 from tracklane.domain.errors import Conflict
@@ -27,6 +27,24 @@ from tracklane.storage.schema import (
 from tracklane.storage.types import from_units
 
 CUSTOMER_DIMENSIONS = {"partner": "partner_id", "offer": "offer_id", "source": "source_id"}
+
+# Statements run for every message are built once, so SQLAlchemy reuses their compiled form.
+_INSERT_MESSAGE = insert(segment_messages).returning(segment_messages.c.id)
+_UPDATE_MESSAGE = update(segment_messages).where(segment_messages.c.id == bindparam("row_id"))
+_CUSTOMERS_BY_IDENTITY = select(customers).where(customers.c.id.in_(
+    select(customer_identities.c.customer_id).where(
+        customer_identities.c.source_id == bindparam("source_id"),
+        customer_identities.c.identity.in_(bindparam("identities", expanding=True)))
+)).order_by(customers.c.id)
+_CUSTOMER_BY_ID = select(customers).where(customers.c.id == bindparam("customer_id"))
+_IDENTITIES_OF = select(customer_identities.c.identity).where(
+    customer_identities.c.customer_id == bindparam("customer_id"))
+_INSERT_CUSTOMER = insert(customers).returning(*customers.c)
+_UNLINK_IDENTITY = delete(customer_identities).where(
+    customer_identities.c.source_id == bindparam("source_id"), customer_identities.c.identity == bindparam("identity"))
+_LINK_IDENTITY = insert(customer_identities)
+_UPDATE_CUSTOMER = update(customers).where(customers.c.id == bindparam("customer_id"))
+_INSERT_ACTIVITY = insert(customer_activities)
 
 
 def jsonable(value: Any) -> Any:
@@ -79,16 +97,14 @@ class SqlSegment:
         stored = {**values, "payload": jsonable(values["payload"]), "mapped": jsonable(values.get("mapped", {}))}
         try:
             with self.conn.begin_nested():
-                message_id: int = self.conn.execute(
-                    insert(segment_messages).values(**stored).returning(segment_messages.c.id)
-                ).scalar_one()
+                message_id: int = self.conn.execute(_INSERT_MESSAGE, stored).scalar_one()
         except IntegrityError:
             return None
         return message_id
 
     def update_segment_message(self, row_id: int, changes: Mapping[str, Any]) -> None:
         stored = {k: jsonable(v) if k == "mapped" else v for k, v in changes.items()}
-        self.conn.execute(update(segment_messages).where(segment_messages.c.id == row_id).values(**stored))
+        self.conn.execute(_UPDATE_MESSAGE.values(**{k: bindparam(k) for k in stored}), {**stored, "row_id": row_id})
 
     def list_segment_messages(self, page: Page) -> list[dict[str, Any]]:
         query = paged(select(segment_messages), segment_messages, page)
@@ -98,14 +114,11 @@ class SqlSegment:
     def find_customers(self, source_id: int, identities: Sequence[str]) -> list[Customer]:
         if not identities:
             return []
-        ids = select(customer_identities.c.customer_id).where(
-            customer_identities.c.source_id == source_id, customer_identities.c.identity.in_(identities)
-        )
-        rows = self.conn.execute(select(customers).where(customers.c.id.in_(ids)).order_by(customers.c.id))
+        rows = self.conn.execute(_CUSTOMERS_BY_IDENTITY, {"source_id": source_id, "identities": list(identities)})
         return [self._customer(r) for r in rows]
 
     def get_customer(self, customer_id: int) -> Customer | None:
-        row = self.conn.execute(select(customers).where(customers.c.id == customer_id)).one_or_none()
+        row = self.conn.execute(_CUSTOMER_BY_ID, {"customer_id": customer_id}).one_or_none()
         return None if row is None else self._customer(row)
 
     def list_customers(self, page: Page) -> list[Customer]:
@@ -121,20 +134,19 @@ class SqlSegment:
     def insert_customer(self, source_id: int, now: datetime) -> Customer:
         values = {"source_id": source_id, "previous_ids": [], "traits": {}, "group_traits": {}, "audiences": [],
                   "status": "active", "visits": 0, "created_at": now, "updated_at": now}
-        row = self.conn.execute(insert(customers).values(**values).returning(*customers.c)).one()
-        return self._customer(row)
+        row = self.conn.execute(_INSERT_CUSTOMER, values).one()
+        return self._customer(row, identities=[])
 
     def link_identity(self, source_id: int, identity: str, customer_id: int) -> None:
-        self.conn.execute(
-            delete(customer_identities).where(customer_identities.c.source_id == source_id,
-                                              customer_identities.c.identity == identity)
-        )
-        self.conn.execute(insert(customer_identities).values(source_id=source_id, identity=identity,
-                                                             customer_id=customer_id))
+        params = {"source_id": source_id, "identity": identity, "customer_id": customer_id}
+        self.conn.execute(_UNLINK_IDENTITY, params)
+        self.conn.execute(_LINK_IDENTITY, params)
 
     def update_customer(self, customer_id: int, changes: Mapping[str, Any], now: datetime) -> None:
         values = {k: jsonable(v) if isinstance(v, dict | list | tuple) else v for k, v in changes.items()}
-        self.conn.execute(update(customers).where(customers.c.id == customer_id).values(**values, updated_at=now))
+        values["updated_at"] = now
+        statement = _UPDATE_CUSTOMER.values(**{k: bindparam(k) for k in values})
+        self.conn.execute(statement, {**values, "customer_id": customer_id})
 
     def merge_customers(self, keep_id: int, drop_id: int) -> None:
         """Move the dropped customer's identities and activity to the kept one, then delete it."""
@@ -146,7 +158,7 @@ class SqlSegment:
         self.conn.execute(delete(customers).where(customers.c.id == drop_id))
 
     def insert_customer_activity(self, values: Mapping[str, Any]) -> None:
-        self.conn.execute(insert(customer_activities).values(**values))
+        self.conn.execute(_INSERT_ACTIVITY, dict(values))
 
     def set_activity_attribution(self, customer_id: int, offer_id: int, partner_id: int) -> None:
         """Activity recorded before the customer's click was known now counts for that click's partner."""
@@ -203,9 +215,9 @@ class SqlSegment:
             if key in rows:
                 rows[key]["payout"] = payout
 
-    def _customer(self, row: Any) -> Customer:
-        identities = sorted(self.conn.execute(
-            select(customer_identities.c.identity).where(customer_identities.c.customer_id == row.id)).scalars())
+    def _customer(self, row: Any, identities: list[str] | None = None) -> Customer:
+        if identities is None:
+            identities = sorted(self.conn.execute(_IDENTITIES_OF, {"customer_id": row.id}).scalars())
         return Customer(
             id=row.id, source_id=row.source_id, user_id=row.user_id,
             anonymous_ids=[i.partition(":")[2] for i in identities if i.startswith("anonymous:")],
