@@ -44,6 +44,7 @@ class _Applied:
 
 
 SOURCE_CACHE_SECONDS = 5
+MAX_RACE_RETRIES = 3
 SOURCE_CACHE_SIZE = 1024
 
 
@@ -102,13 +103,7 @@ def _ingest(
             duplicates += 1
             continue
         stored += 1
-        meaning: Meaning | None = None
-        try:
-            with repo.savepoint():
-                meaning = map_message(message, settings)
-                applied = _apply(repo, source, message, meaning, now)
-        except TracklaneError as error:
-            applied = _Applied(MessageOutcome.REFUSED, f"{error.code}: {error.message}")
+        meaning, applied = _apply_once(repo, source, settings, message, now)
         mapped = {} if meaning is None else {
             "summary": meaning.summary, "click_reference": meaning.click_reference,
             "parameters": dict(meaning.parameters), "items": [dict(i) for i in meaning.items],
@@ -118,6 +113,24 @@ def _ingest(
             "customer_id": applied.customer_id, "mapped": mapped,
         })  # fmt: skip
     return stored, duplicates
+
+
+def _apply_once(
+    repo: Repository, source: Source, settings: SourceSettings, message: Message, now: datetime
+) -> tuple[Meaning | None, _Applied]:
+    """Map and apply the message in its own savepoint; when another process created the same customer at
+    the same moment, the savepoint is undone and the message applied again to the customer now visible."""
+    meaning: Meaning | None = None
+    for _ in range(MAX_RACE_RETRIES):
+        try:
+            with repo.savepoint():
+                meaning = map_message(message, settings)
+                return meaning, _apply(repo, source, message, meaning, now)
+        except DuplicateKey:
+            continue
+        except TracklaneError as error:
+            return meaning, _Applied(MessageOutcome.REFUSED, f"{error.code}: {error.message}")
+    raise PostbackRefused("busy", "the customer is being changed concurrently; retry")
 
 
 def _message_row(source: Source, message: Message, relayed: bool, now: datetime) -> dict[str, object]:

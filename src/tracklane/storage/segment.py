@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from tracklane.domain.errors import Conflict
 from tracklane.domain.segment.model import Customer, Source
-from tracklane.services.ports import Page
+from tracklane.services.ports import DuplicateKey, Page
 from tracklane.storage.paging import paged
 from tracklane.storage.schema import (
     conversions,
@@ -139,8 +139,12 @@ class SqlSegment:
 
     def link_identity(self, source_id: int, identity: str, customer_id: int) -> None:
         params = {"source_id": source_id, "identity": identity, "customer_id": customer_id}
-        self.conn.execute(_UNLINK_IDENTITY, params)
-        self.conn.execute(_LINK_IDENTITY, params)
+        try:
+            with self.conn.begin_nested():
+                self.conn.execute(_UNLINK_IDENTITY, params)
+                self.conn.execute(_LINK_IDENTITY, params)
+        except IntegrityError as error:  # another process linked it first: the caller re-reads
+            raise DuplicateKey(identity) from error
 
     def update_customer(self, customer_id: int, changes: Mapping[str, Any], now: datetime) -> None:
         values = {k: jsonable(v) if isinstance(v, dict | list | tuple) else v for k, v in changes.items()}

@@ -29,7 +29,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from tracklane.bootstrap import Container
-from tracklane.domain.errors import InvalidParameter
+from tracklane.domain.errors import InvalidParameter, PostbackRefused
 from tracklane.domain.segment.messages import MAX_REQUEST_BYTES, TYPE_BY_PATH, Envelope, read_envelope
 from tracklane.domain.segment.model import Source
 
@@ -181,6 +181,8 @@ async def _ingest(request: Request, source: Source, envelope: Envelope, received
     except SQLAlchemyError:
         log.exception("segment batch for source %s could not be stored", source.id)
         raise IntakeError(503, "unavailable", "storage is unavailable; retry") from None
+    except PostbackRefused as error:  # only "busy": concurrent writers kept colliding
+        raise IntakeError(503, error.code, error.message) from None
     for reason in report.dropped:
         log.warning("segment source %s dropped %s", source.id, reason)
     log.debug("segment source %s: %d stored, %d duplicates", source.id, report.stored, report.duplicates)
