@@ -179,7 +179,7 @@ def _customer(repo: Repository, source: Source, message: Message, meaning: Meani
         identities = [f"user:{previous}", f"anonymous:{previous}", *identities]
     found = repo.find_customers(source.id, identities)
     if not found:
-        if not message.identities:
+        if not message.identities or not _worth_a_customer(message, meaning):
             return None
         customer = repo.insert_customer(source.id, now)
     else:
@@ -197,6 +197,14 @@ def _customer(repo: Repository, source: Source, message: Message, meaning: Meani
     identities_now = sorted({*customer.identities, *new})
     anonymous = [i.partition(":")[2] for i in identities_now if i.startswith("anonymous:")]
     return replace(customer, identities=identities_now, anonymous_ids=anonymous)
+
+
+def _worth_a_customer(message: Message, meaning: Meaning) -> bool:
+    """A new person is recorded once something about them is known: a click, two ids to stitch, traits,
+    audiences, a group, an alias, a visit or activity. A lone track from an unknown id records none."""
+    return bool(meaning.click_reference or len(message.identities) > 1 or meaning.traits or meaning.audiences
+                or meaning.group or meaning.alias or meaning.visit or meaning.activity or (meaning.conversion
+                and not meaning.conversion.skip_if_no_event))
 
 
 def _merge(repo: Repository, keep: Customer, other: Customer, now: datetime) -> None:
@@ -269,6 +277,8 @@ def _convert(
 ) -> None:
     """Record the conversion or event with the same rules as a postback (origin `segment`)."""
     if transaction_id is None:
+        if intent.skip_if_no_event:
+            return  # a track that may name an offer event, with no click to find the offer by
         applied.outcome = MessageOutcome.UNATTRIBUTED
         applied.detail += "; no click: no transaction_id, referrer, landing-page parameter or linked customer"
         return

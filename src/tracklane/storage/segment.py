@@ -10,6 +10,8 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import BigInteger, Connection, bindparam, case, delete, func, insert, select, type_coerce, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from tracklane.domain.errors import Conflict
@@ -29,7 +31,12 @@ from tracklane.storage.types import from_units
 CUSTOMER_DIMENSIONS = {"partner": "partner_id", "offer": "offer_id", "source": "source_id"}
 
 # Statements run for every message are built once, so SQLAlchemy reuses their compiled form.
-_INSERT_MESSAGE = insert(segment_messages).returning(segment_messages.c.id)
+# A duplicate (source, messageId) inserts nothing and returns no row: no savepoint, no error to undo.
+_INSERT_MESSAGE = {
+    name: upsert(segment_messages).on_conflict_do_nothing(index_elements=["source_id", "message_id"])
+    .returning(segment_messages.c.id)
+    for name, upsert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
+}
 _UPDATE_MESSAGE = update(segment_messages).where(segment_messages.c.id == bindparam("row_id"))
 _CUSTOMERS_BY_IDENTITY = select(customers).where(customers.c.id.in_(
     select(customer_identities.c.customer_id).where(
@@ -95,11 +102,7 @@ class SqlSegment:
     def insert_segment_message(self, values: Mapping[str, Any]) -> int | None:
         """Store a message; None when the source already has one with this messageId (a duplicate)."""
         stored = {**values, "payload": jsonable(values["payload"]), "mapped": jsonable(values.get("mapped", {}))}
-        try:
-            with self.conn.begin_nested():
-                message_id: int = self.conn.execute(_INSERT_MESSAGE, stored).scalar_one()
-        except IntegrityError:
-            return None
+        message_id: int | None = self.conn.execute(_INSERT_MESSAGE[self.conn.dialect.name], stored).scalar()
         return message_id
 
     def update_segment_message(self, row_id: int, changes: Mapping[str, Any]) -> None:
