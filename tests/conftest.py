@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from tests.segment_support import RequestLog
 from tests.servers import POSTGRES_ENV, RunningServer, postgres_database, running_server, sqlite_url
 
 
@@ -51,3 +55,28 @@ def web(server: RunningServer) -> Iterator[httpx.Client]:
     """An anonymous HTTP client (tracking endpoints), which does not follow redirects."""
     with httpx.Client(base_url=server.base_url, timeout=30, follow_redirects=False) as client:
         yield client
+
+
+@pytest.fixture
+def watched(tmp_path: Path) -> Iterator[tuple[RunningServer, RequestLog]]:
+    """A server on a SQLite file with every request logged (the tests driving real clients use it)."""
+    logs: list[RequestLog] = []
+
+    def wrap(app: Any) -> RequestLog:
+        logs.append(RequestLog(app))
+        return logs[-1]
+
+    with running_server(sqlite_url(tmp_path), wrap=wrap) as running:
+        yield running, logs[0]
+
+
+@pytest.fixture(scope="session")
+def node_clients() -> Path:
+    """tests/clients with its pinned Segment clients installed (`npm ci` when node_modules is missing)."""
+    clients = Path(__file__).parent / "clients"
+    npm = shutil.which("npm")
+    assert npm and shutil.which("node"), "the Segment client tests need node and npm"
+    if not (clients / "node_modules" / "analytics-node-3").is_dir():
+        subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=clients, check=True, capture_output=True,
+                       timeout=600)
+    return clients

@@ -6,10 +6,11 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import uvicorn
@@ -30,7 +31,10 @@ class RunningServer:
 
     @property
     def container(self) -> Container:
-        container: Container = self.server.config.loaded_app.app.state.container  # type: ignore[union-attr]
+        app = self.server.config.app
+        while not hasattr(app, "state"):
+            app = app.app
+        container: Container = app.state.container
         return container
 
 
@@ -54,12 +58,16 @@ def sqlite_url(directory: Path) -> str:
 
 
 @contextmanager
-def running_server(database_url: str, **settings_overrides: object) -> Iterator[RunningServer]:
-    """Serve the whole app on 127.0.0.1 on a free port until the block ends."""
+def running_server(
+    database_url: str, wrap: Callable[[Any], Any] | None = None, **settings_overrides: object
+) -> Iterator[RunningServer]:
+    """Serve the whole app on 127.0.0.1 on a free port until the block ends; `wrap` puts an ASGI middleware
+    in front of it (tests use it to watch requests or to fail them the way a proxy or network would)."""
     admin_key = "tlk_test_" + secrets.token_urlsafe(24)
     settings = Settings(database_url=database_url, admin_key=admin_key, port=8080, **settings_overrides)  # type: ignore[arg-type]
+    app = create_app(settings)
     config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=0, log_level="warning", lifespan="on", timeout_keep_alive=60
+        wrap(app) if wrap else app, host="127.0.0.1", port=0, log_level="warning", lifespan="on", timeout_keep_alive=60
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

@@ -12,7 +12,10 @@ from tracklane.services.api_keys import ApiKeyService
 from tracklane.services.catalog import CatalogService
 from tracklane.services.clicks import ClickService
 from tracklane.services.conversions import ConversionService
+from tracklane.services.customers import CustomerService
 from tracklane.services.reports import ReportService
+from tracklane.services.segment import SegmentService
+from tracklane.services.sources import SourceService
 from tracklane.settings import Settings
 from tracklane.storage import migrate
 from tracklane.storage.database import SqlDatabase
@@ -37,6 +40,16 @@ def new_api_key() -> str:
     return "tlk_" + secrets.token_urlsafe(32)
 
 
+def new_write_key() -> str:
+    """A Segment source's write key: sent by clients in plain sight, so only hard to guess, not a secret."""
+    return "wk_" + secrets.token_urlsafe(24)
+
+
+def new_webhook_secret() -> str:
+    """The shared secret Segment's Webhooks destination signs with (X-Signature)."""
+    return secrets.token_hex(24)
+
+
 @dataclass(frozen=True, slots=True)
 class Container:
     """Everything a process wires together once."""
@@ -48,6 +61,9 @@ class Container:
     conversions: ConversionService
     reports: ReportService
     api_keys: ApiKeyService
+    sources: SourceService
+    segment: SegmentService
+    customers: CustomerService
 
     def close(self) -> None:
         self.db.close()
@@ -76,6 +92,9 @@ def build(settings: Settings) -> Container:
         conversions=ConversionService(db, utc_now),
         reports=ReportService(db),
         api_keys=ApiKeyService(db, utc_now, new_api_key),
+        sources=SourceService(db, utc_now, new_write_key, new_webhook_secret),
+        segment=SegmentService(db, utc_now),
+        customers=CustomerService(db),
     )
     if settings.admin_key is not None:
         admin_key = settings.admin_key.get_secret_value()

@@ -40,6 +40,14 @@ class Settings(BaseSettings):
         "for tracking. Changes made through the same process apply at once; changes made through another "
         "process apply within this time. 0 turns the cache off."
     )
+    segment_browser_bundles: str | None = Field(
+        None, description="Directory holding @segment/analytics-next's browser build (`dist/umd`), served at "
+        "`/analytics-next/bundles/` for analytics.js loaded with this server as its cdnURL."
+    )
+    segment_max_in_flight: int = Field(
+        256, ge=0, le=100_000, description="Segment intake requests one process works on at once; more are "
+        "answered 429 with Retry-After (clients retry, dedup keeps each message once)."
+    )
 
     @field_validator("database_url")
     @classmethod

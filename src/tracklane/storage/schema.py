@@ -199,3 +199,84 @@ conversions = Table(
     Index("ix_conversions_offer_partner_created", "offer_id", "partner_id", "created_at"),
     Index("ix_conversions_created_at", "created_at"),
 )  # fmt: skip
+
+# Segment-compatible intake: sources, the messages they received (dedup on source + messageId), customers.
+sources = Table(
+    "sources", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False),
+    Column("preset", String(32), nullable=False),
+    Column("write_key", String(64), nullable=False, unique=True),
+    Column("webhook_secret", String(64), nullable=False),
+    Column("settings", JSON, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)  # fmt: skip
+
+segment_messages = Table(
+    "segment_messages", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("source_id", Id, ForeignKey("sources.id"), nullable=False),
+    Column("message_id", String(100), nullable=False),
+    Column("type", String(16), nullable=False),
+    Column("event", String(255)),
+    Column("user_id", String(255)),
+    Column("anonymous_id", String(255)),
+    Column("timestamp", UtcDateTime, nullable=False),
+    Column("original_timestamp", UtcDateTime, nullable=False),
+    Column("sent_at", UtcDateTime),
+    Column("received_at", UtcDateTime, nullable=False),
+    Column("relayed", Boolean, nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("detail", Text),
+    Column("conversion_id", Id),
+    Column("customer_id", Id),
+    Column("mapped", JSON, nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    UniqueConstraint("source_id", "message_id", name="uq_segment_messages_source_id_message_id"),
+)  # fmt: skip
+
+customers = Table(
+    "customers", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("source_id", Id, ForeignKey("sources.id"), nullable=False, index=True),
+    Column("user_id", String(255)),
+    Column("previous_ids", JSON, nullable=False),
+    Column("traits", JSON, nullable=False),
+    Column("group_id", String(255)),
+    Column("group_traits", JSON, nullable=False),
+    Column("audiences", JSON, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("transaction_id", String(64)),
+    Column("offer_id", Id),
+    Column("partner_id", Id, index=True),
+    Column("visits", Integer, nullable=False),
+    Column("signed_up_at", UtcDateTime),
+    Column("churned_at", UtcDateTime),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)  # fmt: skip
+
+customer_identities = Table(
+    "customer_identities", metadata,
+    Column("source_id", Id, primary_key=True),
+    Column("identity", String(300), primary_key=True),
+    Column("customer_id", Id, ForeignKey("customers.id"), nullable=False, index=True),
+)  # fmt: skip
+
+customer_activities = Table(
+    "customer_activities", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("source_id", Id, nullable=False),
+    Column("customer_id", Id, ForeignKey("customers.id"), nullable=False, index=True),
+    Column("kind", String(16), nullable=False),
+    Column("amount", Money),
+    Column("currency", String(3)),
+    Column("offer_id", Id),
+    Column("partner_id", Id),
+    Column("message_id", String(100), nullable=False),
+    Column("occurred_at", UtcDateTime, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Index("ix_customer_activities_partner_occurred", "partner_id", "occurred_at"),
+)  # fmt: skip

@@ -18,11 +18,11 @@ from starlette.staticfiles import StaticFiles
 from tracklane import __version__
 from tracklane.bootstrap import Container
 from tracklane.settings import Settings
-from tracklane.web import errors, tracking
-from tracklane.web.api import activity, catalog, keys
+from tracklane.web import errors, segment, tracking
+from tracklane.web.api import activity, catalog, customers, keys, sources
 
 API_DESCRIPTION = """Manage advertisers, offers and their events, partners, offer access, partner payouts,
-API keys; read clicks, conversions (with their attribution trace) and reports.
+API keys and Segment sources; read clicks, conversions (with their attribution trace), customers and reports.
 Authenticate with `Authorization: Bearer <api key>`. Money is a decimal string; ids are integers;
 lists are `{"data": [...], "next_cursor"}`; errors are `{"error", "message"}`."""
 
@@ -45,9 +45,9 @@ def build_app(settings: Settings, build: Callable[[Settings], Container]) -> Fas
         redoc_url=None,
         lifespan=lifespan,
     )
-    app.router.routes[0:0] = tracking.routes
+    app.router.routes[0:0] = [*tracking.routes, *segment.routes]
     api = APIRouter(prefix="/api/v1")
-    for router in (catalog.router, activity.router, keys.router):
+    for router in (catalog.router, activity.router, keys.router, sources.router, customers.router):
         api.include_router(router)
     app.include_router(api)
     _install_docs(app)

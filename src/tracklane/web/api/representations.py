@@ -18,6 +18,8 @@ from tracklane.domain.model import (
     PartnerPayout,
 )
 from tracklane.domain.money import format_money
+from tracklane.domain.segment.model import Customer, Source
+from tracklane.domain.segment.settings import settings_json, source_settings
 
 
 def _time(value: datetime | None) -> str | None:
@@ -97,3 +99,38 @@ def conversion(c: Conversion) -> dict[str, Any]:
 def report_value(value: Any) -> Any:
     """Report cells: money and ratios as decimal strings (at least two places)."""
     return format_money(value, "USD") if isinstance(value, Decimal) else value
+
+
+def source(s: Source) -> dict[str, Any]:
+    """A Segment source with its write key, webhook secret and the effective mapping settings."""
+    return {"id": s.id, "name": s.name, "preset": s.preset, "write_key": s.write_key,
+            "webhook_secret": s.webhook_secret, "settings": dict(s.settings),
+            "effective_settings": settings_json(source_settings(s.preset, s.settings)),
+            "created_at": _time(s.created_at), "updated_at": _time(s.updated_at)}
+
+
+def customer(c: Customer) -> dict[str, Any]:
+    return {
+        "id": c.id, "source_id": c.source_id, "user_id": c.user_id, "anonymous_ids": list(c.anonymous_ids),
+        "previous_ids": list(c.previous_ids), "traits": _json(c.traits), "group_id": c.group_id,
+        "group_traits": _json(c.group_traits), "audiences": list(c.audiences), "status": c.status,
+        "transaction_id": c.transaction_id, "offer_id": c.offer_id, "partner_id": c.partner_id, "visits": c.visits,
+        "signed_up_at": _time(c.signed_up_at), "churned_at": _time(c.churned_at),
+        "created_at": _time(c.created_at), "updated_at": _time(c.updated_at),
+    }  # fmt: skip
+
+
+def segment_message(m: dict[str, Any]) -> dict[str, Any]:
+    """A received Segment message: its ids, corrected timestamp, outcome and what it was mapped to."""
+    times = ("timestamp", "original_timestamp", "sent_at", "received_at", "created_at")
+    return {k: _time(v) if k in times else v for k, v in m.items()}
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json(v) for v in value]
+    return value

@@ -132,3 +132,15 @@ def body_doc(model: type[BaseModel]) -> dict[str, Any]:
             "content": {"application/json": {"schema": model.model_json_schema(ref_template="#/$defs/{model}")}},
         }
     }
+
+
+class SourceIn(BaseModel):
+    name: str
+    preset: Literal["default", "everflow", "impact", "tractionboard"] = "default"
+    write_key: str | None = Field(None, description="keep an existing write key (default: a new one)")
+    settings: dict[str, Any] | None = Field(None, description="overrides of the preset's mapping settings")
+
+
+class SourceUpdate(BaseModel):
+    name: str | None = None
+    settings: dict[str, Any] | None = None

@@ -1,0 +1,260 @@
+"""Reading Segment-spec messages: the batch envelope, per-message validation, ids, and timestamps.
+
+A message is checked on its own: a bad one is dropped with a reason, the others of its batch are kept.
+Timestamps follow Segment's rule `timestamp = receivedAt - (sentAt - originalTimestamp)` for direct
+clients (correcting the client's clock); messages relayed by Segment itself are trusted as they are.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from tracklane.domain.errors import InvalidParameter
+
+MAX_REQUEST_BYTES = 500 * 1024
+MAX_MESSAGE_BYTES = 32 * 1024
+MAX_BATCH_MESSAGES = 2500
+MAX_ID = 100
+MAX_TEXT = 255
+
+TYPES = ("identify", "track", "page", "screen", "group", "alias")
+TYPE_BY_PATH = {t: t for t in TYPES} | {t[0]: t for t in TYPES}
+
+_TIMESTAMP = re.compile(
+    r"^(\d{4})-(\d{1,2})-(\d{1,2})[T ](\d{1,2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?\s*(Z|z|[+-]\d{2}(?::?\d{2})?)?$"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One normalised Segment call."""
+
+    type: str
+    message_id: str
+    user_id: str | None
+    anonymous_id: str | None
+    event: str | None
+    name: str | None
+    properties: Mapping[str, Any]
+    traits: Mapping[str, Any]
+    context: Mapping[str, Any]
+    group_id: str | None
+    previous_id: str | None
+    timestamp: datetime
+    original_timestamp: datetime
+    sent_at: datetime | None
+    received_at: datetime
+    raw: Mapping[str, Any]
+
+    @property
+    def identities(self) -> tuple[str, ...]:
+        """The keys this message names its person by: `user:<userId>` and `anonymous:<anonymousId>`."""
+        found = []
+        if self.user_id:
+            found.append(f"user:{self.user_id}")
+        if self.anonymous_id:
+            found.append(f"anonymous:{self.anonymous_id}")
+        return tuple(found)
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """What one request carried: its messages (still raw), the batch-level fields and the body's write key."""
+
+    items: list[object]
+    batch: Mapping[str, Any]
+    write_key: str | None
+
+
+def read_envelope(body: object, path_type: str | None) -> Envelope:
+    """Split a request body: `{"batch": [...]}` for batch routes, one message for `/v1/{type}` routes.
+
+    `path_type` is the type a single-message route implies, or None for `/v1/batch`, `/v1/b`, `/v1/import`.
+    A JSON array (Segment Webhooks batch mode) is a batch too.
+    """
+    if isinstance(body, list):
+        return Envelope(items=body, batch={}, write_key=None)
+    if not isinstance(body, dict):
+        raise InvalidParameter("body", "must be a JSON object")
+    if path_type is not None:
+        return Envelope(items=[{**body, "type": path_type}], batch={}, write_key=_write_key(body))
+    items = body.get("batch")
+    if not isinstance(items, list):
+        raise InvalidParameter("batch", "must be a list of messages")
+    key = _write_key(body)
+    if key is None:
+        key = next((k for item in items if isinstance(item, dict) and (k := _write_key(item))), None)
+    return Envelope(items=items[:MAX_BATCH_MESSAGES], batch=body, write_key=key)
+
+
+def _write_key(body: Mapping[str, Any]) -> str | None:
+    value = body.get("writeKey")
+    return value.strip() or None if isinstance(value, str) else None
+
+
+def read_message(
+    raw: object, batch: Mapping[str, Any], received_at: datetime, *, trusted: bool, sent_header: str | None = None,
+    client_ip: str | None = None,
+) -> Message:
+    """Validate and normalise one message; raises `InvalidParameter` naming the field when it must be dropped.
+
+    `client_ip` (the connection's address) fills `context.ip` of client-side messages, as Segment does.
+    """
+    if not isinstance(raw, dict):
+        raise InvalidParameter("message", "must be a JSON object")
+    size = len(json.dumps(raw, separators=(",", ":"), default=str).encode())
+    if size > MAX_MESSAGE_BYTES:
+        raise InvalidParameter("message", f"is {size} bytes; at most {MAX_MESSAGE_BYTES} are accepted")
+    kind = raw.get("type")
+    if kind not in TYPES:
+        raise InvalidParameter("type", f"must be one of {', '.join(TYPES)}")
+    user_id, anonymous_id = _id(raw, "userId"), _id(raw, "anonymousId")
+    group_id, previous_id = _id(raw, "groupId"), _id(raw, "previousId")
+    _check_identity(kind, user_id, anonymous_id, group_id, previous_id)
+    event = _text(raw, "event")
+    if kind == "track" and event is None:
+        raise InvalidParameter("event", "is required for a track call")
+    original, timestamp, sent_at, received = _times(raw, batch, received_at, trusted, sent_header)
+    context = _merged(batch, raw, "context")
+    if client_ip and not trusted and "ip" not in context and _client_side(context):
+        context["ip"] = client_ip
+    traits = _object(raw, "traits")
+    if kind == "identify" and isinstance(context.get("traits"), dict):
+        traits = {**context["traits"], **traits}  # RudderStack sends identify traits in context.traits
+    return Message(
+        type=kind, message_id=_message_id(raw), user_id=user_id, anonymous_id=anonymous_id, event=event,
+        name=_text(raw, "name"), properties=_object(raw, "properties"), traits=traits,
+        context=context, group_id=group_id, previous_id=previous_id,
+        timestamp=timestamp, original_timestamp=original, sent_at=sent_at, received_at=received, raw=raw,
+    )  # fmt: skip
+
+
+def _client_side(context: Mapping[str, Any]) -> bool:
+    """Browser and mobile libraries (or `context.direct: true`): their connection is the user's."""
+    library = context.get("library")
+    name = library.get("name") if isinstance(library, dict) else None
+    return context.get("direct") is True or context.get("channel") in ("browser", "mobile", "client") or (
+        isinstance(name, str) and name.startswith(("analytics.js", "analytics-ios", "analytics-android",
+                                                   "analytics-kotlin", "analytics-swift", "RudderLabs JavaScript")))
+
+
+def _check_identity(
+    kind: str, user_id: str | None, anonymous_id: str | None, group_id: str | None, previous_id: str | None
+) -> None:
+    if kind == "alias":
+        if previous_id is None or user_id is None:
+            raise InvalidParameter("previousId", "an alias call needs previousId and userId")
+        return
+    if kind == "group" and group_id is None:
+        raise InvalidParameter("groupId", "is required for a group call")
+    if user_id is None and anonymous_id is None and kind != "group":
+        raise InvalidParameter("userId", "a message needs a userId or an anonymousId")
+
+
+def _id(raw: Mapping[str, Any], field: str) -> str | None:
+    value = raw.get(field)
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int | Decimal):
+        value = str(value)
+    if not isinstance(value, str):
+        raise InvalidParameter(field, "must be a string or a number")
+    value = value.strip()
+    if len(value) > MAX_TEXT:
+        raise InvalidParameter(field, f"must be at most {MAX_TEXT} characters")
+    return value or None
+
+
+def _text(raw: Mapping[str, Any], field: str) -> str | None:
+    value = raw.get(field)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidParameter(field, "must be a string")
+    return value.strip()[:MAX_TEXT] or None
+
+
+def _object(raw: Mapping[str, Any], field: str) -> Mapping[str, Any]:
+    value = raw.get(field)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidParameter(field, "must be an object")
+    return value
+
+
+def _merged(batch: Mapping[str, Any], raw: Mapping[str, Any], field: str) -> dict[str, Any]:
+    """Batch-level context (or integrations) merged under the message's own."""
+    outer, inner = batch.get(field), raw.get(field)
+    merged = dict(outer) if isinstance(outer, dict) else {}
+    if inner is not None and not isinstance(inner, dict):
+        raise InvalidParameter(field, "must be an object")
+    merged.update(inner or {})
+    return merged
+
+
+def _message_id(raw: Mapping[str, Any]) -> str:
+    """The message's own id; a missing one is derived from the content (so an identical retry matches)."""
+    value = raw.get("messageId")
+    if isinstance(value, int | Decimal) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not value.strip():
+        canonical = json.dumps(raw, sort_keys=True, separators=(",", ":"), default=str)
+        return "tl-" + hashlib.sha256(canonical.encode()).hexdigest()[:40]
+    value = value.strip()
+    if len(value) > MAX_ID:
+        return "tl-" + hashlib.sha256(value.encode()).hexdigest()[:40]
+    return value
+
+
+def _times(
+    raw: Mapping[str, Any], batch: Mapping[str, Any], received_at: datetime, trusted: bool, sent_header: str | None
+) -> tuple[datetime, datetime, datetime | None, datetime]:
+    """(originalTimestamp, corrected timestamp, sentAt, receivedAt) per the module docstring."""
+    given = parse_timestamp(raw.get("timestamp"), "timestamp")
+    original = parse_timestamp(raw.get("originalTimestamp"), "originalTimestamp") or given or received_at
+    sent = (parse_timestamp(raw.get("sentAt"), "sentAt") or parse_timestamp(batch.get("sentAt"), "sentAt")
+            or parse_timestamp(sent_header, "sentAt"))  # fmt: skip
+    if trusted:
+        received = parse_timestamp(raw.get("receivedAt"), "receivedAt") or received_at
+        return original, given or original, sent, received
+    if sent is None:
+        return original, original, None, received_at
+    return original, corrected_timestamp(received_at, sent, original), sent, received_at
+
+
+def corrected_timestamp(received_at: datetime, sent_at: datetime, original: datetime) -> datetime:
+    """`receivedAt - (sentAt - originalTimestamp)`: the event time on the server's clock."""
+    return received_at - (sent_at - original)
+
+
+def parse_timestamp(value: object, field: str) -> datetime | None:
+    """ISO 8601 with `Z`, `±hh:mm` or no offset (UTC), 0-9 fraction digits, unpadded month and day accepted."""
+    if value is None or value == "":
+        return None
+    match = _TIMESTAMP.match(value.strip()) if isinstance(value, str) else None
+    if match is None:
+        raise InvalidParameter(field, "must be an ISO 8601 date-time")
+    year, month, day, hour, minute, second, fraction, zone = match.groups()
+    micro = int((fraction or "0")[:6].ljust(6, "0"))
+    try:
+        moment = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second or 0), micro,
+                          tzinfo=UTC)  # fmt: skip
+    except ValueError:
+        raise InvalidParameter(field, "is not a valid date-time") from None
+    return moment - _offset(zone)
+
+
+def _offset(zone: str | None) -> timedelta:
+    if zone is None or zone in ("Z", "z"):
+        return timedelta(0)
+    sign = -1 if zone[0] == "-" else 1
+    digits = zone[1:].replace(":", "")
+    return sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:] or 0))

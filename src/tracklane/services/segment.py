@@ -1,0 +1,325 @@
+"""Ingesting Segment messages: each valid message is stored once per (source, messageId) and applied to
+customers, conversions, events and refunds inside the same transaction, committed before the answer.
+
+A message that cannot be read is dropped with a reason and the rest of its batch is kept. A message whose
+conversion attribution refuses (unknown click, no prior conversion, outside the window) is still stored
+with the refusal as its outcome, and its customer data is kept; a message with bad input (a malformed
+amount, a currency that is not the offer's) is stored as refused and nothing else of it is applied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any
+
+from tracklane.domain.errors import InvalidParameter, PostbackRefused, TracklaneError
+from tracklane.domain.model import Click, ConversionStatus, Origin
+from tracklane.domain.postback import ConversionRequest
+from tracklane.domain.segment.mapping import ConversionIntent, Meaning, map_message
+from tracklane.domain.segment.messages import Envelope, Message, read_message
+from tracklane.domain.segment.model import Customer, MessageOutcome, Source
+from tracklane.domain.segment.settings import SourceSettings, source_settings
+from tracklane.services.conversions import _change_status, _record
+from tracklane.services.ports import Clock, Database, DuplicateKey, Page, Repository
+
+
+@dataclass(frozen=True, slots=True)
+class IngestReport:
+    """How many messages were stored, how many were duplicates, and why the dropped ones were dropped."""
+
+    stored: int = 0
+    duplicates: int = 0
+    dropped: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Applied:
+    outcome: MessageOutcome = MessageOutcome.IGNORED
+    detail: str = ""
+    conversion_id: int | None = None
+    customer_id: int | None = None
+
+
+SOURCE_CACHE_SECONDS = 5
+MAX_RACE_RETRIES = 3
+SOURCE_CACHE_SIZE = 1024
+
+
+class SegmentService:
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self._db = db
+        self._clock = clock
+        self._sources: dict[str, tuple[Source, datetime]] = {}
+
+    async def source_for_write_key(self, write_key: str) -> Source | None:
+        """The source of a write key; kept for a few seconds per process (settings changes apply within that)."""
+        now = self._clock()
+        cached = self._sources.get(write_key)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        source = await self._db.read(lambda repo: repo.find_source_by_write_key(write_key))
+        if source is not None:
+            if len(self._sources) >= SOURCE_CACHE_SIZE:
+                self._sources.clear()
+            self._sources[write_key] = (source, now + timedelta(seconds=SOURCE_CACHE_SECONDS))
+        return source
+
+    async def get_source(self, source_id: int) -> Source | None:
+        return await self._db.read(lambda repo: repo.get_source(source_id))
+
+    async def ingest(
+        self, source: Source, envelope: Envelope, received_at: datetime, *, relayed: bool,
+        sent_header: str | None = None, client_ip: str | None = None,
+    ) -> IngestReport:
+        """Read every message, store the valid ones (once each) and apply them; durable when this returns."""
+        messages: list[Message] = []
+        dropped: list[str] = []
+        for index, raw in enumerate(envelope.items):
+            try:
+                messages.append(read_message(raw, envelope.batch, received_at, trusted=relayed,
+                                             sent_header=sent_header, client_ip=client_ip))  # fmt: skip
+            except InvalidParameter as error:
+                dropped.append(f"message {index}: {error.message}")
+        if not messages:
+            return IngestReport(dropped=dropped)
+        settings = source_settings(source.preset, source.settings)
+        work = partial(_ingest, source=source, settings=settings, messages=messages, relayed=relayed,
+                       now=self._clock())  # fmt: skip
+        stored, duplicates = await self._db.write(work)
+        return IngestReport(stored, duplicates, dropped)
+
+
+def _ingest(
+    repo: Repository, source: Source, settings: SourceSettings, messages: Sequence[Message], relayed: bool,
+    now: datetime,
+) -> tuple[int, int]:
+    stored = duplicates = 0
+    for message in messages:
+        row_id = repo.insert_segment_message(_message_row(source, message, relayed, now))
+        if row_id is None:
+            duplicates += 1
+            continue
+        stored += 1
+        meaning, applied = _apply_once(repo, source, settings, message, now)
+        mapped = {} if meaning is None else {
+            "summary": meaning.summary, "click_reference": meaning.click_reference,
+            "parameters": dict(meaning.parameters), "items": [dict(i) for i in meaning.items],
+        }  # fmt: skip
+        repo.update_segment_message(row_id, {
+            "outcome": applied.outcome.value, "detail": applied.detail[:2000], "conversion_id": applied.conversion_id,
+            "customer_id": applied.customer_id, "mapped": mapped,
+        })  # fmt: skip
+    return stored, duplicates
+
+
+def _apply_once(
+    repo: Repository, source: Source, settings: SourceSettings, message: Message, now: datetime
+) -> tuple[Meaning | None, _Applied]:
+    """Map and apply the message in its own savepoint; when another process created the same customer at
+    the same moment, the savepoint is undone and the message applied again to the customer now visible."""
+    meaning: Meaning | None = None
+    for _ in range(MAX_RACE_RETRIES):
+        try:
+            with repo.savepoint():
+                meaning = map_message(message, settings)
+                return meaning, _apply(repo, source, message, meaning, now)
+        except DuplicateKey:
+            continue
+        except TracklaneError as error:
+            return meaning, _Applied(MessageOutcome.REFUSED, f"{error.code}: {error.message}")
+    raise PostbackRefused("busy", "the customer is being changed concurrently; retry")
+
+
+def _message_row(source: Source, message: Message, relayed: bool, now: datetime) -> dict[str, object]:
+    return {
+        "source_id": source.id, "message_id": message.message_id, "type": message.type, "event": message.event,
+        "user_id": message.user_id, "anonymous_id": message.anonymous_id, "timestamp": message.timestamp,
+        "original_timestamp": message.original_timestamp, "sent_at": message.sent_at,
+        "received_at": message.received_at, "relayed": relayed, "outcome": MessageOutcome.IGNORED.value,
+        "detail": None, "mapped": {}, "payload": {**message.raw, "context": dict(message.context)}, "created_at": now,
+    }  # fmt: skip
+
+
+def _apply(repo: Repository, source: Source, message: Message, meaning: Meaning, now: datetime) -> _Applied:
+    applied = _Applied(detail=meaning.summary)
+    customer = _customer(repo, source, message, meaning, now)
+    click, customer = _linked_click(repo, customer, meaning, now)
+    if customer is not None:
+        applied.customer_id = customer.id
+        customer = _update_customer(repo, customer, message, meaning, now)
+        if _touches_customer(meaning):
+            applied.outcome = MessageOutcome.CUSTOMER
+    # The click the message names; else (none named, or not one of ours) the click its customer came from.
+    transaction_id = click.transaction_id if click else None
+    if transaction_id is None and customer is not None:
+        transaction_id = customer.transaction_id
+    if transaction_id is None:
+        transaction_id = meaning.click_reference
+    if meaning.refunds_order:
+        applied.outcome, applied.detail = MessageOutcome.REFUND, _refund(repo, source, meaning, transaction_id, now)
+    if meaning.conversion is not None:
+        _convert(repo, meaning.conversion, transaction_id, applied, now)
+    return applied
+
+
+def _touches_customer(meaning: Meaning) -> bool:
+    return bool(meaning.activity or meaning.visit or meaning.traits or meaning.audiences or meaning.group
+                or meaning.alias or meaning.links_click)
+
+
+def _customer(repo: Repository, source: Source, message: Message, meaning: Meaning, now: datetime) -> Customer | None:
+    """The person the message is about: found by any of its ids, created when new; ids seen together are
+    stitched (two customers that turn out to be one are merged, the one with a click kept)."""
+    identities = list(message.identities)
+    if meaning.alias is not None:
+        previous, _ = meaning.alias
+        identities = [f"user:{previous}", f"anonymous:{previous}", *identities]
+    found = repo.find_customers(source.id, identities)
+    if not found:
+        if not message.identities or not _worth_a_customer(message, meaning):
+            return None
+        customer = repo.insert_customer(source.id, now)
+    else:
+        found.sort(key=lambda c: (c.transaction_id is None, c.id))
+        customer = found[0]
+        for other in found[1:]:
+            _merge(repo, customer, other, now)
+        if len(found) > 1:
+            customer = repo.get_customer(customer.id) or customer
+    new = [identity for identity in message.identities if identity not in customer.identities]
+    for identity in new:
+        repo.link_identity(source.id, identity, customer.id)
+    if not new:
+        return customer
+    identities_now = sorted({*customer.identities, *new})
+    anonymous = [i.partition(":")[2] for i in identities_now if i.startswith("anonymous:")]
+    return replace(customer, identities=identities_now, anonymous_ids=anonymous)
+
+
+def _worth_a_customer(message: Message, meaning: Meaning) -> bool:
+    """A new person is recorded once something about them is known: a click, two ids to stitch, traits,
+    audiences, a group, an alias, a visit or activity. A lone track from an unknown id records none."""
+    return bool(meaning.click_reference or len(message.identities) > 1 or meaning.traits or meaning.audiences
+                or meaning.group or meaning.alias or meaning.visit or meaning.activity or (meaning.conversion
+                and not meaning.conversion.skip_if_no_event))
+
+
+def _merge(repo: Repository, keep: Customer, other: Customer, now: datetime) -> None:
+    changes: dict[str, object] = {
+        "traits": {**other.traits, **keep.traits}, "audiences": sorted({*keep.audiences, *other.audiences}),
+        "previous_ids": [*keep.previous_ids, *other.previous_ids], "visits": keep.visits + other.visits,
+    }  # fmt: skip
+    if keep.user_id is None and other.user_id is not None:
+        changes["user_id"] = other.user_id
+    repo.merge_customers(keep.id, other.id)
+    repo.update_customer(keep.id, changes, now)
+
+
+def _linked_click(
+    repo: Repository, customer: Customer | None, meaning: Meaning, now: datetime
+) -> tuple[Click | None, Customer | None]:
+    """The click the message names; the first click linked to a customer is the one that acquired them."""
+    if meaning.click_reference is None:
+        return None, customer
+    click = repo.get_click(meaning.click_reference)
+    if click is None or customer is None or customer.transaction_id is not None or not meaning.links_click:
+        return click, customer
+    link: dict[str, Any] = {"transaction_id": click.transaction_id, "offer_id": click.offer_id,
+                            "partner_id": click.partner_id}
+    repo.update_customer(customer.id, link, now)
+    repo.set_activity_attribution(customer.id, click.offer_id, click.partner_id)
+    return click, replace(customer, **link)
+
+
+def _update_customer(repo: Repository, customer: Customer, message: Message, meaning: Meaning,
+                     now: datetime) -> Customer:
+    changes: dict[str, Any] = {}
+    if message.user_id and customer.user_id != message.user_id and meaning.alias is None:
+        changes["user_id"] = message.user_id
+    if meaning.traits:
+        changes["traits"] = {**customer.traits, **meaning.traits}
+    if meaning.audiences:
+        members = set(customer.audiences)
+        members |= {name for name, member in meaning.audiences.items() if member}
+        members -= {name for name, member in meaning.audiences.items() if not member}
+        changes["audiences"] = sorted(members)
+    if meaning.group is not None:
+        changes["group_id"], group_traits = meaning.group
+        changes["group_traits"] = {**customer.group_traits, **group_traits}
+    if meaning.alias is not None:
+        previous, new = meaning.alias
+        changes["user_id"] = new
+        changes["previous_ids"] = [*customer.previous_ids, previous] if previous not in customer.previous_ids \
+            else list(customer.previous_ids)
+    if meaning.visit:
+        changes["visits"] = customer.visits + 1
+    if meaning.activity == "signup" and customer.signed_up_at is None:
+        changes["signed_up_at"] = message.timestamp
+    if meaning.activity == "churn":
+        changes.update(status="churned", churned_at=message.timestamp)
+    if changes:
+        repo.update_customer(customer.id, changes, now)
+    if meaning.activity is not None:
+        repo.insert_customer_activity({
+            "source_id": customer.source_id, "customer_id": customer.id, "kind": meaning.activity,
+            "amount": meaning.activity_amount, "currency": meaning.activity_currency,
+            "offer_id": customer.offer_id, "partner_id": customer.partner_id, "message_id": message.message_id,
+            "occurred_at": message.timestamp, "created_at": now,
+        })  # fmt: skip
+    return replace(customer, **changes) if changes else customer
+
+
+def _convert(
+    repo: Repository, intent: ConversionIntent, transaction_id: str | None, applied: _Applied, now: datetime
+) -> None:
+    """Record the conversion or event with the same rules as a postback (origin `segment`)."""
+    if transaction_id is None:
+        if intent.skip_if_no_event:
+            return  # a track that may name an offer event, with no click to find the offer by
+        applied.outcome = MessageOutcome.UNATTRIBUTED
+        applied.detail += "; no click: no transaction_id, referrer, landing-page parameter or linked customer"
+        return
+    event_name = intent.event_name
+    if event_name is not None and (intent.base_if_no_event or intent.skip_if_no_event):
+        click = repo.get_click(transaction_id)
+        events = repo.list_offer_events(click.offer_id) if click else []
+        if not any(e.name == event_name for e in events):
+            if intent.skip_if_no_event:
+                return
+            event_name = None
+    request = ConversionRequest(
+        transaction_id=transaction_id, token=None, event_id=intent.event_id, event_name=event_name,
+        amount=intent.amount, order_id=intent.order_id, currency=intent.currency, advs=intent.advs,
+    )  # fmt: skip
+    for _ in range(2):
+        try:
+            with repo.savepoint():
+                outcome = _record(repo, request, Origin.SEGMENT, now)
+        except DuplicateKey:
+            continue
+        except PostbackRefused as error:  # bad input (InvalidParameter) undoes the whole message instead
+            applied.outcome, applied.detail = MessageOutcome.REFUSED, f"{error.code}: {error.message}"
+            return
+        applied.outcome, applied.conversion_id = MessageOutcome.CONVERSION, outcome.conversion.id
+        applied.detail += f"; conversion #{outcome.conversion.id} {outcome.result}"
+        return
+    applied.outcome, applied.detail = MessageOutcome.REFUSED, "busy: recorded concurrently"
+
+
+def _refund(repo: Repository, source: Source, meaning: Meaning, transaction_id: str | None, now: datetime) -> str:
+    """Reject the conversions of the refunded order (the reason and the message go into their trace)."""
+    if meaning.refund_order_id is None:
+        return "refund without an order id: nothing to reject"
+    filters: dict[str, object] = {"order_id": meaning.refund_order_id}
+    if transaction_id is not None:
+        filters["transaction_id"] = transaction_id
+    found = repo.list_conversions(Page(limit=20, filters=filters))
+    refunded = [c for c in found if c.origin is Origin.SEGMENT or transaction_id is not None]
+    for conversion in refunded:
+        if conversion.status is not ConversionStatus.REJECTED:
+            _change_status(repo, conversion.id, ConversionStatus.REJECTED, "refunded", f"segment source #{source.id}",
+                           now)  # fmt: skip
+    return f"order {meaning.refund_order_id} refunded: {len(refunded)} conversion(s) rejected"
