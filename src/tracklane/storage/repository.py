@@ -5,11 +5,12 @@ from __future__ import annotations
 from sqlalchemy import Connection
 
 from tracklane.storage.catalog import SqlCatalog
+from tracklane.storage.delivery import SqlDelivery
 from tracklane.storage.reports import SqlReports
 from tracklane.storage.tracking import SqlTracking
 
 
-class SqlRepository(SqlCatalog, SqlTracking, SqlReports):
+class SqlRepository(SqlCatalog, SqlTracking, SqlReports, SqlDelivery):
     """Implements `tracklane.services.ports.Repository` on a connection inside a transaction."""
 
     def __init__(self, conn: Connection) -> None:
