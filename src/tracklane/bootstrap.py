@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import base64
+import random
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
+if TYPE_CHECKING:
+    from tracklane.delivery.worker import DeliveryWorker
+
+from tracklane.domain.destinations import parse_allow_list
 from tracklane.services.api_keys import ApiKeyService
 from tracklane.services.catalog import CatalogService
 from tracklane.services.clicks import ClickService
 from tracklane.services.conversions import ConversionService
+from tracklane.services.deliveries import DeliveryPolicy, DeliveryService
+from tracklane.services.partner_postbacks import PartnerPostbackService
 from tracklane.services.reports import ReportService
+from tracklane.services.webhooks import WebhookService
 from tracklane.settings import Settings
 from tracklane.storage import migrate
 from tracklane.storage.database import SqlDatabase
@@ -37,6 +47,11 @@ def new_api_key() -> str:
     return "tlk_" + secrets.token_urlsafe(32)
 
 
+def new_webhook_secret() -> str:
+    """A Standard Webhooks secret: `whsec_` and 32 random bytes in base64."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
 @dataclass(frozen=True, slots=True)
 class Container:
     """Everything a process wires together once."""
@@ -48,6 +63,9 @@ class Container:
     conversions: ConversionService
     reports: ReportService
     api_keys: ApiKeyService
+    webhooks: WebhookService
+    partner_postbacks: PartnerPostbackService
+    deliveries: DeliveryService
 
     def close(self) -> None:
         self.db.close()
@@ -73,11 +91,30 @@ def build(settings: Settings) -> Container:
         conversions=ConversionService(db, utc_now),
         reports=ReportService(db),
         api_keys=ApiKeyService(db, utc_now, new_api_key),
+        webhooks=WebhookService(db, utc_now, new_webhook_secret),
+        partner_postbacks=PartnerPostbackService(db, utc_now),
+        deliveries=DeliveryService(db, utc_now, random.random, DeliveryPolicy(
+            retry_scale=settings.delivery_retry_scale,
+            lease=timedelta(seconds=settings.delivery_lease_seconds),
+            disable_after=timedelta(hours=settings.webhook_disable_after_hours),
+        )),
     )
     if settings.admin_key is not None:
         admin_key = settings.admin_key.get_secret_value()
         db.write_now(container.api_keys.creator("admin", None, None, admin_key))
     return container
+
+
+def delivery_worker(container: Container) -> DeliveryWorker:
+    """An outbox worker over this container's database, with the SSRF guard of the settings."""
+    from tracklane.delivery.guard import PinnedTransport
+    from tracklane.delivery.sender import Sender
+    from tracklane.delivery.worker import DeliveryWorker
+
+    settings = container.settings
+    transport = PinnedTransport(parse_allow_list(settings.allow_private_destinations))
+    sender = Sender(transport, settings.delivery_timeout_seconds, utc_now)
+    return DeliveryWorker(container.deliveries, sender, settings.delivery_concurrency, settings.delivery_poll_seconds)
 
 
 def create_app(settings: Settings) -> FastAPI:
