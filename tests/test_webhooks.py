@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime, timedelta
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -131,7 +131,7 @@ def test_410_disables_the_endpoint_and_later_events_are_kept_as_skipped_for_repl
     assert "410" in disabled["disabled_reason"] and disabled["disabled_at"]
 
     factories.partner(admin)
-    skipped = poll(lambda: [d for d in deliveries(admin, status="skipped")])
+    skipped = poll(lambda: deliveries(admin, status="skipped"))
     assert [d["event_type"] for d in skipped] == ["partner.created"]
     assert len(receiver.received) == 1
 

@@ -1,7 +1,8 @@
 """SQL for outbound delivery: webhook endpoints, partner postbacks, the outbox and its attempt log.
 
-Claiming is one atomic statement: `UPDATE deliveries ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED)
-RETURNING *` on PostgreSQL, so concurrent workers never take the same delivery; on SQLite the writer's
+Claiming is one atomic statement, `WITH due AS MATERIALIZED (SELECT ... FOR UPDATE SKIP LOCKED)
+UPDATE deliveries ... FROM due RETURNING *`: on PostgreSQL concurrent workers never take the same
+delivery; on SQLite the writer's
 `BEGIN IMMEDIATE` serialises claims. Deliveries in `sending` whose lease expired are claimed again (this
 is the sweeper: a worker that died mid-delivery strands nothing).
 """
@@ -126,13 +127,15 @@ class SqlDelivery:
             and_(deliveries.c.status == _PENDING, deliveries.c.next_attempt_at <= now),
             and_(deliveries.c.status == _SENDING, deliveries.c.lease_expires_at < now),
         )
+        # MATERIALIZED: evaluated once. As a plain `IN (subquery)` PostgreSQL may run the subquery again per
+        # row, and with SKIP LOCKED each run can pick other rows: far more than `limit` would be claimed.
         candidates = (
             select(deliveries.c.id).where(due).order_by(deliveries.c.next_attempt_at).limit(limit)
-            .with_for_update(skip_locked=True)
+            .with_for_update(skip_locked=True).cte("due_deliveries").prefix_with("MATERIALIZED")
         )  # fmt: skip
         claim = (
             update(deliveries)
-            .where(deliveries.c.id.in_(candidates.scalar_subquery()), due)
+            .where(deliveries.c.id == candidates.c.id, due)
             .values(status=_SENDING, lease_owner=worker, lease_expires_at=lease_until, updated_at=now)
             .returning(*deliveries.c)
         )
