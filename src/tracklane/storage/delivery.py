@@ -2,9 +2,8 @@
 
 Claiming is one atomic statement, `WITH due AS MATERIALIZED (SELECT ... FOR UPDATE SKIP LOCKED)
 UPDATE deliveries ... FROM due RETURNING *`: on PostgreSQL concurrent workers never take the same
-delivery; on SQLite the writer's
-`BEGIN IMMEDIATE` serialises claims. Deliveries in `sending` whose lease expired are claimed again (this
-is the sweeper: a worker that died mid-delivery strands nothing).
+delivery; on SQLite the writer's `BEGIN IMMEDIATE` serialises claims. Deliveries in `sending` whose lease
+expired are claimed again (this is the sweeper: a worker that died mid-delivery strands nothing).
 """
 
 from __future__ import annotations
