@@ -24,6 +24,6 @@ def test_every_command_is_documented(command: str) -> None:
 
 def test_readme_links_resolve() -> None:
     readme = (DOCS.parent / "README.md").read_text(encoding="utf-8")
-    for name in ("tracking.md", "money-and-attribution.md", "configuration.md", "architecture.md"):
+    for name in ("tracking.md", "money-and-attribution.md", "configuration.md", "architecture.md", "webhooks.md"):
         assert f"(docs/{name})" in readme
         assert (DOCS / name).exists()
