@@ -46,7 +46,7 @@ def worker(database_url: str, **settings: str) -> Iterator[subprocess.Popen[byte
 def statuses(server: RunningServer) -> Counter[str]:
     def query(repo: Any) -> Counter[str]:
         rows = repo.conn.execute(select(deliveries.c.status, func.count()).group_by(deliveries.c.status))
-        return Counter(dict(rows.tuples()))
+        return Counter(dict(rows.all()))
 
     return server.container.db.read_now(query)
 
@@ -110,8 +110,8 @@ def test_two_workers_deliver_1000_messages_none_lost_none_twice_at_once() -> Non
     if not os.environ.get(POSTGRES_ENV):
         pytest.skip(f"PostgreSQL tests need {POSTGRES_ENV} (CI sets it)")
     with postgres_database() as url, receiving(always(200, delay=0.005)) as receiver, \
-            running_server(url, delivery_in_serve=False, **DELIVERY) as hub:
-        admin = httpx.Client(base_url=hub.base_url, headers={"Authorization": f"Bearer {hub.admin_key}"})
+            running_server(url, delivery_in_serve=False, **DELIVERY) as hub, \
+            httpx.Client(base_url=hub.base_url, headers={"Authorization": f"Bearer {hub.admin_key}"}) as admin:
         hook = admin.post("/api/v1/webhooks", json={"url": receiver.url + "/hook",
                                                     "event_types": ["partner.created"]}).json()
         asyncio.run(_create_partners(hub.base_url, hub.admin_key, MESSAGES))
@@ -120,7 +120,6 @@ def test_two_workers_deliver_1000_messages_none_lost_none_twice_at_once() -> Non
         with worker(url, delivery_concurrency="16"), worker(url, delivery_concurrency="16"):
             receiver.wait_for(MESSAGES, timeout=180)
             poll(lambda: statuses(hub) == Counter({"succeeded": MESSAGES}), timeout=60)
-        admin.close()
 
         by_id = _never_overlapping(receiver.received)
         assert len(by_id) == MESSAGES
