@@ -12,10 +12,12 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from tests import factories
 from tests.receiver import Receiver, Reply, always, in_turn, poll, receiving
 from tests.servers import RunningServer, running_server
+from tracklane.storage.schema import webhook_endpoints
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "webhooks.md"
 DELIVERY = {
@@ -222,3 +224,33 @@ def test_bad_endpoint_input_is_a_4xx_naming_the_field(admin: httpx.Client) -> No
     assert missing.status_code == 404
     replay = admin.post("/api/v1/deliveries/replay", json={"from": "2026-01-02", "to": "2026-01-01"})
     assert (replay.status_code, replay.json()["field"]) == (400, "to")
+
+
+def test_secrets_are_encrypted_at_rest_and_still_sign(database_url: str, receiver: Receiver) -> None:
+    key = "correct horse battery staple, but longer"
+    with running_server(database_url, secrets_key=key, **DELIVERY) as hub, \
+            httpx.Client(base_url=hub.base_url, headers={"Authorization": f"Bearer {hub.admin_key}"}) as admin:
+        hook = endpoint(admin, receiver)
+        stored = hub.container.db.read_now(
+            lambda repo: repo.conn.execute(select(webhook_endpoints.c.secret)).scalar_one()  # type: ignore[attr-defined]
+        )
+        assert stored.startswith("fernet:") and hook["secret"] not in stored
+        assert hook["secret"][len("whsec_"):] not in stored
+        factories.advertiser(admin)
+        (request,) = receiver.wait_for(1)
+        assert request.verified(hook["secret"])["type"] == "advertiser.created"
+
+
+def test_an_endpoint_failing_for_the_whole_period_is_disabled_with_the_reason(
+    database_url: str, receiver: Receiver
+) -> None:
+    receiver.script = always(500)
+    with running_server(database_url, webhook_disable_after_hours=0.0005, **DELIVERY) as hub, \
+            httpx.Client(base_url=hub.base_url, headers={"Authorization": f"Bearer {hub.admin_key}"}) as admin:
+        hook = endpoint(admin, receiver)
+        factories.advertiser(admin)
+        factories.partner(admin)
+        disabled = poll(lambda: (h := admin.get(f"/api/v1/webhooks/{hook['id']}").json())["status"] == "disabled"
+                        and h)
+        assert disabled["disabled_reason"].startswith("every delivery failed for")
+        assert len(receiver.received) >= 2, "one failure alone never disables an endpoint"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import logging
 import random
 import secrets
 from dataclasses import dataclass
@@ -27,6 +28,9 @@ from tracklane.settings import Settings
 from tracklane.storage import migrate
 from tracklane.storage.database import SqlDatabase
 from tracklane.storage.engines import create_admin_engine, create_reader_engine, create_writer_engine
+from tracklane.storage.secret_box import FernetBox, PlainBox
+
+log = logging.getLogger("tracklane")
 
 
 def utc_now() -> datetime:
@@ -79,10 +83,19 @@ def migrate_database(settings: Settings) -> None:
         engine.dispose()
 
 
+def secret_box(settings: Settings) -> FernetBox | PlainBox:
+    """Webhook secrets are sealed at rest with TRACKLANE_SECRETS_KEY; without it, stored as they are."""
+    if settings.secrets_key is None:
+        log.warning("TRACKLANE_SECRETS_KEY is not set: webhook signing secrets are stored unencrypted")
+        return PlainBox()
+    return FernetBox(settings.secrets_key.get_secret_value())
+
+
 def build(settings: Settings) -> Container:
     """Migrate the schema, open the database and build the services; ensure the admin key if set."""
     migrate_database(settings)
     db = SqlDatabase(create_writer_engine(settings.database_url), create_reader_engine(settings.database_url))
+    box = secret_box(settings)
     container = Container(
         settings=settings,
         db=db,
@@ -91,13 +104,13 @@ def build(settings: Settings) -> Container:
         conversions=ConversionService(db, utc_now),
         reports=ReportService(db),
         api_keys=ApiKeyService(db, utc_now, new_api_key),
-        webhooks=WebhookService(db, utc_now, new_webhook_secret),
+        webhooks=WebhookService(db, utc_now, new_webhook_secret, box),
         partner_postbacks=PartnerPostbackService(db, utc_now),
         deliveries=DeliveryService(db, utc_now, random.random, DeliveryPolicy(
             retry_scale=settings.delivery_retry_scale,
             lease=timedelta(seconds=settings.delivery_lease_seconds),
             disable_after=timedelta(hours=settings.webhook_disable_after_hours),
-        )),
+        ), box),
     )
     if settings.admin_key is not None:
         admin_key = settings.admin_key.get_secret_value()

@@ -40,6 +40,10 @@ class Settings(BaseSettings):
         "", description="Comma-separated hosts or CIDRs (e.g. `127.0.0.1/32`) that webhooks and partner postbacks "
         "may reach although they are private or reserved; for development and tests. Default: none."
     )
+    secrets_key: SecretStr | None = Field(
+        None, description="Passphrase (at least 32 characters) that encrypts webhook signing secrets at rest; the "
+        "same on every server and worker. Without it they are stored unencrypted (a warning is logged)."
+    )
     delivery_in_serve: bool = Field(
         True, description="Whether `tracklane serve` runs a delivery worker in each server process."
     )
@@ -74,6 +78,13 @@ class Settings(BaseSettings):
     def _strong_admin_key(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value()) < 24:
             raise ValueError("must be at least 24 characters")
+        return value
+
+    @field_validator("secrets_key")
+    @classmethod
+    def _strong_secrets_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("must be at least 32 characters")
         return value
 
     @field_validator("fallback_url", "public_url")

@@ -29,7 +29,7 @@ from tracklane.domain.retry import (
     next_delay,
 )
 from tracklane.domain.webhooks import EndpointStatus, WebhookEndpoint
-from tracklane.services.ports import Clock, Database, NewAttempt, Page, Repository, Requeue
+from tracklane.services.ports import Clock, Database, NewAttempt, Page, Repository, Requeue, SecretBox
 
 log = logging.getLogger("tracklane.delivery")
 MAX_REPLAY_WINDOW = timedelta(days=31)
@@ -63,9 +63,9 @@ class DeliveryPolicy:
     lease: timedelta = timedelta(seconds=60)
     disable_after: timedelta = timedelta(hours=120)
 
-
 class DeliveryService:
-    def __init__(self, db: Database, clock: Clock, random: Random, policy: DeliveryPolicy) -> None:
+    def __init__(self, db: Database, clock: Clock, random: Random, policy: DeliveryPolicy, box: SecretBox) -> None:
+        self._box = box
         self._db = db
         self._clock = clock
         self._random = random
@@ -79,7 +79,7 @@ class DeliveryService:
         def work(repo: Repository) -> list[OutboundMessage]:
             messages = []
             for delivery in repo.claim_deliveries(worker, now, lease_until, limit):
-                message = _prepare(repo, delivery, now)
+                message = _prepare(repo, delivery, now, self._box)
                 if message is None:
                     repo.release_delivery(delivery.id, worker, {"status": DeliveryStatus.SKIPPED}, now)
                 else:
@@ -180,13 +180,14 @@ def _statuses(raw: str | None) -> frozenset[DeliveryStatus]:
     return frozenset(DeliveryStatus(name) for name in names)
 
 
-def _prepare(repo: Repository, delivery: Delivery, now: datetime) -> OutboundMessage | None:
+def _prepare(repo: Repository, delivery: Delivery, now: datetime, box: SecretBox) -> OutboundMessage | None:
     if delivery.kind is DeliveryKind.WEBHOOK:
         assert delivery.endpoint_id is not None
         endpoint = repo.get_webhook_endpoint(delivery.endpoint_id)
         if endpoint is None or endpoint.status is not EndpointStatus.ACTIVE:
             return None
-        return OutboundMessage(delivery, endpoint.url, "POST", delivery.body, tuple(endpoint.signing_secrets(now)))
+        secrets = tuple(box.open(sealed) for sealed in endpoint.signing_secrets(now))
+        return OutboundMessage(delivery, endpoint.url, "POST", delivery.body, secrets)
     assert delivery.postback_id is not None and delivery.url is not None
     postback = repo.get_partner_postback(delivery.postback_id)
     if postback is None or postback.status is not PostbackStatus.ACTIVE:

@@ -246,6 +246,13 @@ class Repository(CatalogRepository, TrackingRepository, DeliveryRepository, Prot
     """Everything one transaction can read and write."""
 
 
+class SecretBox(Protocol):
+    """Seals secrets before they are stored, and opens them for use (webhook signing secrets)."""
+
+    def seal(self, secret: str) -> str: ...
+    def open(self, sealed: str) -> str: ...
+
+
 class Database(Protocol):
     """Runs work in transactions; a `write` is committed before it returns."""
 

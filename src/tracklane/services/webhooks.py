@@ -1,4 +1,5 @@
-"""Use cases of webhook endpoints: create (the `whsec_` secret is shown once), change, re-enable, rotate."""
+"""Use cases of webhook endpoints: create (the `whsec_` secret is shown once, then stored sealed), change,
+re-enable, rotate."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 from tracklane.domain.errors import InvalidParameter, NotFound
 from tracklane.domain.webhooks import EndpointStatus, WebhookEndpoint, parse_endpoint
-from tracklane.services.ports import Clock, Database, Page, Repository
+from tracklane.services.ports import Clock, Database, Page, Repository, SecretBox
 
 DEFAULT_OVERLAP = timedelta(hours=24)
 MAX_OVERLAP = timedelta(days=7)
@@ -25,16 +26,17 @@ class WithSecret:
 
 
 class WebhookService:
-    def __init__(self, db: Database, clock: Clock, new_secret: Callable[[], str]) -> None:
+    def __init__(self, db: Database, clock: Clock, new_secret: Callable[[], str], box: SecretBox) -> None:
         self._db = db
         self._clock = clock
         self._new_secret = new_secret
+        self._box = box
 
     async def create(self, body: Mapping[str, Any]) -> WithSecret:
         values = parse_endpoint(body, partial=False)
         values.setdefault("event_types", None)
         secret, now = self._new_secret(), self._clock()
-        values.update(status=EndpointStatus.ACTIVE, secret=secret,
+        values.update(status=EndpointStatus.ACTIVE, secret=self._box.seal(secret),
                       event_types=None if values["event_types"] is None else list(values["event_types"]))
         endpoint = await self._db.write(lambda repo: repo.insert_webhook_endpoint(values, now))
         return WithSecret(endpoint, secret)
@@ -75,11 +77,12 @@ class WebhookService:
         """Issue a new secret; the old one keeps signing too until the overlap ends (default 24 h)."""
         overlap = _overlap(body.get("overlap_hours", DEFAULT_OVERLAP.total_seconds() / 3600))
         secret, now = self._new_secret(), self._clock()
+        sealed = self._box.seal(secret)
 
         def work(repo: Repository) -> WebhookEndpoint:
             current = _found(repo.get_webhook_endpoint(endpoint_id), endpoint_id)
             repo.update_webhook_endpoint(endpoint_id, {
-                "secret": secret, "previous_secret": current.secret, "previous_secret_expires_at": now + overlap,
+                "secret": sealed, "previous_secret": current.secret, "previous_secret_expires_at": now + overlap,
             }, now)  # fmt: skip
             return _found(repo.get_webhook_endpoint(endpoint_id), endpoint_id)
 

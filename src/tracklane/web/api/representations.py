@@ -103,12 +103,12 @@ def report_value(value: Any) -> Any:
 
 
 def webhook_endpoint(e: WebhookEndpoint, secret: str | None = None) -> dict[str, Any]:
-    """An endpoint; its secret only when just issued (creation, rotation), else a short hint."""
+    """An endpoint; its secret only when just issued (creation, rotation)."""
     body = {
         "id": e.id, "url": e.url, "description": e.description,
         "event_types": None if e.event_types is None else list(e.event_types), "status": e.status.value,
         "disabled_reason": e.disabled_reason, "disabled_at": _time(e.disabled_at),
-        "failing_since": _time(e.failing_since), "secret_hint": e.secret[:10] + "…",
+        "failing_since": _time(e.failing_since),
         "previous_secret_expires_at": _time(e.previous_secret_expires_at),
         "created_at": _time(e.created_at), "updated_at": _time(e.updated_at),
     }  # fmt: skip
