@@ -254,3 +254,16 @@ def test_an_endpoint_failing_for_the_whole_period_is_disabled_with_the_reason(
                         and h)
         assert disabled["disabled_reason"].startswith("every delivery failed for")
         assert len(receiver.received) >= 2, "one failure alone never disables an endpoint"
+
+
+def test_every_attempt_goes_through_the_ssrf_guard(admin: httpx.Client, receiver: Receiver) -> None:
+    """The server allows 127.0.0.1/32 only: a private address elsewhere is refused before any connection."""
+    hook = endpoint(admin, receiver)
+    admin.patch(f"/api/v1/webhooks/{hook['id']}", json={"url": "http://10.0.0.1:9/hook"})
+    factories.advertiser(admin)
+    (delivery,) = poll(lambda: [d for d in deliveries(admin) if d["attempts"] >= 2])
+    detail = admin.get(f"/api/v1/deliveries/{delivery['id']}").json()
+    first = detail["attempt_log"][0]
+    assert (first["error_class"], first["status_code"], first["verdict"]) == ("refused_destination", None, "failure")
+    assert "10.0.0.1" in first["error"] and "private" in first["error"]
+    assert receiver.received == []
