@@ -8,7 +8,8 @@ import logging
 import os
 import signal
 import sys
-from typing import Any
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 import click
 import uvicorn
@@ -19,6 +20,8 @@ from tracklane.domain.errors import TracklaneError
 from tracklane.services.demo import DemoProgram, create_demo
 from tracklane.services.ports import Page
 from tracklane.settings import Settings
+
+T = TypeVar("T")
 
 
 def load_settings(**overrides: object) -> Settings:
@@ -139,7 +142,7 @@ def replay_deliveries(from_: str, to: str, statuses: str | None, endpoint_id: in
     click.echo(json.dumps({"replayed": count}))
 
 
-def _with_container(use: Any) -> Any:
+def _with_container(use: Callable[[Container], Coroutine[Any, Any, T]]) -> T:
     """Run one use case on a freshly built container; a domain error is printed and exits 1."""
     container = build(load_settings())
     try:
