@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -50,7 +51,7 @@ def in_turn(*replies: Reply) -> Script:
 
 
 class Receiver:
-    def __init__(self, script: Script) -> None:
+    def __init__(self, script: Script, tls: ssl.SSLContext | None = None) -> None:
         self.script = script
         self.received: list[Received] = []
         self._lock = threading.Lock()
@@ -71,12 +72,25 @@ class Receiver:
             request_queue_size = 256
             daemon_threads = True
 
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                return  # a client that went away or failed its TLS handshake
+
         self._server = Server(("127.0.0.1", 0), Handler)
+        self.scheme = "http"
+        if tls is not None:
+            # The handshake happens in the handler's thread, so a failed one is closed like any connection.
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True,
+                                                  do_handshake_on_connect=False)
+            self.scheme = "https"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return f"{self.scheme}://127.0.0.1:{self._server.server_address[1]}"
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
 
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
         length = int(handler.headers.get("content-length") or 0)
@@ -122,8 +136,8 @@ class Receiver:
 
 
 @contextmanager
-def receiving(script: Script | None = None) -> Iterator[Receiver]:
-    receiver = Receiver(script or always(200)).start()
+def receiving(script: Script | None = None, tls: ssl.SSLContext | None = None) -> Iterator[Receiver]:
+    receiver = Receiver(script or always(200), tls).start()
     try:
         yield receiver
     finally:

@@ -4,9 +4,16 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from tests.receiver import receiving
 from tracklane.delivery.guard import NameNotFound, PinnedTransport
@@ -141,3 +148,48 @@ def test_the_request_goes_to_the_vetted_address_with_the_original_host_header() 
 def test_bad_allow_list_entries_are_named() -> None:
     with pytest.raises(Exception, match="allow_private_destinations"):
         parse_allow_list("10.0.0.0/33")
+
+
+def _certificate(tmp_path: Path, name: str) -> tuple[Path, Path]:
+    """A self-signed certificate for `name` (and its key), written as PEM files."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(hours=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+def test_https_to_the_pinned_address_keeps_sni_and_checks_the_certificate_against_the_name(tmp_path: Path) -> None:
+    cert, key = _certificate(tmp_path, "hooks.partner.example")
+    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_tls.load_cert_chain(cert, key)
+    names: list[str | None] = []
+    server_tls.sni_callback = lambda _socket, name, _context: names.append(name)  # type: ignore[assignment,misc,return-value]
+
+    async def resolver(host: str, port: int) -> list[str]:
+        return ["127.0.0.1"]
+
+    async def fetch(url: str) -> httpx.Response:
+        inner = httpx.AsyncHTTPTransport(verify=ssl.create_default_context(cafile=str(cert)))
+        transport = PinnedTransport(parse_allow_list("127.0.0.1/32"), resolver, inner)
+        async with httpx.AsyncClient(transport=transport) as client:
+            return await client.get(url)
+
+    with receiving(tls=server_tls) as receiver:
+        response = asyncio.run(fetch(f"https://hooks.partner.example:{receiver.port}/tls"))
+        assert response.status_code == 200
+        assert names == ["hooks.partner.example"]
+        assert receiver.wait_for(1)[0].headers["host"] == f"hooks.partner.example:{receiver.port}"
+        with pytest.raises(httpx.ConnectError, match="certificate"):
+            asyncio.run(fetch(f"https://impostor.partner.example:{receiver.port}/tls"))
