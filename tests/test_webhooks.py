@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,6 +19,11 @@ from sqlalchemy import select
 from tests import factories
 from tests.receiver import Receiver, Reply, always, in_turn, poll, receiving
 from tests.servers import RunningServer, running_server
+from tracklane.bootstrap import utc_now
+from tracklane.delivery.guard import PinnedTransport, ResolverFailure
+from tracklane.delivery.sender import Sender
+from tracklane.delivery.worker import DeliveryWorker
+from tracklane.domain.destinations import parse_allow_list
 from tracklane.storage.schema import webhook_endpoints
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "webhooks.md"
@@ -267,3 +274,48 @@ def test_every_attempt_goes_through_the_ssrf_guard(admin: httpx.Client, receiver
     assert (first["error_class"], first["status_code"], first["verdict"]) == ("refused_destination", None, "failure")
     assert "10.0.0.1" in first["error"] and "private" in first["error"]
     assert receiver.received == []
+
+
+def test_our_own_resolver_failure_spends_none_of_the_receivers_attempts(database_url: str, receiver: Receiver) -> None:
+    """A worker whose DNS resolver is down (injected at the resolver port) keeps the delivery, unspent."""
+    resolver_up = threading.Event()
+
+    async def resolver(host: str, port: int) -> list[str]:
+        assert host == "hooks.partner.example"
+        if not resolver_up.is_set():
+            raise ResolverFailure("temporary failure in name resolution")
+        return ["127.0.0.1"]
+
+    async def run_worker(hub: RunningServer) -> None:
+        transport = PinnedTransport(parse_allow_list("127.0.0.1/32"), resolver)
+        worker = DeliveryWorker(hub.container.deliveries, Sender(transport, 5, utc_now), 4, 0.05)
+        task = asyncio.create_task(worker.run())
+        try:
+            await asyncio.to_thread(receiver.wait_for, 1)
+        finally:
+            worker.stop()
+            await task
+
+    with running_server(database_url, delivery_in_serve=False, **DELIVERY) as hub, \
+            httpx.Client(base_url=hub.base_url, headers={"Authorization": f"Bearer {hub.admin_key}"}) as admin:
+        hook = endpoint(admin, receiver)
+        admin.patch(f"/api/v1/webhooks/{hook['id']}",
+                    json={"url": f"http://hooks.partner.example:{receiver.port}/hook"})
+        factories.advertiser(admin)
+        thread = threading.Thread(target=asyncio.run, args=(run_worker(hub),))
+        thread.start()
+        try:
+            (delivery,) = poll(lambda: [d for d in deliveries(admin) if d["last_error"]])
+            poll(lambda: len(admin.get(f"/api/v1/deliveries/{delivery['id']}").json()["attempt_log"]) >= 3)
+            unspent = admin.get(f"/api/v1/deliveries/{delivery['id']}").json()
+            assert (unspent["status"], unspent["attempts"]) in {("pending", 0), ("sending", 0)}
+            assert {(a["error_class"], a["verdict"]) for a in unspent["attempt_log"]} == {("resolver", "ours")}
+            assert admin.get(f"/api/v1/webhooks/{hook['id']}").json()["failing_since"] is None
+        finally:
+            resolver_up.set()
+            thread.join(timeout=60)
+        (request,) = receiver.wait_for(1)
+        assert request.verified(hook["secret"])["type"] == "advertiser.created"
+        done = poll(lambda: (d := admin.get(f"/api/v1/deliveries/{delivery['id']}").json())["status"] == "succeeded"
+                    and d)
+        assert done["attempts"] == 1, "only the attempt that reached the receiver counts"
