@@ -105,6 +105,7 @@ def test_unknown_macros_and_bad_fields_are_refused_on_save(admin: httpx.Client) 
         ({"url": "https://p.example/pb", "on": "click"}, "on", "conversion"),
         ({"url": "https://p.example/pb", "delay_seconds": 301}, "delay_seconds", "300"),
         ({"url": "https://p.example/pb", "offer_id": 999}, "offer_id", "999"),
+        ({"url": "http://192.168.1.1/pb?t={transaction_id}"}, "url", "private"),
     ]
     for fields, field, text in cases:
         response = admin.post("/api/v1/partner-postbacks", json={"partner_id": partner["id"], **fields})

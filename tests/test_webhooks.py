@@ -222,7 +222,8 @@ def test_every_existing_change_emits_its_event_type(
 def test_bad_endpoint_input_is_a_4xx_naming_the_field(admin: httpx.Client) -> None:
     cases = [({"url": "ftp://x.example/"}, "url"), ({"url": "https://x.example/{sub1}"}, "url"),
              ({"url": "https://x.example/", "event_types": ["offer.deleted"]}, "event_types"),
-             ({"url": "https://x.example/", "event_types": []}, "event_types")]
+             ({"url": "https://x.example/", "event_types": []}, "event_types"),
+             ({"url": "http://10.0.0.1/hook"}, "url"), ({"url": "http://[::ffff:169.254.169.254]/"}, "url")]
     for body, field in cases:
         response = admin.post("/api/v1/webhooks", json=body)
         assert (response.status_code, response.json()["field"]) == (400, field), response.text
@@ -263,16 +264,20 @@ def test_an_endpoint_failing_for_the_whole_period_is_disabled_with_the_reason(
         assert len(receiver.received) >= 2, "one failure alone never disables an endpoint"
 
 
-def test_every_attempt_goes_through_the_ssrf_guard(admin: httpx.Client, receiver: Receiver) -> None:
-    """The server allows 127.0.0.1/32 only: a private address elsewhere is refused before any connection."""
-    hook = endpoint(admin, receiver)
-    admin.patch(f"/api/v1/webhooks/{hook['id']}", json={"url": "http://10.0.0.1:9/hook"})
-    factories.advertiser(admin)
-    (delivery,) = poll(lambda: [d for d in deliveries(admin) if d["attempts"] >= 2])
-    detail = admin.get(f"/api/v1/deliveries/{delivery['id']}").json()
+def test_every_attempt_goes_through_the_ssrf_guard(database_url: str, receiver: Receiver) -> None:
+    """An endpoint saved while 127.0.0.1 was allowed is refused at send time once it no longer is."""
+    with running_server(database_url, **DELIVERY) as hub, \
+            httpx.Client(base_url=hub.base_url, headers={"Authorization": f"Bearer {hub.admin_key}"}) as admin:
+        endpoint(admin, receiver)
+    strict = {**DELIVERY, "allow_private_destinations": ""}
+    with running_server(database_url, **strict) as hub, \
+            httpx.Client(base_url=hub.base_url, headers={"Authorization": f"Bearer {hub.admin_key}"}) as admin:
+        factories.advertiser(admin)
+        (delivery,) = poll(lambda: [d for d in deliveries(admin) if d["attempts"] >= 2])
+        detail = admin.get(f"/api/v1/deliveries/{delivery['id']}").json()
     first = detail["attempt_log"][0]
     assert (first["error_class"], first["status_code"], first["verdict"]) == ("refused_destination", None, "failure")
-    assert "10.0.0.1" in first["error"] and "private" in first["error"]
+    assert "127.0.0.1" in first["error"] and "loopback" in first["error"]
     assert receiver.received == []
 
 

@@ -96,6 +96,7 @@ def build(settings: Settings) -> Container:
     migrate_database(settings)
     db = SqlDatabase(create_writer_engine(settings.database_url), create_reader_engine(settings.database_url))
     box = secret_box(settings)
+    allow = parse_allow_list(settings.allow_private_destinations)
     container = Container(
         settings=settings,
         db=db,
@@ -104,8 +105,8 @@ def build(settings: Settings) -> Container:
         conversions=ConversionService(db, utc_now),
         reports=ReportService(db),
         api_keys=ApiKeyService(db, utc_now, new_api_key),
-        webhooks=WebhookService(db, utc_now, new_webhook_secret, box),
-        partner_postbacks=PartnerPostbackService(db, utc_now),
+        webhooks=WebhookService(db, utc_now, new_webhook_secret, box, allow),
+        partner_postbacks=PartnerPostbackService(db, utc_now, allow),
         deliveries=DeliveryService(db, utc_now, random.random, DeliveryPolicy(
             retry_scale=settings.delivery_retry_scale,
             lease=timedelta(seconds=settings.delivery_lease_seconds),

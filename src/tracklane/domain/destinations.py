@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from tracklane.domain.errors import InvalidParameter, TracklaneError
 
@@ -101,6 +102,21 @@ def vet(host: str, addresses: Iterable[str], allow: AllowList) -> str:
     if not vetted:
         raise RefusedDestination(f"{host} resolves to no address")
     return vetted[0]
+
+
+def refuse_literal(url: str, allow: AllowList, field_name: str) -> None:
+    """At save time: a URL whose host is a literal non-public address is refused naming the field.
+
+    Host names are checked when each request is sent (resolving is I/O); this only catches the obvious.
+    """
+    host = urlsplit(url).hostname or ""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return
+    reason = None if allow.allows(host, address) else refusal(address)
+    if reason is not None:
+        raise InvalidParameter(field_name, f"{address} is {reason}; outbound requests may not reach it")
 
 
 def _embedded_ipv4(address: ipaddress.IPv6Address) -> tuple[str, ipaddress.IPv4Address] | None:

@@ -5,13 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from tracklane.domain.destinations import AllowList, refuse_literal
 from tracklane.domain.errors import InvalidParameter, NotFound
 from tracklane.domain.partner_postbacks import PartnerPostback, PostbackStatus, parse_postback
 from tracklane.services.ports import Clock, Database, Page, Repository
 
 
 class PartnerPostbackService:
-    def __init__(self, db: Database, clock: Clock) -> None:
+    def __init__(self, db: Database, clock: Clock, allow: AllowList) -> None:
+        self._allow = allow
         self._db = db
         self._clock = clock
 
@@ -19,6 +21,7 @@ class PartnerPostbackService:
         partner_id = _id(body.get("partner_id"), "partner_id")
         offer_id = None if body.get("offer_id") is None else _id(body.get("offer_id"), "offer_id")
         values = parse_postback(body, partial=False)
+        refuse_literal(values["url"], self._allow, "url")
         values.update(partner_id=partner_id, offer_id=offer_id, status=PostbackStatus.ACTIVE, failure_count=0)
         now = self._clock()
 
@@ -42,6 +45,8 @@ class PartnerPostbackService:
         if "partner_id" in body:
             raise InvalidParameter("partner_id", "cannot be changed")
         changes = parse_postback(body, partial=True)
+        if "url" in changes:
+            refuse_literal(changes["url"], self._allow, "url")
         if "offer_id" in body:
             changes["offer_id"] = None if body["offer_id"] is None else _id(body["offer_id"], "offer_id")
         if "status" in body:

@@ -9,6 +9,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
+from tracklane.domain.destinations import AllowList, refuse_literal
 from tracklane.domain.errors import InvalidParameter, NotFound
 from tracklane.domain.webhooks import EndpointStatus, WebhookEndpoint, parse_endpoint
 from tracklane.services.ports import Clock, Database, Page, Repository, SecretBox
@@ -26,7 +27,10 @@ class WithSecret:
 
 
 class WebhookService:
-    def __init__(self, db: Database, clock: Clock, new_secret: Callable[[], str], box: SecretBox) -> None:
+    def __init__(
+        self, db: Database, clock: Clock, new_secret: Callable[[], str], box: SecretBox, allow: AllowList
+    ) -> None:
+        self._allow = allow
         self._db = db
         self._clock = clock
         self._new_secret = new_secret
@@ -34,6 +38,7 @@ class WebhookService:
 
     async def create(self, body: Mapping[str, Any]) -> WithSecret:
         values = parse_endpoint(body, partial=False)
+        refuse_literal(values["url"], self._allow, "url")
         values.setdefault("event_types", None)
         secret, now = self._new_secret(), self._clock()
         values.update(status=EndpointStatus.ACTIVE, secret=self._box.seal(secret),
@@ -50,6 +55,8 @@ class WebhookService:
     async def update(self, endpoint_id: int, body: Mapping[str, Any]) -> WebhookEndpoint:
         """Change the URL, types or description; `"status": "active"` re-enables a disabled endpoint."""
         changes = parse_endpoint(body, partial=True)
+        if "url" in changes:
+            refuse_literal(changes["url"], self._allow, "url")
         if changes.get("event_types") is not None:
             changes["event_types"] = list(changes["event_types"])
         if "status" in body:
