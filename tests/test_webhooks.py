@@ -324,3 +324,19 @@ def test_our_own_resolver_failure_spends_none_of_the_receivers_attempts(database
         done = poll(lambda: (d := admin.get(f"/api/v1/deliveries/{delivery['id']}").json())["status"] == "succeeded"
                     and d)
         assert done["attempts"] == 1, "only the attempt that reached the receiver counts"
+
+
+def test_a_timeout_backs_off_like_throttling(database_url: str, receiver: Receiver) -> None:
+    receiver.script = in_turn(Reply(200, delay=2.5), Reply(200))
+    with running_server(database_url, **{**DELIVERY, "delivery_timeout_seconds": 1}) as hub, \
+            httpx.Client(base_url=hub.base_url, headers={"Authorization": f"Bearer {hub.admin_key}"}) as admin:
+        hook = endpoint(admin, receiver)
+        factories.advertiser(admin)
+        slow, quick = receiver.wait_for(2)
+        (delivery,) = poll(lambda: [d for d in deliveries(admin) if d["status"] == "succeeded"])
+        log = admin.get(f"/api/v1/deliveries/{delivery['id']}").json()["attempt_log"]
+    assert [(a["error_class"], a["verdict"]) for a in log] == [("timeout", "throttled"), (None, "success")]
+    assert 900 <= log[0]["latency_ms"] < 2500
+    assert quick.arrived - slow.arrived >= 1.0 + 0.6, "the time limit, then at least the scaled one-minute minimum"
+    assert slow.headers["webhook-id"] == quick.headers["webhook-id"]
+    quick.verified(hook["secret"])
