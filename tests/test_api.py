@@ -164,7 +164,9 @@ def test_openapi_document_and_offline_docs(server: RunningServer, web: httpx.Cli
     paths = document["paths"]
     for path in ("/api/v1/advertisers", "/api/v1/offers", "/api/v1/offers/{offer_id}/events", "/api/v1/partners",
                  "/api/v1/offer-access", "/api/v1/api-keys", "/api/v1/conversions", "/api/v1/reports",
-                 "/api/v1/clicks/{transaction_id}", "/api/v1/partner-signups"):
+                 "/api/v1/clicks/{transaction_id}", "/api/v1/partner-signups", "/api/v1/webhooks",
+                 "/api/v1/webhooks/{endpoint_id}/rotate-secret", "/api/v1/partner-postbacks", "/api/v1/deliveries",
+                 "/api/v1/deliveries/{delivery_id}/resend", "/api/v1/deliveries/replay"):
         assert path in paths, path
     offer_body = paths["/api/v1/offers"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert {"advertiser_id", "name", "destination_url", "revenue", "payout"} <= set(offer_body["required"])

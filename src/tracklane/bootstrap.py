@@ -2,24 +2,38 @@
 
 from __future__ import annotations
 
+import base64
+import logging
+import random
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
+if TYPE_CHECKING:
+    from tracklane.delivery.worker import DeliveryWorker
+
+from tracklane.domain.destinations import parse_allow_list
 from tracklane.services.api_keys import ApiKeyService
 from tracklane.services.catalog import CatalogService
 from tracklane.services.clicks import ClickService
 from tracklane.services.conversions import ConversionService
 from tracklane.services.customers import CustomerService
+from tracklane.services.deliveries import DeliveryPolicy, DeliveryService
+from tracklane.services.partner_postbacks import PartnerPostbackService
 from tracklane.services.reports import ReportService
 from tracklane.services.segment import SegmentService
 from tracklane.services.sources import SourceService
+from tracklane.services.webhooks import WebhookService
 from tracklane.settings import Settings
 from tracklane.storage import migrate
 from tracklane.storage.database import SqlDatabase
 from tracklane.storage.engines import create_admin_engine, create_reader_engine, create_writer_engine
+from tracklane.storage.secret_box import FernetBox, PlainBox
+
+log = logging.getLogger("tracklane")
 
 
 def utc_now() -> datetime:
@@ -45,9 +59,14 @@ def new_write_key() -> str:
     return "wk_" + secrets.token_urlsafe(24)
 
 
-def new_webhook_secret() -> str:
+def new_segment_webhook_secret() -> str:
     """The shared secret Segment's Webhooks destination signs with (X-Signature)."""
     return secrets.token_hex(24)
+
+
+def new_webhook_secret() -> str:
+    """A Standard Webhooks secret: `whsec_` and 32 random bytes in base64."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +83,9 @@ class Container:
     sources: SourceService
     segment: SegmentService
     customers: CustomerService
+    webhooks: WebhookService
+    partner_postbacks: PartnerPostbackService
+    deliveries: DeliveryService
 
     def close(self) -> None:
         self.db.close()
@@ -77,6 +99,14 @@ def migrate_database(settings: Settings) -> None:
         engine.dispose()
 
 
+def secret_box(settings: Settings) -> FernetBox | PlainBox:
+    """Webhook secrets are sealed at rest with TRACKLANE_SECRETS_KEY; without it, stored as they are."""
+    if settings.secrets_key is None:
+        log.warning("TRACKLANE_SECRETS_KEY is not set: webhook signing secrets are stored unencrypted")
+        return PlainBox()
+    return FernetBox(settings.secrets_key.get_secret_value())
+
+
 def build(settings: Settings) -> Container:
     """Migrate the schema, open the database and build the services; ensure the admin key if set."""
     migrate_database(settings)
@@ -84,6 +114,8 @@ def build(settings: Settings) -> Container:
         create_writer_engine(settings.database_url), create_reader_engine(settings.database_url),
         settings.catalog_cache_seconds,
     )
+    box = secret_box(settings)
+    allow = parse_allow_list(settings.allow_private_destinations)
     container = Container(
         settings=settings,
         db=db,
@@ -92,14 +124,33 @@ def build(settings: Settings) -> Container:
         conversions=ConversionService(db, utc_now),
         reports=ReportService(db),
         api_keys=ApiKeyService(db, utc_now, new_api_key),
-        sources=SourceService(db, utc_now, new_write_key, new_webhook_secret),
+        sources=SourceService(db, utc_now, new_write_key, new_segment_webhook_secret),
         segment=SegmentService(db, utc_now),
         customers=CustomerService(db),
+        webhooks=WebhookService(db, utc_now, new_webhook_secret, box, allow),
+        partner_postbacks=PartnerPostbackService(db, utc_now, allow),
+        deliveries=DeliveryService(db, utc_now, random.random, DeliveryPolicy(
+            retry_scale=settings.delivery_retry_scale,
+            lease=timedelta(seconds=settings.delivery_lease_seconds),
+            disable_after=timedelta(hours=settings.webhook_disable_after_hours),
+        ), box),
     )
     if settings.admin_key is not None:
         admin_key = settings.admin_key.get_secret_value()
         db.write_now(container.api_keys.creator("admin", None, None, admin_key))
     return container
+
+
+def delivery_worker(container: Container) -> DeliveryWorker:
+    """An outbox worker over this container's database, with the SSRF guard of the settings."""
+    from tracklane.delivery.guard import PinnedTransport
+    from tracklane.delivery.sender import Sender
+    from tracklane.delivery.worker import DeliveryWorker
+
+    settings = container.settings
+    transport = PinnedTransport(parse_allow_list(settings.allow_private_destinations))
+    sender = Sender(transport, settings.delivery_timeout_seconds, utc_now)
+    return DeliveryWorker(container.deliveries, sender, settings.delivery_concurrency, settings.delivery_poll_seconds)
 
 
 def create_app(settings: Settings) -> FastAPI:

@@ -1,19 +1,27 @@
-"""The `tracklane` command: serve, demo, migrate, api-keys create."""
+"""The `tracklane` command: serve, demo, migrate, worker, deliveries, api-keys create."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
+import signal
 import sys
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 import click
 import uvicorn
 from pydantic import ValidationError
 
-from tracklane.bootstrap import build, migrate_database
+from tracklane.bootstrap import Container, build, delivery_worker, migrate_database
+from tracklane.domain.errors import TracklaneError
 from tracklane.services.demo import DemoProgram, create_demo
+from tracklane.services.ports import Page
 from tracklane.settings import Settings
+
+T = TypeVar("T")
 
 
 def load_settings(**overrides: object) -> Settings:
@@ -69,6 +77,81 @@ def migrate() -> None:
     """Create or migrate the schema of TRACKLANE_DATABASE_URL, then exit."""
     migrate_database(load_settings())
     click.echo("schema is up to date")
+
+
+@main.command()
+def worker() -> None:
+    """Deliver webhooks and partner postbacks from the outbox until SIGTERM or SIGINT (run any number)."""
+    container = build(load_settings())
+    try:
+        asyncio.run(_run_worker(container))
+    finally:
+        container.close()
+
+
+async def _run_worker(container: Container) -> None:
+    running = delivery_worker(container)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, running.stop)
+    click.echo(f"delivery worker {running.worker_id} running", err=True)
+    await running.run()
+
+
+@main.group()
+def deliveries() -> None:
+    """Inspect the delivery log; resend one delivery; replay a time range."""
+
+
+@deliveries.command("list")
+@click.option("--status", type=click.Choice(["pending", "sending", "succeeded", "failed", "skipped"]), default=None)
+@click.option("--endpoint-id", type=int, default=None, help="Only this webhook endpoint's deliveries.")
+@click.option("--postback-id", type=int, default=None, help="Only this partner postback's deliveries.")
+@click.option("--limit", type=click.IntRange(1, 500), default=50, show_default=True)
+def list_deliveries(status: str | None, endpoint_id: int | None, postback_id: int | None, limit: int) -> None:
+    """Newest first, one line each: id, status, attempts, kind, event type, message id, last error."""
+    filters = {k: v for k, v in {"status": status, "endpoint_id": endpoint_id, "postback_id": postback_id}.items()
+               if v is not None}
+    items = _with_container(lambda c: c.deliveries.list(Page(limit=limit, filters=filters)))
+    for d in items:
+        click.echo(f"{d.id}\t{d.status.value}\t{d.attempts}\t{d.kind.value}\t{d.event_type}\t{d.message_id}\t"
+                   f"{d.created_at.isoformat()}\t{d.last_error or ''}")
+
+
+@deliveries.command("resend")
+@click.argument("delivery_id", type=int)
+def resend_delivery(delivery_id: int) -> None:
+    """Send one delivery again now, with the same webhook-id."""
+    delivery = _with_container(lambda c: c.deliveries.resend(delivery_id))
+    click.echo(f"delivery {delivery.id} ({delivery.message_id}) queued again")
+
+
+@deliveries.command("replay")
+@click.option("--from", "from_", required=True, help="Created at or after (ISO 8601).")
+@click.option("--to", required=True, help="Created before (ISO 8601).")
+@click.option("--statuses", default=None, help="Comma-separated: failed, skipped, succeeded [failed,skipped].")
+@click.option("--endpoint-id", type=int, default=None)
+@click.option("--postback-id", type=int, default=None)
+def replay_deliveries(from_: str, to: str, statuses: str | None, endpoint_id: int | None,
+                      postback_id: int | None) -> None:
+    """Queue again every failed or skipped delivery created in [from, to), keeping their webhook-id."""
+    from tracklane.web.api.listing import parse_time
+
+    count = _with_container(lambda c: c.deliveries.replay(
+        parse_time(from_, "from"), parse_time(to, "to"), statuses, endpoint_id, postback_id))
+    click.echo(json.dumps({"replayed": count}))
+
+
+def _with_container(use: Callable[[Container], Coroutine[Any, Any, T]]) -> T:
+    """Run one use case on a freshly built container; a domain error is printed and exits 1."""
+    container = build(load_settings())
+    try:
+        return asyncio.run(use(container))
+    except TracklaneError as error:
+        click.echo(f"error: {error.message}", err=True)
+        sys.exit(1)
+    finally:
+        container.close()
 
 
 @main.group("api-keys")

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tracklane.domain.destinations import parse_allow_list
 from tracklane.domain.errors import InvalidParameter
 from tracklane.domain.macros import validate_template
 
@@ -48,6 +49,35 @@ class Settings(BaseSettings):
         256, ge=0, le=100_000, description="Segment intake requests one process works on at once; more are "
         "answered 429 with Retry-After (clients retry, dedup keeps each message once)."
     )
+    allow_private_destinations: str = Field(
+        "", description="Comma-separated hosts or CIDRs (e.g. `127.0.0.1/32`) that webhooks and partner postbacks "
+        "may reach although they are private or reserved; for development and tests. Default: none."
+    )
+    secrets_key: SecretStr | None = Field(
+        None, description="Passphrase (at least 32 characters) that encrypts webhook signing secrets at rest; the "
+        "same on every server and worker. Without it they are stored unencrypted (a warning is logged)."
+    )
+    delivery_in_serve: bool = Field(
+        True, description="Whether `tracklane serve` runs a delivery worker in each server process."
+    )
+    delivery_concurrency: int = Field(32, ge=1, le=1024, description="Requests one delivery worker sends at once.")
+    delivery_timeout_seconds: float = Field(
+        15.0, gt=0, le=60, description="Time limit of one delivery attempt (connect, send, first KB of the answer)."
+    )
+    delivery_lease_seconds: float = Field(
+        60.0, gt=0, le=3600, description="How long a worker owns a claimed delivery; an expired lease is taken over "
+        "by another worker. Must exceed the delivery timeout."
+    )
+    delivery_poll_seconds: float = Field(
+        1.0, gt=0, le=60, description="How often an idle delivery worker looks for due deliveries."
+    )
+    delivery_retry_scale: float = Field(
+        1.0, gt=0, le=10, description="Multiplies every retry delay of the schedule (tests use a small value)."
+    )
+    webhook_disable_after_hours: float = Field(
+        120.0, gt=0, description="A webhook endpoint whose deliveries have failed without a success for this long "
+        "is disabled (with the reason stored and logged)."
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -63,6 +93,13 @@ class Settings(BaseSettings):
             raise ValueError("must be at least 24 characters")
         return value
 
+    @field_validator("secrets_key")
+    @classmethod
+    def _strong_secrets_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("must be at least 32 characters")
+        return value
+
     @field_validator("fallback_url", "public_url")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
@@ -72,6 +109,21 @@ class Settings(BaseSettings):
             return validate_template(value, "url")
         except InvalidParameter as error:
             raise ValueError(error.message) from None
+
+    @field_validator("allow_private_destinations")
+    @classmethod
+    def _destinations(cls, value: str) -> str:
+        try:
+            parse_allow_list(value)
+        except InvalidParameter as error:
+            raise ValueError(error.message) from None
+        return value
+
+    @model_validator(mode="after")
+    def _lease_outlives_attempt(self) -> Settings:
+        if self.delivery_lease_seconds <= self.delivery_timeout_seconds:
+            raise ValueError("TRACKLANE_DELIVERY_LEASE_SECONDS must exceed TRACKLANE_DELIVERY_TIMEOUT_SECONDS")
+        return self
 
     @property
     def base_url(self) -> str:

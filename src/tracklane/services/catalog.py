@@ -22,6 +22,15 @@ from tracklane.domain.model import (
 )
 from tracklane.domain.money import PriceRule
 from tracklane.domain.tenancy import Scope
+from tracklane.domain.webhooks import (
+    EventType,
+    advertiser_data,
+    approved_for_offer_data,
+    offer_data,
+    partner_data,
+    signup_verdict_data,
+)
+from tracklane.services.outbox import emit
 from tracklane.services.ports import Clock, Database, Page, Repository
 
 Body = Mapping[str, Any]
@@ -37,7 +46,13 @@ class CatalogService:
     # advertisers
     async def create_advertiser(self, body: Body) -> Advertiser:
         name, token, now = parse_name(body.get("name")), self._new_secret(), self._clock()
-        return await self._db.write(lambda repo: repo.insert_advertiser(name, token, now))
+
+        def work(repo: Repository) -> Advertiser:
+            advertiser = repo.insert_advertiser(name, token, now)
+            emit(repo, EventType.ADVERTISER_CREATED, advertiser_data(advertiser), now)
+            return advertiser
+
+        return await self._db.write(work)
 
     async def get_advertiser(self, advertiser_id: int) -> Advertiser:
         return _found(await self._db.read(lambda repo: repo.get_advertiser(advertiser_id)), "advertiser", advertiser_id)
@@ -60,18 +75,24 @@ class CatalogService:
         def work(repo: Repository) -> Advertiser:
             _found(repo.get_advertiser(advertiser_id), "advertiser", advertiser_id)
             repo.update_advertiser(advertiser_id, changes, now)
-            return _found(repo.get_advertiser(advertiser_id), "advertiser", advertiser_id)
+            advertiser = _found(repo.get_advertiser(advertiser_id), "advertiser", advertiser_id)
+            emit(repo, EventType.ADVERTISER_UPDATED, advertiser_data(advertiser), now)
+            return advertiser
 
         return await self._db.write(work)
 
     # partners
     async def create_partner(self, body: Body, status: PartnerStatus) -> Partner:
+        """An admin creates active partners (`partner.created`); a public sign-up is pending (`partner.signed_up`)."""
         name, email, now = parse_name(body.get("name")), parse_email(body.get("email")), self._clock()
+        event = EventType.PARTNER_SIGNED_UP if status is PartnerStatus.PENDING else EventType.PARTNER_CREATED
 
         def work(repo: Repository) -> Partner:
             if repo.find_partner_by_email(email) is not None:
                 raise Conflict(f"email: a partner with {email} already exists")
-            return repo.insert_partner(name, email, status.value, now)
+            partner = repo.insert_partner(name, email, status.value, now)
+            emit(repo, event, partner_data(partner), now)
+            return partner
 
         return await self._db.write(work)
 
@@ -101,9 +122,13 @@ class CatalogService:
             raise InvalidParameter("verdict", "must be approved or rejected")
         if reason is not None and not isinstance(reason, str):
             raise InvalidParameter("reason", "must be a string")
-        return await self._update_partner(partner_id, {"status": statuses[str(verdict)].value})
+        return await self._update_partner(
+            partner_id, {"status": statuses[str(verdict)].value}, verdict=(str(verdict), reason)
+        )
 
-    async def _update_partner(self, partner_id: int, changes: dict[str, Any]) -> Partner:
+    async def _update_partner(
+        self, partner_id: int, changes: dict[str, Any], verdict: tuple[str, str | None] | None = None
+    ) -> Partner:
         now = self._clock()
 
         def work(repo: Repository) -> Partner:
@@ -112,7 +137,11 @@ class CatalogService:
             if other is not None and other.id != partner_id:
                 raise Conflict(f"email: a partner with {changes['email']} already exists")
             repo.update_partner(partner_id, changes, now)
-            return _found(repo.get_partner(partner_id), "partner", partner_id)
+            partner = _found(repo.get_partner(partner_id), "partner", partner_id)
+            emit(repo, EventType.PARTNER_UPDATED, partner_data(partner), now)
+            if verdict is not None:
+                emit(repo, EventType.PARTNER_SIGNUP_VERDICT, signup_verdict_data(partner, *verdict, now), now)
+            return partner
 
         return await self._db.write(work)
 
@@ -126,7 +155,9 @@ class CatalogService:
         def work(repo: Repository) -> Offer:
             if repo.get_advertiser(advertiser_id) is None:
                 raise InvalidParameter("advertiser_id", f"advertiser {advertiser_id} does not exist")
-            return repo.insert_offer({**values, "advertiser_id": advertiser_id}, caps, now)
+            offer = repo.insert_offer({**values, "advertiser_id": advertiser_id}, caps, now)
+            emit(repo, EventType.OFFER_CREATED, offer_data(offer), now)
+            return offer
 
         return await self._db.write(work)
 
@@ -164,7 +195,9 @@ class CatalogService:
         def work(repo: Repository) -> Offer:
             _found(repo.get_offer(offer_id), "offer", offer_id)
             repo.update_offer(offer_id, values, caps, now)
-            return _found(repo.get_offer(offer_id), "offer", offer_id)
+            offer = _found(repo.get_offer(offer_id), "offer", offer_id)
+            emit(repo, EventType.OFFER_UPDATED, offer_data(offer), now)
+            return offer
 
         return await self._db.write(work)
 
@@ -212,11 +245,17 @@ class CatalogService:
         now = self._clock()
 
         def work(repo: Repository) -> OfferAccess:
-            if repo.get_offer(oid) is None:
+            offer, partner = repo.get_offer(oid), repo.get_partner(pid)
+            if offer is None:
                 raise InvalidParameter("offer_id", f"offer {oid} does not exist")
-            if repo.get_partner(pid) is None:
+            if partner is None:
                 raise InvalidParameter("partner_id", f"partner {pid} does not exist")
-            return repo.save_access(oid, pid, access_status.value, reason, now)
+            before = repo.get_access(oid, pid)
+            access = repo.save_access(oid, pid, access_status.value, reason, now)
+            newly_approved = before is None or before.status is not AccessStatus.APPROVED
+            if access.status is AccessStatus.APPROVED and newly_approved:
+                emit(repo, EventType.PARTNER_APPROVED_FOR_OFFER, approved_for_offer_data(access, offer, partner), now)
+            return access
 
         return await self._db.write(work)
 

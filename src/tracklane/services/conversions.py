@@ -15,6 +15,8 @@ from tracklane.domain.model import Click, Conversion, ConversionStatus, Offer, O
 from tracklane.domain.money import price_action
 from tracklane.domain.postback import ConversionRequest
 from tracklane.domain.trace import Trace
+from tracklane.domain.webhooks import EventType, conversion_updated_data
+from tracklane.services import outbox
 from tracklane.services.ports import Clock, Database, DuplicateKey, NewConversion, Page, Repository
 
 MAX_RACE_RETRIES = 3
@@ -114,7 +116,7 @@ def _insert(
     trace.add("payout", str(payout.amount), f"{choice.source}, {payout.explanation}")
     status = choose_status(offer, click, within_caps)
     trace.add("status", status.status.value, status.detail)
-    return repo.insert_conversion(
+    conversion = repo.insert_conversion(
         NewConversion(
             transaction_id=click.transaction_id, click_id=click.id, offer_id=offer.id, partner_id=click.partner_id,
             advertiser_id=offer.advertiser_id, event_id=event.id if event else None,
@@ -125,6 +127,8 @@ def _insert(
             trace=trace.steps, created_at=now,
         )
     )  # fmt: skip
+    outbox.conversion_registered(repo, conversion, click, now)
+    return conversion
 
 
 def _take_conversion_caps(repo: Repository, offer: Offer, click: Click, now: datetime) -> bool:
@@ -155,4 +159,9 @@ def _change_status(
     repo.update_conversion_status(conversion_id, status.value, reason, new_trace, now)
     updated = repo.get_conversion(conversion_id)
     assert updated is not None
+    if updated.status is not conversion.status:
+        click = repo.get_click(updated.transaction_id)
+        outbox.emit(repo, EventType.CONVERSION_UPDATED,
+                    conversion_updated_data(updated, click, conversion.status.value), now)
+        outbox.fire_postbacks(repo, updated, click, now)
     return updated

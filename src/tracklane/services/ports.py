@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any, Protocol, TypeVar
 
 from tracklane.domain.caps import CapCounterKey, CapRule
+from tracklane.domain.delivery import Delivery, DeliveryAttempt, DeliveryKind, DeliveryStatus
 from tracklane.domain.model import (
     Advertiser,
     ApiKey,
@@ -28,7 +29,9 @@ from tracklane.domain.model import (
     Partner,
     PartnerPayout,
 )
+from tracklane.domain.partner_postbacks import PartnerPostback
 from tracklane.domain.segment.model import Customer, Source
+from tracklane.domain.webhooks import WebhookEndpoint
 
 T = TypeVar("T")
 
@@ -210,8 +213,89 @@ class SegmentRepository(Protocol):
     ) -> list[dict[str, Any]]: ...
 
 
-class Repository(CatalogRepository, TrackingRepository, SegmentRepository, Protocol):
+@dataclass(frozen=True, slots=True)
+class NewDelivery:
+    kind: DeliveryKind
+    event_type: str
+    method: str
+    body: str | None
+    status: DeliveryStatus
+    next_attempt_at: datetime
+    created_at: datetime
+    endpoint_id: int | None = None
+    postback_id: int | None = None
+    url: str | None = None
+    dedup_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewAttempt:
+    delivery_id: int
+    worker: str
+    status_code: int | None
+    error_class: str | None
+    error: str | None
+    latency_ms: int
+    response_excerpt: str | None
+    verdict: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Requeue:
+    """Which deliveries a replay puts back in the queue: created in [created_from, created_to)."""
+
+    created_from: datetime
+    created_to: datetime
+    statuses: frozenset[DeliveryStatus]
+    endpoint_id: int | None = None
+    postback_id: int | None = None
+
+
+class DeliveryRepository(Protocol):
+    """Webhook endpoints, partner postbacks and the outbox of deliveries with their attempts."""
+
+    def insert_webhook_endpoint(self, values: Mapping[str, Any], now: datetime) -> WebhookEndpoint: ...
+    def get_webhook_endpoint(self, endpoint_id: int) -> WebhookEndpoint | None: ...
+    def list_webhook_endpoints(self, page: Page) -> list[WebhookEndpoint]: ...
+    def all_webhook_endpoints(self) -> list[WebhookEndpoint]: ...
+    def update_webhook_endpoint(self, endpoint_id: int, changes: Mapping[str, Any], now: datetime) -> None: ...
+
+    def insert_partner_postback(self, values: Mapping[str, Any], now: datetime) -> PartnerPostback: ...
+    def get_partner_postback(self, postback_id: int) -> PartnerPostback | None: ...
+    def list_partner_postbacks(self, page: Page) -> list[PartnerPostback]: ...
+    def postbacks_of_partner(self, partner_id: int) -> list[PartnerPostback]: ...
+    def update_partner_postback(self, postback_id: int, changes: Mapping[str, Any], now: datetime) -> None: ...
+
+    def insert_delivery(self, delivery: NewDelivery) -> Delivery | None:
+        """None when a delivery with the same dedup key exists already."""
+        ...
+
+    def get_delivery(self, delivery_id: int) -> Delivery | None: ...
+    def list_deliveries(self, page: Page) -> list[Delivery]: ...
+    def list_attempts(self, delivery_id: int) -> list[DeliveryAttempt]: ...
+    def claim_deliveries(self, worker: str, now: datetime, lease_until: datetime, limit: int) -> list[Delivery]:
+        """Take due pending deliveries and those whose lease expired; no two workers get the same one."""
+        ...
+
+    def release_delivery(self, delivery_id: int, worker: str, changes: Mapping[str, Any], now: datetime) -> bool:
+        """Apply the outcome of an attempt if `worker` still holds the lease; false when it lost it."""
+        ...
+
+    def insert_attempt(self, attempt: NewAttempt) -> None: ...
+    def requeue_delivery(self, delivery_id: int, now: datetime) -> bool: ...
+    def requeue_deliveries(self, requeue: Requeue, now: datetime) -> int: ...
+
+
+class Repository(CatalogRepository, TrackingRepository, SegmentRepository, DeliveryRepository, Protocol):
     """Everything one transaction can read and write."""
+
+
+class SecretBox(Protocol):
+    """Seals secrets before they are stored, and opens them for use (webhook signing secrets)."""
+
+    def seal(self, secret: str) -> str: ...
+    def open(self, sealed: str) -> str: ...
 
 
 class Database(Protocol):

@@ -6,12 +6,13 @@ from sqlalchemy import Connection
 
 from tracklane.storage.catalog import SqlCatalog
 from tracklane.storage.catalog_cache import CatalogCache
+from tracklane.storage.delivery import SqlDelivery
 from tracklane.storage.reports import SqlReports
 from tracklane.storage.segment import SqlSegment
 from tracklane.storage.tracking import SqlTracking
 
 
-class SqlRepository(SqlCatalog, SqlTracking, SqlReports, SqlSegment):
+class SqlRepository(SqlCatalog, SqlTracking, SqlReports, SqlSegment, SqlDelivery):
     """Implements `tracklane.services.ports.Repository` on a connection inside a transaction."""
 
     def __init__(self, conn: Connection, cache: CatalogCache | None = None) -> None:

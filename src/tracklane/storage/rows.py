@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Row
 
 from tracklane.domain.caps import Cap, CapMetric, CapPeriod, CapRule
+from tracklane.domain.delivery import Delivery, DeliveryAttempt, DeliveryKind, DeliveryStatus
 from tracklane.domain.model import (
     AccessStatus,
     Advertiser,
@@ -29,6 +30,8 @@ from tracklane.domain.model import (
     Visibility,
 )
 from tracklane.domain.money import PriceRule, PriceType
+from tracklane.domain.partner_postbacks import FiresOn, PartnerPostback, PostbackStatus
+from tracklane.domain.webhooks import EndpointStatus, WebhookEndpoint
 
 
 def price_columns(prefix: str, rule: PriceRule) -> dict[str, Any]:
@@ -156,3 +159,42 @@ def conversion(row: Row[Any]) -> Conversion:
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
+
+
+def webhook_endpoint(row: Row[Any]) -> WebhookEndpoint:
+    return WebhookEndpoint(
+        id=row.id, url=row.url, description=row.description,
+        event_types=None if row.event_types is None else tuple(row.event_types),
+        status=EndpointStatus(row.status), disabled_reason=row.disabled_reason, disabled_at=row.disabled_at,
+        failing_since=row.failing_since, secret=row.secret, previous_secret=row.previous_secret,
+        previous_secret_expires_at=row.previous_secret_expires_at, created_at=row.created_at,
+        updated_at=row.updated_at,
+    )  # fmt: skip
+
+
+def partner_postback(row: Row[Any]) -> PartnerPostback:
+    return PartnerPostback(
+        id=row.id, partner_id=row.partner_id, offer_id=row.offer_id, url=row.url, on=FiresOn(row.on),
+        method=row.method, delay_seconds=row.delay_seconds, success_body_contains=row.success_body_contains,
+        status=PostbackStatus(row.status), deactivated_reason=row.deactivated_reason,
+        failure_count=row.failure_count, failure_started_at=row.failure_started_at,
+        created_at=row.created_at, updated_at=row.updated_at,
+    )  # fmt: skip
+
+
+def delivery(row: Row[Any]) -> Delivery:
+    return Delivery(
+        id=row.id, message_id=row.message_id, kind=DeliveryKind(row.kind), endpoint_id=row.endpoint_id,
+        postback_id=row.postback_id, event_type=row.event_type, method=row.method, url=row.url, body=row.body,
+        status=DeliveryStatus(row.status), attempts=row.attempts, next_attempt_at=row.next_attempt_at,
+        last_status_code=row.last_status_code, last_error=row.last_error, created_at=row.created_at,
+        updated_at=row.updated_at,
+    )  # fmt: skip
+
+
+def delivery_attempt(row: Row[Any]) -> DeliveryAttempt:
+    return DeliveryAttempt(
+        id=row.id, delivery_id=row.delivery_id, worker=row.worker, status_code=row.status_code,
+        error_class=row.error_class, error=row.error, latency_ms=row.latency_ms,
+        response_excerpt=row.response_excerpt, verdict=row.verdict, created_at=row.created_at,
+    )  # fmt: skip

@@ -258,6 +258,24 @@ customers = Table(
     Column("updated_at", UtcDateTime, nullable=False),
 )  # fmt: skip
 
+# Outbound delivery: webhook endpoints, partner postbacks, the outbox of deliveries and their attempts.
+webhook_endpoints = Table(
+    "webhook_endpoints", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("url", Text, nullable=False),
+    Column("description", String(500)),
+    Column("event_types", JSON),
+    Column("status", String(16), nullable=False),
+    Column("disabled_reason", Text),
+    Column("disabled_at", UtcDateTime),
+    Column("failing_since", UtcDateTime),
+    Column("secret", Text, nullable=False),
+    Column("previous_secret", Text),
+    Column("previous_secret_expires_at", UtcDateTime),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)  # fmt: skip
+
 customer_identities = Table(
     "customer_identities", metadata,
     Column("source_id", Id, primary_key=True),
@@ -279,4 +297,61 @@ customer_activities = Table(
     Column("occurred_at", UtcDateTime, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Index("ix_customer_activities_partner_occurred", "partner_id", "occurred_at"),
+)  # fmt: skip
+
+partner_postbacks = Table(
+    "partner_postbacks", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("partner_id", Id, ForeignKey("partners.id"), nullable=False, index=True),
+    Column("offer_id", Id, ForeignKey("offers.id")),
+    Column("url", Text, nullable=False),
+    Column("on", String(16), nullable=False),
+    Column("method", String(8), nullable=False),
+    Column("delay_seconds", Integer, nullable=False),
+    Column("success_body_contains", String(200)),
+    Column("status", String(16), nullable=False),
+    Column("deactivated_reason", Text),
+    Column("failure_count", Integer, nullable=False),
+    Column("failure_started_at", UtcDateTime),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)  # fmt: skip
+
+deliveries = Table(
+    "deliveries", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("message_id", String(64), nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),
+    Column("endpoint_id", Id, ForeignKey("webhook_endpoints.id"), index=True),
+    Column("postback_id", Id, ForeignKey("partner_postbacks.id"), index=True),
+    Column("event_type", String(64), nullable=False),
+    Column("method", String(8), nullable=False),
+    Column("url", Text),
+    Column("body", Text),
+    Column("dedup_key", String(200), unique=True),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UtcDateTime, nullable=False),
+    Column("lease_owner", String(100)),
+    Column("lease_expires_at", UtcDateTime),
+    Column("last_status_code", Integer),
+    Column("last_error", Text),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Index("ix_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
+    Index("ix_deliveries_created_at", "created_at"),
+)  # fmt: skip
+
+delivery_attempts = Table(
+    "delivery_attempts", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("delivery_id", Id, ForeignKey("deliveries.id"), nullable=False, index=True),
+    Column("worker", String(100), nullable=False),
+    Column("status_code", Integer),
+    Column("error_class", String(32)),
+    Column("error", Text),
+    Column("latency_ms", Integer, nullable=False),
+    Column("response_excerpt", Text),
+    Column("verdict", String(16), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
 )  # fmt: skip

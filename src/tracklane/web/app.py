@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import html
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -16,13 +17,14 @@ from starlette.routing import Route
 from starlette.staticfiles import StaticFiles
 
 from tracklane import __version__
-from tracklane.bootstrap import Container
+from tracklane.bootstrap import Container, delivery_worker
 from tracklane.settings import Settings
 from tracklane.web import errors, segment, tracking
-from tracklane.web.api import activity, catalog, customers, keys, sources
+from tracklane.web.api import activity, catalog, customers, delivery, keys, sources
 
 API_DESCRIPTION = """Manage advertisers, offers and their events, partners, offer access, partner payouts,
-API keys and Segment sources; read clicks, conversions (with their attribution trace), customers and reports.
+API keys, Segment sources, webhook endpoints and partner postbacks; read clicks, conversions (with their
+attribution trace), customers, reports and the delivery log (resend one delivery, replay a time range).
 Authenticate with `Authorization: Bearer <api key>`. Money is a decimal string; ids are integers;
 lists are `{"data": [...], "next_cursor"}`; errors are `{"error", "message"}`."""
 
@@ -30,11 +32,16 @@ lists are `{"data": [...], "next_cursor"}`; errors are `{"error", "message"}`.""
 def build_app(settings: Settings, build: Callable[[Settings], Container]) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.container = build(settings)
+        container = app.state.container = build(settings)
+        worker = delivery_worker(container) if settings.delivery_in_serve else None
+        task = asyncio.create_task(worker.run(), name="tracklane-delivery") if worker else None
         try:
             yield
         finally:
-            app.state.container.close()
+            if worker is not None and task is not None:
+                worker.stop()
+                await task
+            container.close()
 
     app = FastAPI(
         title="Tracklane management API",
@@ -47,7 +54,8 @@ def build_app(settings: Settings, build: Callable[[Settings], Container]) -> Fas
     )
     app.router.routes[0:0] = [*tracking.routes, *segment.routes]
     api = APIRouter(prefix="/api/v1")
-    for router in (catalog.router, activity.router, keys.router, sources.router, customers.router):
+    routers = (catalog.router, activity.router, keys.router, sources.router, customers.router, delivery.router)
+    for router in routers:
         api.include_router(router)
     app.include_router(api)
     _install_docs(app)

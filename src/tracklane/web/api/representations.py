@@ -6,6 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from tracklane.domain.delivery import Delivery, DeliveryAttempt
 from tracklane.domain.model import (
     Advertiser,
     ApiKey,
@@ -18,8 +19,10 @@ from tracklane.domain.model import (
     PartnerPayout,
 )
 from tracklane.domain.money import format_money
+from tracklane.domain.partner_postbacks import PartnerPostback
 from tracklane.domain.segment.model import Customer, Source
 from tracklane.domain.segment.settings import settings_json, source_settings
+from tracklane.domain.webhooks import WebhookEndpoint
 
 
 def _time(value: datetime | None) -> str | None:
@@ -134,3 +137,47 @@ def _json(value: Any) -> Any:
     if isinstance(value, list):
         return [_json(v) for v in value]
     return value
+
+
+def webhook_endpoint(e: WebhookEndpoint, secret: str | None = None) -> dict[str, Any]:
+    """An endpoint; its secret only when just issued (creation, rotation)."""
+    body = {
+        "id": e.id, "url": e.url, "description": e.description,
+        "event_types": None if e.event_types is None else list(e.event_types), "status": e.status.value,
+        "disabled_reason": e.disabled_reason, "disabled_at": _time(e.disabled_at),
+        "failing_since": _time(e.failing_since),
+        "previous_secret_expires_at": _time(e.previous_secret_expires_at),
+        "created_at": _time(e.created_at), "updated_at": _time(e.updated_at),
+    }  # fmt: skip
+    if secret is not None:
+        body["secret"] = secret
+    return body
+
+
+def partner_postback(p: PartnerPostback) -> dict[str, Any]:
+    return {
+        "id": p.id, "partner_id": p.partner_id, "offer_id": p.offer_id, "url": p.url, "on": p.on.value,
+        "method": p.method, "delay_seconds": p.delay_seconds, "success_body_contains": p.success_body_contains,
+        "status": p.status.value, "deactivated_reason": p.deactivated_reason, "failure_count": p.failure_count,
+        "created_at": _time(p.created_at), "updated_at": _time(p.updated_at),
+    }  # fmt: skip
+
+
+def delivery(d: Delivery, attempts: list[DeliveryAttempt] | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": d.id, "message_id": d.message_id, "kind": d.kind.value, "endpoint_id": d.endpoint_id,
+        "postback_id": d.postback_id, "event_type": d.event_type, "method": d.method, "url": d.url,
+        "status": d.status.value, "attempts": d.attempts, "next_attempt_at": _time(d.next_attempt_at),
+        "last_status_code": d.last_status_code, "last_error": d.last_error,
+        "created_at": _time(d.created_at), "updated_at": _time(d.updated_at),
+    }  # fmt: skip
+    if attempts is not None:
+        body["body"] = d.body
+        body["attempt_log"] = [delivery_attempt(a) for a in attempts]
+    return body
+
+
+def delivery_attempt(a: DeliveryAttempt) -> dict[str, Any]:
+    return {"id": a.id, "worker": a.worker, "status_code": a.status_code, "error_class": a.error_class,
+            "error": a.error, "latency_ms": a.latency_ms, "response_excerpt": a.response_excerpt,
+            "verdict": a.verdict, "created_at": _time(a.created_at)}

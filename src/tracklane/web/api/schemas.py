@@ -124,6 +124,51 @@ class ConversionStatusIn(BaseModel):
     reason: str | None = Field(None, description="required to reject")
 
 
+class WebhookIn(BaseModel):
+    url: str = Field(description="http(s) URL receiving Standard Webhooks POSTs")
+    event_types: list[str] | None = Field(None, description="event types to receive; null: all")
+    description: str | None = None
+
+
+class WebhookUpdate(BaseModel):
+    url: str | None = None
+    event_types: list[str] | None = None
+    description: str | None = None
+    status: Literal["active", "disabled"] | None = Field(None, description="active re-enables the endpoint")
+
+
+class RotateSecretIn(BaseModel):
+    overlap_hours: float = Field(24, ge=0, le=168, description="how long the old secret keeps signing too")
+
+
+class PartnerPostbackIn(BaseModel):
+    partner_id: int
+    url: str = Field(description="http(s) URL; macros such as {transaction_id} in path and query only")
+    offer_id: int | None = Field(None, description="absent: every offer of the partner")
+    on: Literal["conversion", "event", "both"] = "conversion"
+    method: Literal["GET", "POST"] = "GET"
+    delay_seconds: int = Field(0, ge=0, le=300)
+    success_body_contains: str | None = Field(None, description="success also needs this text in the answer")
+
+
+class PartnerPostbackUpdate(BaseModel):
+    url: str | None = None
+    offer_id: int | None = None
+    on: Literal["conversion", "event", "both"] | None = None
+    method: Literal["GET", "POST"] | None = None
+    delay_seconds: int | None = None
+    success_body_contains: str | None = None
+    status: Literal["active", "inactive"] | None = Field(None, description="active re-activates the postback")
+
+
+class ReplayIn(BaseModel):
+    from_: str = Field(alias="from", description="created at or after (ISO 8601)")
+    to: str = Field(description="created before (ISO 8601)")
+    statuses: str | None = Field(None, description="comma-separated: failed, skipped, succeeded (default: two first)")
+    endpoint_id: int | None = None
+    postback_id: int | None = None
+
+
 def body_doc(model: type[BaseModel]) -> dict[str, Any]:
     """`openapi_extra` that documents a JSON body the handler reads itself."""
     return {

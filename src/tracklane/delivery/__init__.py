@@ -1,0 +1,1 @@
+"""Outbound delivery: the SSRF guard, the webhook and partner postback sender, and the outbox worker."""

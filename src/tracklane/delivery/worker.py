@@ -1,0 +1,87 @@
+"""The outbox worker: claim due deliveries, send them concurrently, record each outcome.
+
+Runs inside every `tracklane serve` process (started from the app's lifespan) and alone as
+`tracklane worker`. Any number of workers share one database safely: a claimed delivery is leased to one
+worker; if that worker dies, the lease expires and another worker claims and sends it again (same
+`webhook-id`). Delivery is therefore at least once, never twice at the same time while leases hold.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import socket
+from contextlib import suppress
+
+from tracklane.delivery.sender import Sender
+from tracklane.services.deliveries import AttemptReport, DeliveryService, OutboundMessage
+
+log = logging.getLogger("tracklane.delivery")
+RECORD_ATTEMPTS = 5
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()[:60]}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+class DeliveryWorker:
+    def __init__(self, service: DeliveryService, sender: Sender, concurrency: int, poll_seconds: float,
+                 worker_id: str | None = None) -> None:
+        self.worker_id = worker_id or new_worker_id()
+        self._service = service
+        self._sender = sender
+        self._concurrency = concurrency
+        self._poll = poll_seconds
+        self._stop = asyncio.Event()
+        self.sent = 0
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        """Deliver until `stop()`; then finish what is in flight (bounded) and close the HTTP client."""
+        in_flight: set[asyncio.Task[None]] = set()
+        log.info("delivery worker %s started", self.worker_id)
+        try:
+            while not self._stop.is_set():
+                free = self._concurrency - len(in_flight)
+                claimed = await self._claim(free) if free > 0 else []
+                in_flight.update(asyncio.create_task(self._deliver(m)) for m in claimed)
+                if in_flight:
+                    _, in_flight = await asyncio.wait(in_flight, timeout=self._poll,
+                                                      return_when=asyncio.FIRST_COMPLETED)
+                    in_flight = set(in_flight)
+                else:
+                    with suppress(TimeoutError):
+                        await asyncio.wait_for(self._stop.wait(), self._poll)
+            if in_flight:
+                await asyncio.wait(in_flight)
+        finally:
+            for task in in_flight:
+                task.cancel()
+            await self._sender.aclose()
+            log.info("delivery worker %s stopped after %d attempts", self.worker_id, self.sent)
+
+    async def _claim(self, limit: int) -> list[OutboundMessage]:
+        try:
+            return await self._service.claim(self.worker_id, limit)
+        except Exception:  # the database is away: ours to retry, nothing is lost (the outbox keeps it)
+            log.exception("claiming deliveries failed; retrying")
+            return []
+
+    async def _deliver(self, message: OutboundMessage) -> None:
+        report = await self._sender.send(message)
+        self.sent += 1
+        await self._record(message, report)
+
+    async def _record(self, message: OutboundMessage, report: AttemptReport) -> None:
+        for attempt in range(1, RECORD_ATTEMPTS + 1):
+            try:
+                await self._service.complete(self.worker_id, message, report)
+                return
+            except Exception:
+                log.exception("recording delivery %s failed (try %d)", message.delivery.id, attempt)
+                await asyncio.sleep(0.2 * attempt)
+        # Not recorded: the lease expires and the delivery is sent again (at least once).

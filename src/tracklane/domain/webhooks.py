@@ -1,0 +1,165 @@
+"""Webhook endpoints, the event types they subscribe to, and the documented JSON payload of each type.
+
+A message body is the Standard Webhooks envelope `{"type", "timestamp", "data"}`, minified, money as
+decimal strings in the currency's places, times in ISO 8601 UTC. `docs/webhooks.md` shows every payload.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from tracklane.domain.errors import InvalidParameter
+from tracklane.domain.macros import validate_template
+from tracklane.domain.model import Advertiser, Click, Conversion, Offer, OfferAccess, Partner
+from tracklane.domain.money import format_money
+
+
+class EventType(StrEnum):
+    OFFER_CREATED = "offer.created"
+    OFFER_UPDATED = "offer.updated"
+    ADVERTISER_CREATED = "advertiser.created"
+    ADVERTISER_UPDATED = "advertiser.updated"
+    ADVERTISER_SIGNED_UP = "advertiser.signed_up"  # documented; no advertiser sign-up exists yet
+    PARTNER_CREATED = "partner.created"
+    PARTNER_UPDATED = "partner.updated"
+    PARTNER_SIGNED_UP = "partner.signed_up"
+    PARTNER_SIGNUP_VERDICT = "partner.signup_verdict"
+    PARTNER_APPROVED_FOR_OFFER = "partner.approved_for_offer"
+    CONVERSION_REGISTERED = "conversion.registered"
+    EVENT_REGISTERED = "event.registered"
+    CONVERSION_UPDATED = "conversion.updated"
+    TRAFFIC_OPTIMIZED = "traffic.optimized"  # documented; traffic rules do not exist yet
+
+
+class EndpointStatus(StrEnum):
+    ACTIVE = "active"
+    DISABLED = "disabled"
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookEndpoint:
+    id: int
+    url: str
+    description: str | None
+    event_types: tuple[str, ...] | None  # None: every type
+    status: EndpointStatus
+    disabled_reason: str | None
+    disabled_at: datetime | None
+    failing_since: datetime | None
+    secret: str
+    previous_secret: str | None
+    previous_secret_expires_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+    def subscribes(self, event_type: str) -> bool:
+        return self.event_types is None or event_type in self.event_types
+
+    def signing_secrets(self, now: datetime) -> list[str]:
+        """The current secret, and the previous one during its overlap period after a rotation."""
+        secrets = [self.secret]
+        expires = self.previous_secret_expires_at
+        if self.previous_secret is not None and expires is not None and now < expires:
+            secrets.append(self.previous_secret)
+        return secrets
+
+
+def parse_endpoint(body: Mapping[str, Any], *, partial: bool) -> dict[str, Any]:
+    """Validate the fields of a webhook endpoint; each error names its field."""
+    values: dict[str, Any] = {}
+    if "url" in body or not partial:
+        values["url"] = validate_template(body.get("url"), "url")
+        if "{" in values["url"]:
+            raise InvalidParameter("url", "a webhook URL takes no macros")
+    if "event_types" in body:
+        values["event_types"] = parse_event_types(body["event_types"])
+    if "description" in body:
+        description = body["description"]
+        if description is not None and (not isinstance(description, str) or len(description) > 500):
+            raise InvalidParameter("description", "must be a string of at most 500 characters")
+        values["description"] = description
+    return values
+
+
+def parse_event_types(raw: object) -> tuple[str, ...] | None:
+    """A list of known event types; null or absent means every type."""
+    if raw is None:
+        return None
+    if not isinstance(raw, list) or not raw or not all(isinstance(t, str) for t in raw):
+        raise InvalidParameter("event_types", "must be a non-empty list of event types, or null for all")
+    unknown = sorted(set(raw) - {t.value for t in EventType})
+    if unknown:
+        raise InvalidParameter("event_types", "unknown event type " + ", ".join(unknown))
+    return tuple(dict.fromkeys(raw))
+
+
+def envelope(event_type: EventType, at: datetime, data: Mapping[str, Any]) -> str:
+    """The exact body sent (and signed): minified JSON."""
+    document = {"type": event_type.value, "timestamp": iso(at), "data": data}
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+
+
+def iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat().replace("+00:00", "Z")
+
+
+def advertiser_data(a: Advertiser) -> dict[str, Any]:
+    """The advertiser, without its postback token (a secret)."""
+    return {"id": a.id, "name": a.name, "status": a.status,
+            "created_at": iso(a.created_at), "updated_at": iso(a.updated_at)}
+
+
+def partner_data(p: Partner) -> dict[str, Any]:
+    return {"id": p.id, "name": p.name, "email": p.email, "status": p.status.value,
+            "created_at": iso(p.created_at), "updated_at": iso(p.updated_at)}
+
+
+def offer_data(o: Offer) -> dict[str, Any]:
+    return {
+        "id": o.id, "advertiser_id": o.advertiser_id, "name": o.name, "destination_url": o.destination_url,
+        "fallback_url": o.fallback_url, "status": o.status.value, "visibility": o.visibility.value,
+        "currency": o.currency, "attribution_window_days": o.attribution_window_days,
+        "revenue": o.revenue.to_json(o.currency), "payout": o.payout.to_json(o.currency),
+        "allow_multiple_conversions": o.allow_multiple_conversions, "default_status": o.default_status.value,
+        "caps": [{"id": c.id, **c.rule.to_json()} for c in o.caps],
+        "created_at": iso(o.created_at), "updated_at": iso(o.updated_at),
+    }  # fmt: skip
+
+
+def signup_verdict_data(p: Partner, verdict: str, reason: str | None, at: datetime) -> dict[str, Any]:
+    return {"partner_id": p.id, "partner_name": p.name, "verdict": verdict, "new_status": p.status.value,
+            "reason": reason, "decided_at": iso(at), "partner": partner_data(p)}
+
+
+def approved_for_offer_data(access: OfferAccess, offer: Offer, partner: Partner) -> dict[str, Any]:
+    return {"offer_id": offer.id, "partner_id": partner.id, "access_id": access.id,
+            "approved_at": iso(access.updated_at), "offer": offer_data(offer), "partner": partner_data(partner)}
+
+
+def conversion_data(c: Conversion, click: Click | None) -> dict[str, Any]:
+    """A conversion or event as registered (no trace: fetch it from the API when needed)."""
+    def money(value: Any) -> str | None:
+        return None if value is None else format_money(value, c.currency)
+
+    subs = click.subs if click is not None else (None,) * 5
+    return {
+        "id": c.id, "transaction_id": c.transaction_id, "offer_id": c.offer_id, "partner_id": c.partner_id,
+        "advertiser_id": c.advertiser_id, "is_event": c.event_id is not None, "event_id": c.event_id,
+        "event_name": c.event_name, "status": c.status.value, "status_reason": c.status_reason,
+        "revenue": money(c.revenue), "payout": money(c.payout), "revenue_type": c.revenue_type,
+        "payout_type": c.payout_type, "amount": money(c.amount), "currency": c.currency, "order_id": c.order_id,
+        **{f"adv{i}": adv for i, adv in enumerate(c.advs, start=1)},
+        **{f"sub{i}": sub for i, sub in enumerate(subs, start=1)},
+        "source_id": click.source_id if click is not None else None,
+        "click_created_at": iso(click.created_at) if click is not None else None,
+        "origin": c.origin.value, "created_at": iso(c.created_at), "updated_at": iso(c.updated_at),
+    }  # fmt: skip
+
+
+def conversion_updated_data(c: Conversion, click: Click | None, previous_status: str) -> dict[str, Any]:
+    return {**conversion_data(c, click), "previous_status": previous_status}

@@ -1,0 +1,263 @@
+"""Use cases of the outbox: claim due deliveries, record each attempt and decide what follows, list,
+resend one, replay a time range.
+
+What follows an attempt (`domain.retry`): success ends the delivery; 410 ends it and disables the
+webhook endpoint (or deactivates the partner postback); other failures are retried on the schedule, then
+the delivery fails; our own failures do not spend an attempt. An endpoint failing without a success for
+`disable_after` is disabled; a partner postback failing 10 times in a row within 72 h is deactivated.
+Both keep the reason and are logged.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from tracklane.domain.delivery import Delivery, DeliveryAttempt, DeliveryKind, DeliveryStatus
+from tracklane.domain.errors import InvalidParameter, NotFound
+from tracklane.domain.partner_postbacks import PartnerPostback, PostbackStatus
+from tracklane.domain.retry import (
+    POSTBACK_FAILURE_WINDOW,
+    AttemptResult,
+    FailureStreak,
+    Random,
+    Verdict,
+    endpoint_should_be_disabled,
+    judge,
+    next_delay,
+)
+from tracklane.domain.webhooks import EndpointStatus, WebhookEndpoint
+from tracklane.services.ports import Clock, Database, NewAttempt, Page, Repository, Requeue, SecretBox
+
+log = logging.getLogger("tracklane.delivery")
+MAX_REPLAY_WINDOW = timedelta(days=31)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundMessage:
+    """A claimed delivery with everything needed to send it."""
+
+    delivery: Delivery
+    url: str
+    method: str
+    body: str | None
+    signing_secrets: tuple[str, ...] = ()  # webhooks only
+    success_body_contains: str | None = None  # partner postbacks only
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptReport:
+    """One attempt as the sender saw it."""
+
+    result: AttemptResult
+    latency_ms: int
+    response_excerpt: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryPolicy:
+    retry_scale: float = 1.0
+    lease: timedelta = timedelta(seconds=60)
+    disable_after: timedelta = timedelta(hours=120)
+
+class DeliveryService:
+    def __init__(self, db: Database, clock: Clock, random: Random, policy: DeliveryPolicy, box: SecretBox) -> None:
+        self._box = box
+        self._db = db
+        self._clock = clock
+        self._random = random
+        self._policy = policy
+
+    async def claim(self, worker: str, limit: int) -> list[OutboundMessage]:
+        """Lease up to `limit` due deliveries; those whose endpoint or postback is off become `skipped`."""
+        now = self._clock()
+        lease_until = now + self._policy.lease
+
+        def work(repo: Repository) -> list[OutboundMessage]:
+            messages = []
+            for delivery in repo.claim_deliveries(worker, now, lease_until, limit):
+                message = _prepare(repo, delivery, now, self._box)
+                if message is None:
+                    repo.release_delivery(delivery.id, worker, {"status": DeliveryStatus.SKIPPED}, now)
+                else:
+                    messages.append(message)
+            return messages
+
+        return await self._db.write(work)
+
+    async def complete(self, worker: str, message: OutboundMessage, report: AttemptReport) -> bool:
+        """Record the attempt and apply its consequences; false when this worker had lost the lease."""
+        now = self._clock()
+        verdict = judge(report.result)
+        jitter = self._random()
+
+        def work(repo: Repository) -> bool:
+            delivery = message.delivery
+            repo.insert_attempt(NewAttempt(
+                delivery_id=delivery.id, worker=worker, status_code=report.result.status_code,
+                error_class=report.result.error_class, error=report.error, latency_ms=report.latency_ms,
+                response_excerpt=report.response_excerpt, verdict=verdict.value, created_at=now,
+            ))  # fmt: skip
+            changes = self._outcome(delivery, verdict, report, jitter, now)
+            if not repo.release_delivery(delivery.id, worker, changes, now):
+                log.warning("delivery %s: lease lost before the attempt was recorded", delivery.id)
+                return False
+            if delivery.endpoint_id is not None:
+                _after_endpoint_attempt(repo, delivery.endpoint_id, verdict, now, self._policy.disable_after)
+            if delivery.postback_id is not None:
+                _after_postback_attempt(repo, delivery.postback_id, verdict, now)
+            return True
+
+        return await self._db.write(work)
+
+    def _outcome(
+        self, delivery: Delivery, verdict: Verdict, report: AttemptReport, jitter: float, now: datetime
+    ) -> dict[str, Any]:
+        spent = verdict is not Verdict.OURS
+        attempts = delivery.attempts + (1 if spent else 0)
+        changes: dict[str, Any] = {"attempts": attempts, "last_status_code": report.result.status_code,
+                                   "last_error": _describe(verdict, report)}
+        if verdict is Verdict.SUCCESS:
+            return {**changes, "status": DeliveryStatus.SUCCEEDED}
+        delay = next_delay(attempts, verdict, report.result.retry_after, lambda: jitter, self._policy.retry_scale)
+        if delay is None:
+            return {**changes, "status": DeliveryStatus.FAILED}
+        return {**changes, "status": DeliveryStatus.PENDING, "next_attempt_at": now + delay}
+
+    async def get(self, delivery_id: int) -> tuple[Delivery, list[DeliveryAttempt]]:
+        def work(repo: Repository) -> tuple[Delivery | None, list[DeliveryAttempt]]:
+            return repo.get_delivery(delivery_id), repo.list_attempts(delivery_id)
+
+        delivery, attempts = await self._db.read(work)
+        if delivery is None:
+            raise NotFound(f"delivery {delivery_id} does not exist")
+        return delivery, attempts
+
+    async def list(self, page: Page) -> list[Delivery]:
+        return await self._db.read(lambda repo: repo.list_deliveries(page))
+
+    async def resend(self, delivery_id: int) -> Delivery:
+        """Send again now, with the same message id (`webhook-id`) and a fresh series of attempts."""
+        now = self._clock()
+
+        def work(repo: Repository) -> Delivery:
+            delivery = repo.get_delivery(delivery_id)
+            if delivery is None:
+                raise NotFound(f"delivery {delivery_id} does not exist")
+            if not repo.requeue_delivery(delivery_id, now):
+                raise InvalidParameter("delivery_id", "is being sent right now; try again when it is done")
+            requeued = repo.get_delivery(delivery_id)
+            assert requeued is not None
+            return requeued
+
+        return await self._db.write(work)
+
+    async def replay(
+        self, created_from: datetime | None, created_to: datetime | None, statuses: str | None = None,
+        endpoint_id: int | None = None, postback_id: int | None = None,
+    ) -> int:
+        """Queue again every failed or skipped delivery created in [from, to) (at most 31 days)."""
+        if created_from is None or created_to is None:
+            raise InvalidParameter("from" if created_from is None else "to", "is required for a replay")
+        if not created_from < created_to <= created_from + MAX_REPLAY_WINDOW:
+            raise InvalidParameter("to", "must be after from, and at most 31 days later")
+        requeue = Requeue(created_from, created_to, _statuses(statuses), endpoint_id, postback_id)
+        now = self._clock()
+        return await self._db.write(lambda repo: repo.requeue_deliveries(requeue, now))
+
+
+def _statuses(raw: str | None) -> frozenset[DeliveryStatus]:
+    """Comma-separated statuses to replay; default failed and skipped."""
+    if raw is None:
+        return frozenset({DeliveryStatus.FAILED, DeliveryStatus.SKIPPED})
+    names = {name.strip() for name in raw.split(",")}
+    allowed = {DeliveryStatus.FAILED.value, DeliveryStatus.SKIPPED.value, DeliveryStatus.SUCCEEDED.value}
+    if not names or not names <= allowed:
+        raise InvalidParameter("statuses", "must list failed, skipped or succeeded, comma-separated")
+    return frozenset(DeliveryStatus(name) for name in names)
+
+
+def _prepare(repo: Repository, delivery: Delivery, now: datetime, box: SecretBox) -> OutboundMessage | None:
+    if delivery.kind is DeliveryKind.WEBHOOK:
+        assert delivery.endpoint_id is not None
+        endpoint = repo.get_webhook_endpoint(delivery.endpoint_id)
+        if endpoint is None or endpoint.status is not EndpointStatus.ACTIVE:
+            return None
+        secrets = tuple(box.open(sealed) for sealed in endpoint.signing_secrets(now))
+        return OutboundMessage(delivery, endpoint.url, "POST", delivery.body, secrets)
+    assert delivery.postback_id is not None and delivery.url is not None
+    postback = repo.get_partner_postback(delivery.postback_id)
+    if postback is None or postback.status is not PostbackStatus.ACTIVE:
+        return None
+    return OutboundMessage(delivery, delivery.url, delivery.method, delivery.body,
+                           success_body_contains=postback.success_body_contains)
+
+
+def _after_endpoint_attempt(
+    repo: Repository, endpoint_id: int, verdict: Verdict, now: datetime, disable_after: timedelta
+) -> None:
+    endpoint = repo.get_webhook_endpoint(endpoint_id)
+    if endpoint is None or verdict is Verdict.OURS:
+        return
+    if verdict is Verdict.SUCCESS:
+        if endpoint.failing_since is not None:
+            repo.update_webhook_endpoint(endpoint_id, {"failing_since": None}, now)
+        return
+    if endpoint.status is not EndpointStatus.ACTIVE:
+        return
+    if verdict is Verdict.GONE:
+        _disable(repo, endpoint, "the endpoint answered 410 Gone", now)
+    elif endpoint_should_be_disabled(endpoint.failing_since, now, disable_after):
+        assert endpoint.failing_since is not None
+        hours = (now - endpoint.failing_since).total_seconds() / 3600
+        _disable(repo, endpoint, f"every delivery failed for {hours:.1f} hours (since "
+                                 f"{endpoint.failing_since.isoformat()}) without a success", now)
+    elif endpoint.failing_since is None:
+        repo.update_webhook_endpoint(endpoint_id, {"failing_since": now}, now)
+
+
+def _disable(repo: Repository, endpoint: WebhookEndpoint, reason: str, now: datetime) -> None:
+    repo.update_webhook_endpoint(
+        endpoint.id, {"status": EndpointStatus.DISABLED, "disabled_reason": reason, "disabled_at": now}, now
+    )
+    log.warning("webhook endpoint %s disabled: %s; its deliveries are kept as skipped for replay",
+                endpoint.id, reason)
+
+
+def _after_postback_attempt(repo: Repository, postback_id: int, verdict: Verdict, now: datetime) -> None:
+    postback = repo.get_partner_postback(postback_id)
+    if postback is None or verdict is Verdict.OURS:
+        return
+    if verdict is Verdict.SUCCESS:
+        if postback.failure_count:
+            repo.update_partner_postback(postback_id, {"failure_count": 0, "failure_started_at": None}, now)
+        return
+    streak = FailureStreak(postback.failure_count, postback.failure_started_at).after_failure(now)
+    changes: dict[str, Any] = {"failure_count": streak.count, "failure_started_at": streak.started_at}
+    reason = None
+    if verdict is Verdict.GONE:
+        reason = "the partner's URL answered 410 Gone"
+    elif streak.deactivates:
+        window = POSTBACK_FAILURE_WINDOW.total_seconds() / 3600
+        reason = f"{streak.count} consecutive failures within {window:.0f} hours"
+    if reason is not None and postback.status is PostbackStatus.ACTIVE:
+        changes.update(status=PostbackStatus.INACTIVE, deactivated_reason=reason)
+        _log_deactivation(postback, reason)
+    repo.update_partner_postback(postback_id, changes, now)
+
+
+def _log_deactivation(postback: PartnerPostback, reason: str) -> None:
+    log.warning("partner postback %s of partner %s deactivated: %s", postback.id, postback.partner_id, reason)
+
+
+def _describe(verdict: Verdict, report: AttemptReport) -> str | None:
+    if verdict is Verdict.SUCCESS:
+        return None
+    if report.error:
+        return f"{report.result.error_class}: {report.error}"
+    if report.result.status_code is not None and 200 <= report.result.status_code < 300:
+        return "the answer lacks the text the success rule requires"
+    return f"HTTP {report.result.status_code}"

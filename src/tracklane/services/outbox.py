@@ -1,0 +1,65 @@
+"""The transactional outbox: outbound messages are written by the same write that makes the domain change.
+
+Every function here runs on the repository of a `Database.write` (one transaction), so a change and its
+webhooks and partner postbacks are committed together or not at all. Fan-out happens here: one delivery
+per subscribed endpoint; an endpoint that is disabled gets its delivery as `skipped` (kept for replay).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from tracklane.domain.delivery import DeliveryKind, DeliveryStatus
+from tracklane.domain.macros import expand
+from tracklane.domain.model import Click, Conversion, ConversionStatus
+from tracklane.domain.partner_postbacks import macro_values
+from tracklane.domain.webhooks import EndpointStatus, EventType, conversion_data, envelope
+from tracklane.services.ports import NewDelivery, Repository
+
+
+def emit(repo: Repository, event_type: EventType, data: Mapping[str, Any], now: datetime) -> int:
+    """Queue one webhook message per endpoint subscribed to `event_type`; return how many were queued."""
+    body = envelope(event_type, now, data)
+    queued = 0
+    for endpoint in repo.all_webhook_endpoints():
+        if not endpoint.subscribes(event_type.value):
+            continue
+        active = endpoint.status is EndpointStatus.ACTIVE
+        repo.insert_delivery(NewDelivery(
+            kind=DeliveryKind.WEBHOOK, event_type=event_type.value, method="POST", body=body,
+            status=DeliveryStatus.PENDING if active else DeliveryStatus.SKIPPED, next_attempt_at=now,
+            created_at=now, endpoint_id=endpoint.id,
+        ))  # fmt: skip
+        queued += 1
+    return queued
+
+
+def conversion_registered(repo: Repository, conversion: Conversion, click: Click | None, now: datetime) -> None:
+    """`conversion.registered` or `event.registered`, and the partner's postbacks."""
+    kind = EventType.EVENT_REGISTERED if conversion.event_id is not None else EventType.CONVERSION_REGISTERED
+    emit(repo, kind, conversion_data(conversion, click), now)
+    fire_postbacks(repo, conversion, click, now)
+
+
+def fire_postbacks(repo: Repository, conversion: Conversion, click: Click | None, now: datetime) -> int:
+    """Queue the partner's matching postbacks for an approved conversion, once per (postback, conversion)."""
+    if conversion.status is not ConversionStatus.APPROVED:
+        return 0
+    values = macro_values(conversion, click)
+    queued = 0
+    for postback in repo.postbacks_of_partner(conversion.partner_id):
+        if not postback.fires_for(conversion):
+            continue
+        body = json.dumps(values, separators=(",", ":"), ensure_ascii=False) if postback.method == "POST" else None
+        delivery = repo.insert_delivery(NewDelivery(
+            kind=DeliveryKind.POSTBACK, event_type="event" if conversion.event_id else "conversion",
+            method=postback.method, body=body, status=DeliveryStatus.PENDING,
+            next_attempt_at=now + timedelta(seconds=postback.delay_seconds), created_at=now,
+            postback_id=postback.id, url=expand(postback.url, values),
+            dedup_key=f"postback:{postback.id}:conversion:{conversion.id}",
+        ))  # fmt: skip
+        queued += delivery is not None
+    return queued

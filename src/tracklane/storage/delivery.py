@@ -1,0 +1,177 @@
+"""SQL for outbound delivery: webhook endpoints, partner postbacks, the outbox and its attempt log.
+
+Claiming is one atomic statement, `WITH due AS MATERIALIZED (SELECT ... FOR UPDATE SKIP LOCKED)
+UPDATE deliveries ... FROM due RETURNING *`: on PostgreSQL concurrent workers never take the same
+delivery; on SQLite the writer's `BEGIN IMMEDIATE` serialises claims. Deliveries in `sending` whose lease
+expired are claimed again (this is the sweeper: a worker that died mid-delivery strands nothing).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Connection, and_, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from tracklane.domain.delivery import Delivery, DeliveryAttempt, DeliveryStatus
+from tracklane.domain.partner_postbacks import PartnerPostback
+from tracklane.domain.webhooks import WebhookEndpoint
+from tracklane.services.ports import NewAttempt, NewDelivery, Page, Requeue
+from tracklane.storage import rows
+from tracklane.storage.paging import paged
+from tracklane.storage.schema import deliveries, delivery_attempts, partner_postbacks, webhook_endpoints
+
+_SENDING = DeliveryStatus.SENDING.value
+_PENDING = DeliveryStatus.PENDING.value
+
+
+def new_message_id() -> str:
+    """A `webhook-id`: random, never derived from user input, with no `.` in it."""
+    return "msg_" + secrets.token_hex(16)
+
+
+def _plain(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: (v.value if isinstance(v, StrEnum) else v) for k, v in values.items()}
+
+
+class SqlDelivery:
+    conn: Connection
+
+    # webhook endpoints
+    def insert_webhook_endpoint(self, values: Mapping[str, Any], now: datetime) -> WebhookEndpoint:
+        row = self.conn.execute(
+            insert(webhook_endpoints)
+            .values(**_plain(values), created_at=now, updated_at=now)
+            .returning(*webhook_endpoints.c)
+        ).one()
+        return rows.webhook_endpoint(row)
+
+    def get_webhook_endpoint(self, endpoint_id: int) -> WebhookEndpoint | None:
+        row = self.conn.execute(select(webhook_endpoints).where(webhook_endpoints.c.id == endpoint_id)).one_or_none()
+        return None if row is None else rows.webhook_endpoint(row)
+
+    def list_webhook_endpoints(self, page: Page) -> list[WebhookEndpoint]:
+        query = paged(select(webhook_endpoints), webhook_endpoints, page)
+        return [rows.webhook_endpoint(r) for r in self.conn.execute(query)]
+
+    def all_webhook_endpoints(self) -> list[WebhookEndpoint]:
+        query = select(webhook_endpoints).order_by(webhook_endpoints.c.id)
+        return [rows.webhook_endpoint(r) for r in self.conn.execute(query)]
+
+    def update_webhook_endpoint(self, endpoint_id: int, changes: Mapping[str, Any], now: datetime) -> None:
+        query = update(webhook_endpoints).where(webhook_endpoints.c.id == endpoint_id)
+        self.conn.execute(query.values(**_plain(changes), updated_at=now))
+
+    # partner postbacks
+    def insert_partner_postback(self, values: Mapping[str, Any], now: datetime) -> PartnerPostback:
+        row = self.conn.execute(
+            insert(partner_postbacks)
+            .values(**_plain(values), created_at=now, updated_at=now)
+            .returning(*partner_postbacks.c)
+        ).one()
+        return rows.partner_postback(row)
+
+    def get_partner_postback(self, postback_id: int) -> PartnerPostback | None:
+        query = select(partner_postbacks).where(partner_postbacks.c.id == postback_id)
+        row = self.conn.execute(query).one_or_none()
+        return None if row is None else rows.partner_postback(row)
+
+    def list_partner_postbacks(self, page: Page) -> list[PartnerPostback]:
+        query = paged(select(partner_postbacks), partner_postbacks, page)
+        return [rows.partner_postback(r) for r in self.conn.execute(query)]
+
+    def postbacks_of_partner(self, partner_id: int) -> list[PartnerPostback]:
+        query = select(partner_postbacks).where(partner_postbacks.c.partner_id == partner_id)
+        return [rows.partner_postback(r) for r in self.conn.execute(query.order_by(partner_postbacks.c.id))]
+
+    def update_partner_postback(self, postback_id: int, changes: Mapping[str, Any], now: datetime) -> None:
+        query = update(partner_postbacks).where(partner_postbacks.c.id == postback_id)
+        self.conn.execute(query.values(**_plain(changes), updated_at=now))
+
+    # the outbox
+    def insert_delivery(self, delivery: NewDelivery) -> Delivery | None:
+        values = {
+            "message_id": new_message_id(), "kind": delivery.kind.value, "endpoint_id": delivery.endpoint_id,
+            "postback_id": delivery.postback_id, "event_type": delivery.event_type, "method": delivery.method,
+            "url": delivery.url, "body": delivery.body, "dedup_key": delivery.dedup_key,
+            "status": delivery.status.value, "attempts": 0, "next_attempt_at": delivery.next_attempt_at,
+            "created_at": delivery.created_at, "updated_at": delivery.created_at,
+        }  # fmt: skip
+        statement = insert(deliveries).values(**values).returning(*deliveries.c)
+        if delivery.dedup_key is None:
+            return rows.delivery(self.conn.execute(statement).one())
+        try:
+            with self.conn.begin_nested():
+                return rows.delivery(self.conn.execute(statement).one())
+        except IntegrityError:
+            return None
+
+    def get_delivery(self, delivery_id: int) -> Delivery | None:
+        row = self.conn.execute(select(deliveries).where(deliveries.c.id == delivery_id)).one_or_none()
+        return None if row is None else rows.delivery(row)
+
+    def list_deliveries(self, page: Page) -> list[Delivery]:
+        return [rows.delivery(r) for r in self.conn.execute(paged(select(deliveries), deliveries, page))]
+
+    def list_attempts(self, delivery_id: int) -> list[DeliveryAttempt]:
+        query = select(delivery_attempts).where(delivery_attempts.c.delivery_id == delivery_id)
+        return [rows.delivery_attempt(r) for r in self.conn.execute(query.order_by(delivery_attempts.c.id))]
+
+    def claim_deliveries(self, worker: str, now: datetime, lease_until: datetime, limit: int) -> list[Delivery]:
+        due = or_(
+            and_(deliveries.c.status == _PENDING, deliveries.c.next_attempt_at <= now),
+            and_(deliveries.c.status == _SENDING, deliveries.c.lease_expires_at < now),
+        )
+        # MATERIALIZED: evaluated once. As a plain `IN (subquery)` PostgreSQL may run the subquery again per
+        # row, and with SKIP LOCKED each run can pick other rows: far more than `limit` would be claimed.
+        candidates = (
+            select(deliveries.c.id).where(due).order_by(deliveries.c.next_attempt_at).limit(limit)
+            .with_for_update(skip_locked=True).cte("due_deliveries").prefix_with("MATERIALIZED")
+        )  # fmt: skip
+        claim = (
+            update(deliveries)
+            .where(deliveries.c.id == candidates.c.id, due)
+            .values(status=_SENDING, lease_owner=worker, lease_expires_at=lease_until, updated_at=now)
+            .returning(*deliveries.c)
+        )
+        return sorted((rows.delivery(r) for r in self.conn.execute(claim)), key=lambda d: d.next_attempt_at)
+
+    def release_delivery(self, delivery_id: int, worker: str, changes: Mapping[str, Any], now: datetime) -> bool:
+        query = update(deliveries).where(
+            deliveries.c.id == delivery_id, deliveries.c.status == _SENDING, deliveries.c.lease_owner == worker
+        )
+        values = {**_plain(changes), "lease_owner": None, "lease_expires_at": None, "updated_at": now}
+        return bool(self.conn.execute(query.values(**values)).rowcount)
+
+    def insert_attempt(self, attempt: NewAttempt) -> None:
+        self.conn.execute(insert(delivery_attempts).values(
+            delivery_id=attempt.delivery_id, worker=attempt.worker, status_code=attempt.status_code,
+            error_class=attempt.error_class, error=attempt.error, latency_ms=attempt.latency_ms,
+            response_excerpt=attempt.response_excerpt, verdict=attempt.verdict, created_at=attempt.created_at,
+        ))  # fmt: skip
+
+    def requeue_delivery(self, delivery_id: int, now: datetime) -> bool:
+        """Send again (same message id) with a fresh series of attempts; not while it is being sent."""
+        query = update(deliveries).where(deliveries.c.id == delivery_id, deliveries.c.status != _SENDING)
+        return bool(self.conn.execute(query.values(**_fresh(now))).rowcount)
+
+    def requeue_deliveries(self, requeue: Requeue, now: datetime) -> int:
+        query = update(deliveries).where(
+            deliveries.c.created_at >= requeue.created_from,
+            deliveries.c.created_at < requeue.created_to,
+            deliveries.c.status.in_([s.value for s in requeue.statuses]),
+        )
+        if requeue.endpoint_id is not None:
+            query = query.where(deliveries.c.endpoint_id == requeue.endpoint_id)
+        if requeue.postback_id is not None:
+            query = query.where(deliveries.c.postback_id == requeue.postback_id)
+        return int(self.conn.execute(query.values(**_fresh(now))).rowcount)
+
+
+def _fresh(now: datetime) -> dict[str, Any]:
+    return {"status": _PENDING, "attempts": 0, "next_attempt_at": now, "lease_owner": None,
+            "lease_expires_at": None, "updated_at": now}
