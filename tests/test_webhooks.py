@@ -340,3 +340,26 @@ def test_a_timeout_backs_off_like_throttling(database_url: str, receiver: Receiv
     assert quick.arrived - slow.arrived >= 1.0 + 0.6, "the time limit, then at least the scaled one-minute minimum"
     assert slow.headers["webhook-id"] == quick.headers["webhook-id"]
     quick.verified(hook["secret"])
+
+
+def test_a_segment_order_notifies_the_webhook_and_the_partner_like_a_postback(
+    admin: httpx.Client, visitor: httpx.Client, receiver: Receiver
+) -> None:
+    hook = endpoint(admin, receiver, event_types=["conversion.registered"])
+    _, offer, partner = factories.program(admin)
+    factories.created(admin.post("/api/v1/partner-postbacks", json={
+        "partner_id": partner["id"], "url": receiver.url + "/partner?tid={transaction_id}&p={payout}&o={order_id}"}))
+    source = factories.created(admin.post("/api/v1/sources", json={"name": "Shop"}))
+    tid = factories.click(visitor, offer["id"], partner["id"])
+    sent = visitor.post("/v1/track", json={
+        "writeKey": source["write_key"], "type": "track", "event": "Order Completed", "userId": "u1",
+        "messageId": "order-1", "context": {"referrer": {"type": "tracklane", "id": tid}},
+        "properties": {"order_id": "S 1", "revenue": "42.00"}})
+    assert (sent.status_code, sent.json()) == (200, {"success": True})
+
+    requests = receiver.wait_for(2)
+    (webhook,) = [r for r in requests if r.target == "/hook"]
+    data = webhook.verified(hook["secret"])["data"]
+    assert (data["transaction_id"], data["origin"], data["order_id"]) == (tid, "segment", "S 1")
+    (partner_call,) = [r for r in requests if r.target.startswith("/partner")]
+    assert partner_call.target == f"/partner?tid={tid}&p=6.00&o=S%201"
