@@ -92,3 +92,25 @@ def test_a_partner_key_sees_its_own_traffic_and_payout_only(
     assert access.status_code == 201, access.text
     with _client(server, _key(api, role="partner", partner_id=partner["id"])) as client:
         assert client.get(f"/api/v1/offers/{private['id']}").status_code == 200
+
+
+def test_a_partner_key_manages_its_own_postbacks_only(
+    server: RunningServer, api: httpx.Client, two_tenants: dict[str, Any]
+) -> None:
+    partner, other = two_tenants["partners"]
+    url = "https://partner.example/pb?tid={transaction_id}&p={payout}"
+    theirs = factories.created(api.post("/api/v1/partner-postbacks", json={"partner_id": other["id"], "url": url}))
+    private = factories.offer(api, two_tenants["advertisers"][0]["id"], visibility="private")
+    with _client(server, _key(api, role="partner", partner_id=partner["id"])) as client:
+        mine = factories.created(client.post("/api/v1/partner-postbacks", json={"url": url}))
+        assert mine["partner_id"] == partner["id"]
+        assert [p["id"] for p in client.get("/api/v1/partner-postbacks").json()["data"]] == [mine["id"]]
+        assert client.get(f"/api/v1/partner-postbacks/{theirs['id']}").status_code == 404
+        assert client.patch(f"/api/v1/partner-postbacks/{theirs['id']}", json={"method": "POST"}).status_code == 404
+        updated = client.patch(f"/api/v1/partner-postbacks/{mine['id']}", json={"method": "POST"})
+        assert (updated.status_code, updated.json()["method"]) == (200, "POST")
+        refused = (({"url": url, "partner_id": other["id"]}, 403), ({"url": url, "offer_id": private["id"]}, 404))
+        for body, status in refused:
+            assert client.post("/api/v1/partner-postbacks", json=body).status_code == status
+    with _client(server, _key(api, role="advertiser", advertiser_id=two_tenants["advertisers"][0]["id"])) as client:
+        assert client.get("/api/v1/partner-postbacks").status_code == 403

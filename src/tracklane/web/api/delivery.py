@@ -7,11 +7,15 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from tracklane.domain.errors import InvalidParameter
+from tracklane.bootstrap import Container
+from tracklane.domain.errors import Forbidden, InvalidParameter, NotFound
+from tracklane.domain.model import Role
+from tracklane.domain.partner_postbacks import PartnerPostback
+from tracklane.domain.tenancy import Scope, narrow, owns
 from tracklane.services.ports import Page
 from tracklane.web.api import representations as rep
 from tracklane.web.api import schemas
-from tracklane.web.api.auth import Admin, Services
+from tracklane.web.api.auth import Admin, Caller, Services
 from tracklane.web.api.listing import listed, page, parse_time, with_filters
 from tracklane.web.params import json_object
 
@@ -62,28 +66,52 @@ async def list_webhook_deliveries(
 
 @router.post("/partner-postbacks", status_code=201, tags=["partner postbacks"],
              openapi_extra=schemas.body_doc(schemas.PartnerPostbackIn))
-async def create_partner_postback(request: Request, services: Services, _: Admin) -> dict[str, Any]:
-    return rep.partner_postback(await services.partner_postbacks.create(await json_object(request)))
+async def create_partner_postback(request: Request, services: Services, scope: Caller) -> dict[str, Any]:
+    """An admin registers a postback for any partner; a partner key for itself (`partner_id` may be left out)."""
+    body = dict(await json_object(request))
+    if not scope.is_admin:
+        body.update(narrow(_postback_owner(scope), {"partner_id": body.get("partner_id")}))
+        if isinstance(body.get("offer_id"), int):
+            await services.catalog.visible_offer(scope, body["offer_id"])
+    return rep.partner_postback(await services.partner_postbacks.create(body))
 
 
 @router.get("/partner-postbacks", tags=["partner postbacks"])
 async def list_partner_postbacks(
-    services: Services, _: Admin, paging: Paging, partner_id: Annotated[int | None, Query()] = None
+    services: Services, scope: Caller, paging: Paging, partner_id: Annotated[int | None, Query()] = None
 ) -> dict[str, Any]:
-    items = await services.partner_postbacks.list(with_filters(paging, partner_id=partner_id))
+    filters = narrow(_postback_owner(scope), {"partner_id": partner_id})
+    items = await services.partner_postbacks.list(with_filters(paging, **filters))
     return listed(items, [rep.partner_postback(p) for p in items], paging.limit)
 
 
 @router.get("/partner-postbacks/{postback_id}", tags=["partner postbacks"])
-async def get_partner_postback(postback_id: int, services: Services, _: Admin) -> dict[str, Any]:
-    return rep.partner_postback(await services.partner_postbacks.get(postback_id))
+async def get_partner_postback(postback_id: int, services: Services, scope: Caller) -> dict[str, Any]:
+    return rep.partner_postback(await _own_postback(services, scope, postback_id))
 
 
 @router.patch("/partner-postbacks/{postback_id}", tags=["partner postbacks"],
               openapi_extra=schemas.body_doc(schemas.PartnerPostbackUpdate))
-async def update_partner_postback(postback_id: int, request: Request, services: Services, _: Admin) -> dict[str, Any]:
+async def update_partner_postback(
+    postback_id: int, request: Request, services: Services, scope: Caller
+) -> dict[str, Any]:
+    await _own_postback(services, scope, postback_id)
     body = await json_object(request)
     return rep.partner_postback(await services.partner_postbacks.update(postback_id, body))
+
+
+def _postback_owner(scope: Scope) -> Scope:
+    """Partner postbacks belong to partners: an admin manages all, a partner its own, an advertiser none."""
+    if scope.role is Role.ADVERTISER:
+        raise Forbidden("partner postbacks are managed by an admin or by the partner itself")
+    return scope
+
+
+async def _own_postback(services: Container, scope: Scope, postback_id: int) -> PartnerPostback:
+    postback = await services.partner_postbacks.get(postback_id)
+    if not owns(_postback_owner(scope), None, postback.partner_id):
+        raise NotFound(f"partner postback {postback_id} does not exist")
+    return postback
 
 
 @router.get("/deliveries", tags=["deliveries"])
