@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.receiver import DELIVERY, Receiver, receiving
 from tests.segment_support import RequestLog
 from tests.servers import POSTGRES_ENV, RunningServer, postgres_database, running_server, sqlite_url
 
@@ -80,3 +81,30 @@ def node_clients() -> Path:
         subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=clients, check=True, capture_output=True,
                        timeout=600)
     return clients
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A real HTTP receiver on loopback that records every request."""
+    with receiving() as running:
+        yield running
+
+
+@pytest.fixture
+def hub(database_url: str) -> Iterator[RunningServer]:
+    """A server that delivers webhooks and partner postbacks to loopback receivers, quickly."""
+    with running_server(database_url, **DELIVERY) as running:
+        yield running
+
+
+@pytest.fixture
+def admin(hub: RunningServer) -> Iterator[httpx.Client]:
+    headers = {"Authorization": f"Bearer {hub.admin_key}"}
+    with httpx.Client(base_url=hub.base_url, headers=headers, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture
+def visitor(hub: RunningServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=hub.base_url, timeout=30, follow_redirects=False) as client:
+        yield client

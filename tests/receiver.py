@@ -13,6 +13,15 @@ from typing import Any
 
 from standardwebhooks.webhooks import Webhook
 
+# Delivery tests: receivers on loopback allowed, retry delays scaled down so the schedule runs in seconds.
+DELIVERY = {
+    "allow_private_destinations": "127.0.0.1/32",
+    "delivery_retry_scale": 0.01,
+    "delivery_poll_seconds": 0.05,
+    "delivery_timeout_seconds": 5,
+    "delivery_lease_seconds": 10,
+}
+
 
 @dataclass
 class Received:

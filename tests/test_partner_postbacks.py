@@ -4,41 +4,13 @@ scope and method honoured, unknown macros refused on save, success rule and auto
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
 import httpx
-import pytest
 
 from tests import factories
-from tests.receiver import Receiver, Reply, always, poll, receiving
-from tests.servers import RunningServer, running_server
-from tests.test_webhooks import DELIVERY
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with receiving() as running:
-        yield running
-
-
-@pytest.fixture
-def hub(database_url: str) -> Iterator[RunningServer]:
-    with running_server(database_url, **DELIVERY) as running:
-        yield running
-
-
-@pytest.fixture
-def admin(hub: RunningServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=hub.base_url, headers={"Authorization": f"Bearer {hub.admin_key}"}) as client:
-        yield client
-
-
-@pytest.fixture
-def visitor(hub: RunningServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=hub.base_url, follow_redirects=False) as client:
-        yield client
+from tests.receiver import Receiver, Reply, always, poll
 
 
 def postback(admin: httpx.Client, **fields: Any) -> dict[str, Any]:

@@ -7,17 +7,15 @@ import asyncio
 import json
 import re
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from sqlalchemy import select
 
 from tests import factories
-from tests.receiver import Receiver, Reply, always, in_turn, poll, receiving
+from tests.receiver import DELIVERY, Receiver, Reply, always, in_turn, poll
 from tests.servers import RunningServer, running_server
 from tracklane.bootstrap import utc_now
 from tracklane.delivery.guard import PinnedTransport, ResolverFailure
@@ -27,40 +25,6 @@ from tracklane.domain.destinations import parse_allow_list
 from tracklane.storage.schema import webhook_endpoints
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "webhooks.md"
-DELIVERY = {
-    "allow_private_destinations": "127.0.0.1/32",
-    "delivery_retry_scale": 0.01,
-    "delivery_poll_seconds": 0.05,
-    "delivery_timeout_seconds": 5,
-    "delivery_lease_seconds": 10,
-}
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with receiving() as running:
-        yield running
-
-
-@pytest.fixture
-def hub(database_url: str) -> Iterator[RunningServer]:
-    with running_server(database_url, **DELIVERY) as running:
-        yield running
-
-
-@pytest.fixture
-def admin(hub: RunningServer) -> Iterator[httpx.Client]:
-    headers = {"Authorization": f"Bearer {hub.admin_key}"}
-    with httpx.Client(base_url=hub.base_url, headers=headers, timeout=30) as client:
-        yield client
-
-
-@pytest.fixture
-def visitor(hub: RunningServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=hub.base_url, timeout=30, follow_redirects=False) as client:
-        yield client
-
-
 def endpoint(admin: httpx.Client, receiver: Receiver, path: str = "/hook", **fields: Any) -> dict[str, Any]:
     return factories.created(admin.post("/api/v1/webhooks", json={"url": receiver.url + path, **fields}))
 

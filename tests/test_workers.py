@@ -19,9 +19,8 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from tests.receiver import Received, Reply, always, in_turn, poll, receiving
+from tests.receiver import DELIVERY, Received, Reply, always, in_turn, poll, receiving
 from tests.servers import POSTGRES_ENV, RunningServer, postgres_database, running_server
-from tests.test_webhooks import DELIVERY
 from tracklane.storage.schema import deliveries, delivery_attempts
 
 MESSAGES = 1000

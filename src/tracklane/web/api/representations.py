@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -22,54 +21,41 @@ from tracklane.domain.money import format_money
 from tracklane.domain.partner_postbacks import PartnerPostback
 from tracklane.domain.segment.model import Customer, Source
 from tracklane.domain.segment.settings import settings_json, source_settings
-from tracklane.domain.webhooks import WebhookEndpoint
-
-
-def _time(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat().replace("+00:00", "Z")
+from tracklane.domain.webhooks import WebhookEndpoint, advertiser_data, iso, offer_data, partner_data
 
 
 def advertiser(a: Advertiser) -> dict[str, Any]:
-    return {"id": a.id, "name": a.name, "status": a.status, "postback_token": a.postback_token,
-            "created_at": _time(a.created_at), "updated_at": _time(a.updated_at)}
+    """The advertiser as its webhooks carry it, with its postback token (the API is authenticated)."""
+    return {**advertiser_data(a), "postback_token": a.postback_token}
 
 
 def partner(p: Partner) -> dict[str, Any]:
-    return {"id": p.id, "name": p.name, "email": p.email, "status": p.status.value,
-            "created_at": _time(p.created_at), "updated_at": _time(p.updated_at)}
+    return partner_data(p)
 
 
 def offer(o: Offer) -> dict[str, Any]:
-    return {
-        "id": o.id, "advertiser_id": o.advertiser_id, "name": o.name, "destination_url": o.destination_url,
-        "fallback_url": o.fallback_url, "status": o.status.value, "visibility": o.visibility.value,
-        "currency": o.currency, "attribution_window_days": o.attribution_window_days,
-        "revenue": o.revenue.to_json(o.currency), "payout": o.payout.to_json(o.currency),
-        "allow_multiple_conversions": o.allow_multiple_conversions, "default_status": o.default_status.value,
-        "caps": [{"id": c.id, **c.rule.to_json()} for c in o.caps],
-        "created_at": _time(o.created_at), "updated_at": _time(o.updated_at),
-    }  # fmt: skip
+    return offer_data(o)
 
 
 def offer_event(e: OfferEvent, currency: str) -> dict[str, Any]:
     return {"id": e.id, "offer_id": e.offer_id, "name": e.name, "revenue": e.revenue.to_json(currency),
             "payout": e.payout.to_json(currency), "allow_multiple_per_click": e.allow_multiple_per_click,
-            "created_at": _time(e.created_at)}
+            "created_at": iso(e.created_at)}
 
 
 def access(a: OfferAccess) -> dict[str, Any]:
     return {"id": a.id, "offer_id": a.offer_id, "partner_id": a.partner_id, "status": a.status.value,
-            "reason": a.reason, "created_at": _time(a.created_at), "updated_at": _time(a.updated_at)}
+            "reason": a.reason, "created_at": iso(a.created_at), "updated_at": iso(a.updated_at)}
 
 
 def partner_payout(p: PartnerPayout, currency: str) -> dict[str, Any]:
     return {"id": p.id, "offer_id": p.offer_id, "partner_id": p.partner_id, "event_id": p.event_id,
-            "payout": p.payout.to_json(currency), "created_at": _time(p.created_at)}
+            "payout": p.payout.to_json(currency), "created_at": iso(p.created_at)}
 
 
 def api_key(k: ApiKey) -> dict[str, Any]:
     return {"id": k.id, "role": k.role.value, "advertiser_id": k.advertiser_id, "partner_id": k.partner_id,
-            "prefix": k.prefix, "created_at": _time(k.created_at)}
+            "prefix": k.prefix, "created_at": iso(k.created_at)}
 
 
 def click(c: Click, currency: str = "USD") -> dict[str, Any]:
@@ -81,7 +67,7 @@ def click(c: Click, currency: str = "USD") -> dict[str, Any]:
         "os": c.device.os, "browser": c.device.browser, "is_bot": c.device.is_bot, "country": c.country,
         "referrer": c.referrer, "verdict": c.verdict, "reject_reason": c.reject_reason,
         "revenue": format_money(c.revenue, currency), "payout": format_money(c.payout, currency),
-        "created_at": _time(c.created_at),
+        "created_at": iso(c.created_at),
     }  # fmt: skip
 
 
@@ -94,7 +80,7 @@ def conversion(c: Conversion) -> dict[str, Any]:
         "revenue_type": c.revenue_type, "payout_type": c.payout_type,
         "amount": None if c.amount is None else format_money(c.amount, c.currency), "currency": c.currency,
         "order_id": c.order_id, **{f"adv{i}": adv for i, adv in enumerate(c.advs, start=1)},
-        "origin": c.origin.value, "created_at": _time(c.created_at), "updated_at": _time(c.updated_at),
+        "origin": c.origin.value, "created_at": iso(c.created_at), "updated_at": iso(c.updated_at),
         "trace": c.trace,
     }  # fmt: skip
 
@@ -109,7 +95,7 @@ def source(s: Source) -> dict[str, Any]:
     return {"id": s.id, "name": s.name, "preset": s.preset, "write_key": s.write_key,
             "webhook_secret": s.webhook_secret, "settings": dict(s.settings),
             "effective_settings": settings_json(source_settings(s.preset, s.settings)),
-            "created_at": _time(s.created_at), "updated_at": _time(s.updated_at)}
+            "created_at": iso(s.created_at), "updated_at": iso(s.updated_at)}
 
 
 def customer(c: Customer) -> dict[str, Any]:
@@ -118,15 +104,15 @@ def customer(c: Customer) -> dict[str, Any]:
         "previous_ids": list(c.previous_ids), "traits": _json(c.traits), "group_id": c.group_id,
         "group_traits": _json(c.group_traits), "audiences": list(c.audiences), "status": c.status,
         "transaction_id": c.transaction_id, "offer_id": c.offer_id, "partner_id": c.partner_id, "visits": c.visits,
-        "signed_up_at": _time(c.signed_up_at), "churned_at": _time(c.churned_at),
-        "created_at": _time(c.created_at), "updated_at": _time(c.updated_at),
+        "signed_up_at": iso(c.signed_up_at), "churned_at": iso(c.churned_at),
+        "created_at": iso(c.created_at), "updated_at": iso(c.updated_at),
     }  # fmt: skip
 
 
 def segment_message(m: dict[str, Any]) -> dict[str, Any]:
     """A received Segment message: its ids, corrected timestamp, outcome and what it was mapped to."""
     times = ("timestamp", "original_timestamp", "sent_at", "received_at", "created_at")
-    return {k: _time(v) if k in times else v for k, v in m.items()}
+    return {k: iso(v) if k in times else v for k, v in m.items()}
 
 
 def _json(value: Any) -> Any:
@@ -144,10 +130,10 @@ def webhook_endpoint(e: WebhookEndpoint, secret: str | None = None) -> dict[str,
     body = {
         "id": e.id, "url": e.url, "description": e.description,
         "event_types": None if e.event_types is None else list(e.event_types), "status": e.status.value,
-        "disabled_reason": e.disabled_reason, "disabled_at": _time(e.disabled_at),
-        "failing_since": _time(e.failing_since),
-        "previous_secret_expires_at": _time(e.previous_secret_expires_at),
-        "created_at": _time(e.created_at), "updated_at": _time(e.updated_at),
+        "disabled_reason": e.disabled_reason, "disabled_at": iso(e.disabled_at),
+        "failing_since": iso(e.failing_since),
+        "previous_secret_expires_at": iso(e.previous_secret_expires_at),
+        "created_at": iso(e.created_at), "updated_at": iso(e.updated_at),
     }  # fmt: skip
     if secret is not None:
         body["secret"] = secret
@@ -159,7 +145,7 @@ def partner_postback(p: PartnerPostback) -> dict[str, Any]:
         "id": p.id, "partner_id": p.partner_id, "offer_id": p.offer_id, "url": p.url, "on": p.on.value,
         "method": p.method, "delay_seconds": p.delay_seconds, "success_body_contains": p.success_body_contains,
         "status": p.status.value, "deactivated_reason": p.deactivated_reason, "failure_count": p.failure_count,
-        "created_at": _time(p.created_at), "updated_at": _time(p.updated_at),
+        "created_at": iso(p.created_at), "updated_at": iso(p.updated_at),
     }  # fmt: skip
 
 
@@ -167,9 +153,9 @@ def delivery(d: Delivery, attempts: list[DeliveryAttempt] | None = None) -> dict
     body: dict[str, Any] = {
         "id": d.id, "message_id": d.message_id, "kind": d.kind.value, "endpoint_id": d.endpoint_id,
         "postback_id": d.postback_id, "event_type": d.event_type, "method": d.method, "url": d.url,
-        "status": d.status.value, "attempts": d.attempts, "next_attempt_at": _time(d.next_attempt_at),
+        "status": d.status.value, "attempts": d.attempts, "next_attempt_at": iso(d.next_attempt_at),
         "last_status_code": d.last_status_code, "last_error": d.last_error,
-        "created_at": _time(d.created_at), "updated_at": _time(d.updated_at),
+        "created_at": iso(d.created_at), "updated_at": iso(d.updated_at),
     }  # fmt: skip
     if attempts is not None:
         body["body"] = d.body
@@ -180,4 +166,4 @@ def delivery(d: Delivery, attempts: list[DeliveryAttempt] | None = None) -> dict
 def delivery_attempt(a: DeliveryAttempt) -> dict[str, Any]:
     return {"id": a.id, "worker": a.worker, "status_code": a.status_code, "error_class": a.error_class,
             "error": a.error, "latency_ms": a.latency_ms, "response_excerpt": a.response_excerpt,
-            "verdict": a.verdict, "created_at": _time(a.created_at)}
+            "verdict": a.verdict, "created_at": iso(a.created_at)}
