@@ -24,14 +24,18 @@ class TracklaneError(Exception):
         return str(self.args[0])
 
 
-class InvalidParameter(TracklaneError):
-    """A parameter is malformed."""
+class InvalidParameter(TracklaneError, ValueError):
+    """A parameter is malformed.
+
+    It is also a `ValueError`, so that a rule checked while a body is decoded is reported with its path.
+    """
 
     code = "invalid_parameter"
 
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
+        self.detail = message
 
 
 class NotFound(TracklaneError):

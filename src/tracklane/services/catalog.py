@@ -24,12 +24,11 @@ from tracklane.domain.money import PriceRule
 from tracklane.domain.tenancy import Scope
 from tracklane.domain.webhooks import (
     EventType,
-    advertiser_data,
     approved_for_offer_data,
     offer_data,
-    partner_data,
-    signup_verdict_data,
 )
+from tracklane.resources.advertisers import AdvertiserCreate, AdvertiserUpdate, advertiser_data
+from tracklane.resources.partners import PartnerCreate, PartnerUpdate, Verdict, partner_view, signup_verdict_data
 from tracklane.services.outbox import emit
 from tracklane.services.ports import Clock, Database, Page, Repository
 
@@ -44,11 +43,11 @@ class CatalogService:
         self._new_secret = new_secret
 
     # advertisers
-    async def create_advertiser(self, body: Body) -> Advertiser:
-        name, token, now = parse_name(body.get("name")), self._new_secret(), self._clock()
+    async def create_advertiser(self, body: AdvertiserCreate) -> Advertiser:
+        token, now = self._new_secret(), self._clock()
 
         def work(repo: Repository) -> Advertiser:
-            advertiser = repo.insert_advertiser(name, token, now)
+            advertiser = repo.insert_advertiser(body.name, token, now)
             emit(repo, EventType.ADVERTISER_CREATED, advertiser_data(advertiser), now)
             return advertiser
 
@@ -60,21 +59,13 @@ class CatalogService:
     async def list_advertisers(self, page: Page) -> list[Advertiser]:
         return await self._db.read(lambda repo: repo.list_advertisers(page))
 
-    async def update_advertiser(self, advertiser_id: int, body: Body) -> Advertiser:
-        changes: dict[str, Any] = {}
-        if "name" in body:
-            changes["name"] = parse_name(body["name"])
-        if "status" in body:
-            if body["status"] not in ("active", "inactive"):
-                raise InvalidParameter("status", "must be active or inactive")
-            changes["status"] = body["status"]
-        if body.get("rotate_postback_token") is True:
-            changes["postback_token"] = self._new_secret()
+    async def update_advertiser(self, advertiser_id: int, body: AdvertiserUpdate) -> Advertiser:
+        token = self._new_secret() if body.rotate_postback_token is True else None
         now = self._clock()
 
         def work(repo: Repository) -> Advertiser:
             _found(repo.get_advertiser(advertiser_id), "advertiser", advertiser_id)
-            repo.update_advertiser(advertiser_id, changes, now)
+            repo.update_advertiser(advertiser_id, body, token, now)
             advertiser = _found(repo.get_advertiser(advertiser_id), "advertiser", advertiser_id)
             emit(repo, EventType.ADVERTISER_UPDATED, advertiser_data(advertiser), now)
             return advertiser
@@ -82,16 +73,16 @@ class CatalogService:
         return await self._db.write(work)
 
     # partners
-    async def create_partner(self, body: Body, status: PartnerStatus) -> Partner:
+    async def create_partner(self, body: PartnerCreate, status: PartnerStatus) -> Partner:
         """An admin creates active partners (`partner.created`); a public sign-up is pending (`partner.signed_up`)."""
-        name, email, now = parse_name(body.get("name")), parse_email(body.get("email")), self._clock()
+        name, email, now = body.name, body.email, self._clock()
         event = EventType.PARTNER_SIGNED_UP if status is PartnerStatus.PENDING else EventType.PARTNER_CREATED
 
         def work(repo: Repository) -> Partner:
             if repo.find_partner_by_email(email) is not None:
                 raise Conflict(f"email: a partner with {email} already exists")
             partner = repo.insert_partner(name, email, status.value, now)
-            emit(repo, event, partner_data(partner), now)
+            emit(repo, event, partner_view(partner), now)
             return partner
 
         return await self._db.write(work)
@@ -102,45 +93,27 @@ class CatalogService:
     async def list_partners(self, page: Page) -> list[Partner]:
         return await self._db.read(lambda repo: repo.list_partners(page))
 
-    async def update_partner(self, partner_id: int, body: Body) -> Partner:
-        changes: dict[str, Any] = {}
-        if "name" in body:
-            changes["name"] = parse_name(body["name"])
-        if "email" in body:
-            changes["email"] = parse_email(body["email"])
-        if "status" in body:
-            try:
-                changes["status"] = PartnerStatus(body["status"]).value
-            except ValueError:
-                raise InvalidParameter("status", "must be pending, active, rejected or blocked") from None
-        return await self._update_partner(partner_id, changes)
+    async def update_partner(self, partner_id: int, body: PartnerUpdate) -> Partner:
+        return await self._update_partner(partner_id, body)
 
-    async def partner_verdict(self, partner_id: int, verdict: object, reason: object) -> Partner:
+    async def partner_verdict(self, partner_id: int, verdict: Verdict) -> Partner:
         """Approve or reject a partner's sign-up."""
-        statuses = {"approved": PartnerStatus.ACTIVE, "rejected": PartnerStatus.REJECTED}
-        if verdict not in statuses:
-            raise InvalidParameter("verdict", "must be approved or rejected")
-        if reason is not None and not isinstance(reason, str):
-            raise InvalidParameter("reason", "must be a string")
-        return await self._update_partner(
-            partner_id, {"status": statuses[str(verdict)].value}, verdict=(str(verdict), reason)
-        )
+        return await self._update_partner(partner_id, PartnerUpdate(status=verdict.status), verdict)
 
-    async def _update_partner(
-        self, partner_id: int, changes: dict[str, Any], verdict: tuple[str, str | None] | None = None
-    ) -> Partner:
+    async def _update_partner(self, partner_id: int, changes: PartnerUpdate, verdict: Verdict | None = None) -> Partner:
         now = self._clock()
 
         def work(repo: Repository) -> Partner:
             _found(repo.get_partner(partner_id), "partner", partner_id)
-            other = repo.find_partner_by_email(changes["email"]) if "email" in changes else None
+            email = changes.email
+            other = repo.find_partner_by_email(email) if isinstance(email, str) else None
             if other is not None and other.id != partner_id:
-                raise Conflict(f"email: a partner with {changes['email']} already exists")
+                raise Conflict(f"email: a partner with {email} already exists")
             repo.update_partner(partner_id, changes, now)
             partner = _found(repo.get_partner(partner_id), "partner", partner_id)
-            emit(repo, EventType.PARTNER_UPDATED, partner_data(partner), now)
+            emit(repo, EventType.PARTNER_UPDATED, partner_view(partner), now)
             if verdict is not None:
-                emit(repo, EventType.PARTNER_SIGNUP_VERDICT, signup_verdict_data(partner, *verdict, now), now)
+                emit(repo, EventType.PARTNER_SIGNUP_VERDICT, signup_verdict_data(partner, verdict, now), now)
             return partner
 
         return await self._db.write(work)

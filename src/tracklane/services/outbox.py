@@ -8,6 +8,8 @@ per subscribed endpoint; an endpoint that is disabled gets its delivery as `skip
 from __future__ import annotations
 
 import json
+
+import msgspec
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,12 +19,16 @@ from tracklane.domain.macros import expand
 from tracklane.domain.model import Click, Conversion, ConversionStatus
 from tracklane.domain.partner_postbacks import macro_values
 from tracklane.domain.webhooks import EndpointStatus, EventType, conversion_data, envelope
+from tracklane.resources.fields import View
 from tracklane.services.ports import NewDelivery, Repository
 
 
-def emit(repo: Repository, event_type: EventType, data: Mapping[str, Any], now: datetime) -> int:
-    """Queue one webhook message per endpoint subscribed to `event_type`; return how many were queued."""
-    body = envelope(event_type, now, data)
+def emit(repo: Repository, event_type: EventType, data: View | Mapping[str, Any], now: datetime) -> int:
+    """Queue one webhook message per endpoint subscribed to `event_type`; return how many were queued.
+
+    `data` is the admin's view of the resource (webhook endpoints are the network's own integrations).
+    """
+    body = envelope(event_type, now, msgspec.to_builtins(data))
     queued = 0
     for endpoint in repo.all_webhook_endpoints():
         if not endpoint.subscribes(event_type.value):

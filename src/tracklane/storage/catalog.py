@@ -22,6 +22,8 @@ from tracklane.domain.model import (
     Visibility,
 )
 from tracklane.domain.money import PriceRule
+from tracklane.resources.advertisers import AdvertiserUpdate
+from tracklane.resources.partners import PartnerUpdate
 from tracklane.services.ports import Page
 from tracklane.storage import rows
 from tracklane.storage.catalog_cache import CatalogCache
@@ -95,8 +97,13 @@ class SqlCatalog:
     def list_advertisers(self, page: Page) -> list[Advertiser]:
         return [rows.advertiser(r) for r in self.conn.execute(paged(select(advertisers), advertisers, page))]
 
-    def update_advertiser(self, advertiser_id: int, changes: Mapping[str, Any], now: datetime) -> None:
-        self._update(advertisers, advertiser_id, {**changes, "updated_at": now})
+    def update_advertiser(
+        self, advertiser_id: int, changes: AdvertiserUpdate, postback_token: str | None, now: datetime
+    ) -> None:
+        values = rows.set_fields(changes, exclude=frozenset({"rotate_postback_token"}))
+        if postback_token is not None:
+            values["postback_token"] = postback_token
+        self._update(advertisers, advertiser_id, {**values, "updated_at": now})
 
     # partners
     def insert_partner(self, name: str, email: str, status: str, now: datetime) -> Partner:
@@ -119,8 +126,8 @@ class SqlCatalog:
     def list_partners(self, page: Page) -> list[Partner]:
         return [rows.partner(r) for r in self.conn.execute(paged(select(partners), partners, page))]
 
-    def update_partner(self, partner_id: int, changes: Mapping[str, Any], now: datetime) -> None:
-        self._update(partners, partner_id, {**changes, "updated_at": now})
+    def update_partner(self, partner_id: int, changes: PartnerUpdate, now: datetime) -> None:
+        self._update(partners, partner_id, {**rows.set_fields(changes), "updated_at": now})
 
     # offers
     def insert_offer(self, values: Mapping[str, Any], caps: Sequence[CapRule], now: datetime) -> Offer:

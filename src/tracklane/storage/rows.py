@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
+import msgspec
 from sqlalchemy import Row
 
 from tracklane.domain.caps import Cap, CapMetric, CapPeriod, CapRule
@@ -32,6 +33,12 @@ from tracklane.domain.model import (
 from tracklane.domain.money import PriceRule, PriceType
 from tracklane.domain.partner_postbacks import FiresOn, PartnerPostback, PostbackStatus
 from tracklane.domain.webhooks import EndpointStatus, WebhookEndpoint
+
+
+def set_fields(body: msgspec.Struct, *, exclude: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """The fields an update body sent (absent ones are `UNSET`), by name: the column names."""
+    return {name: value for name, value in msgspec.structs.asdict(body).items()
+            if value is not msgspec.UNSET and name not in exclude}  # fmt: skip
 
 
 def price_columns(prefix: str, rule: PriceRule) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from tracklane import __version__
 from tracklane.bootstrap import Container, delivery_worker
 from tracklane.settings import Settings
 from tracklane.web import errors, segment, tracking
-from tracklane.web.api import activity, catalog, customers, delivery, keys, sources
+from tracklane.web.api import activity, catalog, contract, customers, delivery, keys, sources
 
 API_DESCRIPTION = """Manage advertisers, offers and their events, partners, offer access, partner payouts,
 API keys, Segment sources, webhook endpoints and partner postbacks; read clicks, conversions (with their
@@ -58,6 +58,7 @@ def build_app(settings: Settings, build: Callable[[Settings], Container]) -> Fas
     for router in routers:
         api.include_router(router)
     app.include_router(api)
+    contract.install(app)
     _install_docs(app)
     app.router.routes.append(Route("/demo/landing", demo_landing, methods=["GET"]))
     app.router.routes.append(Route("/healthz", health, methods=["GET"]))

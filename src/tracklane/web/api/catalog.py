@@ -13,75 +13,94 @@ from tracklane.domain.tenancy import Scope, narrow, redact
 from tracklane.services.ports import Page
 from tracklane.web.api import representations as rep
 from tracklane.web.api import schemas
+from tracklane.resources.advertisers import AdvertiserCreate, AdvertiserUpdate, AdvertiserView, advertiser_view
+from tracklane.resources.partners import PartnerCreate, PartnerUpdate, PartnerView, Verdict, partner_view
 from tracklane.web.api.auth import Admin, Caller, Services
-from tracklane.web.api.listing import listed, page, with_filters
+from tracklane.web.api.contract import body, documented, encoded, listing
+from tracklane.web.api.listing import PathId, listed, page, with_filters
 from tracklane.web.params import json_object
 
 router = APIRouter()
 Paging = Annotated[Page, Depends(page)]
 
 
-@router.post(
-    "/advertisers", status_code=201, tags=["advertisers"], openapi_extra=schemas.body_doc(schemas.AdvertiserIn)
-)
-async def create_advertiser(request: Request, services: Services, _: Admin) -> dict[str, Any]:
-    return rep.advertiser(await services.catalog.create_advertiser(await json_object(request)))
+AdvertiserList = listing(AdvertiserView, "AdvertiserList")
+PartnerList = listing(PartnerView, "PartnerList")
 
 
-@router.get("/advertisers", tags=["advertisers"])
-async def list_advertisers(services: Services, _: Admin, paging: Paging) -> dict[str, Any]:
+@router.post("/advertisers", status_code=201, tags=["advertisers"], openapi_extra=documented(
+    body=AdvertiserCreate, responses={201: AdvertiserView}, example={"name": "Acme Shop"}))
+async def create_advertiser(
+    payload: Annotated[AdvertiserCreate, Depends(body(AdvertiserCreate))], services: Services, _: Admin
+) -> Response:
+    return encoded(advertiser_view(await services.catalog.create_advertiser(payload)), 201)
+
+
+@router.get("/advertisers", tags=["advertisers"], openapi_extra=documented(responses={200: AdvertiserList}))
+async def list_advertisers(services: Services, _: Admin, paging: Paging) -> Response:
     items = await services.catalog.list_advertisers(paging)
-    return listed(items, [rep.advertiser(a) for a in items], paging.limit)
+    return encoded(listed(items, [advertiser_view(a) for a in items], paging.limit))
 
 
-@router.get("/advertisers/{advertiser_id}", tags=["advertisers"])
-async def get_advertiser(advertiser_id: int, services: Services, _: Admin) -> dict[str, Any]:
-    return rep.advertiser(await services.catalog.get_advertiser(advertiser_id))
+@router.get("/advertisers/{advertiser_id}", tags=["advertisers"],
+            openapi_extra=documented(responses={200: AdvertiserView}))
+async def get_advertiser(advertiser_id: PathId, services: Services, _: Admin) -> Response:
+    return encoded(advertiser_view(await services.catalog.get_advertiser(advertiser_id)))
 
 
-@router.patch("/advertisers/{advertiser_id}", tags=["advertisers"],
-              openapi_extra=schemas.body_doc(schemas.AdvertiserUpdate))
-async def update_advertiser(advertiser_id: int, request: Request, services: Services, _: Admin) -> dict[str, Any]:
-    body = await json_object(request)
-    return rep.advertiser(await services.catalog.update_advertiser(advertiser_id, body))
+@router.patch("/advertisers/{advertiser_id}", tags=["advertisers"], openapi_extra=documented(
+    body=AdvertiserUpdate, responses={200: AdvertiserView}, example={"status": "inactive"}))
+async def update_advertiser(
+    advertiser_id: PathId, payload: Annotated[AdvertiserUpdate, Depends(body(AdvertiserUpdate))],
+    services: Services, _: Admin,
+) -> Response:
+    return encoded(advertiser_view(await services.catalog.update_advertiser(advertiser_id, payload)))
 
 
-@router.post("/partners", status_code=201, tags=["partners"], openapi_extra=schemas.body_doc(schemas.PartnerIn))
-async def create_partner(request: Request, services: Services, _: Admin) -> dict[str, Any]:
-    body = await json_object(request)
-    return rep.partner(await services.catalog.create_partner(body, PartnerStatus.ACTIVE))
+@router.post("/partners", status_code=201, tags=["partners"], openapi_extra=documented(
+    body=PartnerCreate, responses={201: PartnerView}, errors=[409],
+    example={"name": "Deal Hunters", "email": "team@dealhunters.example"}))
+async def create_partner(
+    payload: Annotated[PartnerCreate, Depends(body(PartnerCreate))], services: Services, _: Admin
+) -> Response:
+    return encoded(partner_view(await services.catalog.create_partner(payload, PartnerStatus.ACTIVE)), 201)
 
 
-@router.post("/partner-signups", status_code=201, tags=["partners"], openapi_extra=schemas.body_doc(schemas.PartnerIn))
-async def partner_signup(request: Request, services: Services) -> dict[str, Any]:
+@router.post("/partner-signups", status_code=201, tags=["partners"], openapi_extra=documented(
+    body=PartnerCreate, responses={201: PartnerView}, errors=[409],
+    example={"name": "Coupon Club", "email": "hello@couponclub.example"}))
+async def partner_signup(payload: Annotated[PartnerCreate, Depends(body(PartnerCreate))], services: Services) -> Response:
     """Public sign-up: the partner starts as `pending` until an admin gives a verdict."""
-    body = await json_object(request)
-    return rep.partner(await services.catalog.create_partner(body, PartnerStatus.PENDING))
+    return encoded(partner_view(await services.catalog.create_partner(payload, PartnerStatus.PENDING)), 201)
 
 
-@router.get("/partners", tags=["partners"])
+@router.get("/partners", tags=["partners"], openapi_extra=documented(responses={200: PartnerList}))
 async def list_partners(
-    services: Services, _: Admin, paging: Paging, status: Annotated[str | None, Query()] = None
-) -> dict[str, Any]:
+    services: Services, _: Admin, paging: Paging, status: Annotated[PartnerStatus | None, Query()] = None
+) -> Response:
     items = await services.catalog.list_partners(with_filters(paging, status=status))
-    return listed(items, [rep.partner(p) for p in items], paging.limit)
+    return encoded(listed(items, [partner_view(p) for p in items], paging.limit))
 
 
-@router.get("/partners/{partner_id}", tags=["partners"])
-async def get_partner(partner_id: int, services: Services, _: Admin) -> dict[str, Any]:
-    return rep.partner(await services.catalog.get_partner(partner_id))
+@router.get("/partners/{partner_id}", tags=["partners"], openapi_extra=documented(responses={200: PartnerView}))
+async def get_partner(partner_id: PathId, services: Services, _: Admin) -> Response:
+    return encoded(partner_view(await services.catalog.get_partner(partner_id)))
 
 
-@router.patch("/partners/{partner_id}", tags=["partners"], openapi_extra=schemas.body_doc(schemas.PartnerUpdate))
-async def update_partner(partner_id: int, request: Request, services: Services, _: Admin) -> dict[str, Any]:
-    return rep.partner(await services.catalog.update_partner(partner_id, await json_object(request)))
+@router.patch("/partners/{partner_id}", tags=["partners"], openapi_extra=documented(
+    body=PartnerUpdate, responses={200: PartnerView}, errors=[409], example={"status": "blocked"}))
+async def update_partner(
+    partner_id: PathId, payload: Annotated[PartnerUpdate, Depends(body(PartnerUpdate))], services: Services, _: Admin
+) -> Response:
+    return encoded(partner_view(await services.catalog.update_partner(partner_id, payload)))
 
 
-@router.post("/partners/{partner_id}/verdict", tags=["partners"], openapi_extra=schemas.body_doc(schemas.VerdictIn))
-async def partner_verdict(partner_id: int, request: Request, services: Services, _: Admin) -> dict[str, Any]:
-    body = await json_object(request)
-    partner = await services.catalog.partner_verdict(partner_id, body.get("verdict"), body.get("reason"))
-    return rep.partner(partner)
+@router.post("/partners/{partner_id}/verdict", tags=["partners"], openapi_extra=documented(
+    body=Verdict, responses={200: PartnerView}, example={"verdict": "approved"}))
+async def partner_verdict(
+    partner_id: PathId, payload: Annotated[Verdict, Depends(body(Verdict))], services: Services, _: Admin
+) -> Response:
+    return encoded(partner_view(await services.catalog.partner_verdict(partner_id, payload)))
 
 
 @router.post("/offers", status_code=201, tags=["offers"], openapi_extra=schemas.body_doc(schemas.OfferIn))

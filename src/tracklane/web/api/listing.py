@@ -6,9 +6,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import Query
+import msgspec
+from fastapi import Path, Query
 
 from tracklane.domain.errors import InvalidParameter
+from tracklane.resources.fields import MAX_ID
 from tracklane.services.ports import Page
 
 
@@ -40,7 +42,11 @@ def with_filters(base: Page, **filters: Any) -> Page:
                 {k: v for k, v in filters.items() if v is not None})
 
 
-def listed(items: Sequence[Any], data: list[dict[str, Any]], limit: int) -> dict[str, Any]:
+PathId = Annotated[int, Path(ge=1, le=MAX_ID, description="a positive integer id")]
+QueryId = Annotated[int | None, Query(ge=1, le=MAX_ID)]
+
+
+def listed(items: Sequence[Any], data: Sequence[msgspec.Struct | dict[str, Any]], limit: int) -> dict[str, Any]:
     """`{"data", "next_cursor"}`: a cursor only when the page is full."""
     next_cursor = str(items[-1].id) if len(items) == limit and items else None
-    return {"data": data, "next_cursor": next_cursor}
+    return {"data": list(data), "next_cursor": next_cursor}

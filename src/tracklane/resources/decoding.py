@@ -1,0 +1,71 @@
+"""Request bodies from bytes to resource types: JSON numbers stay exact decimals, every error names its field.
+
+msgspec reads the JSON and validates it against the type in one pass; the rules a type adds in
+`__post_init__` raise `InvalidParameter`, which msgspec reports with the path of the object at fault,
+so a nested error reads `caps[1].limit` or `revenue.amount`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, TypeVar
+
+import msgspec
+
+from tracklane.domain.errors import InvalidParameter
+
+T = TypeVar("T")
+
+_AT = re.compile(r"^(?P<message>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
+_MISSING = re.compile(r"^Object missing required field `(?P<field>[^`]+)`$")
+_UNKNOWN = re.compile(r"^Object contains unknown field `(?P<field>[^`]+)`$")
+
+_decoders: dict[Any, msgspec.json.Decoder[Any]] = {}
+
+
+def decode(raw: bytes, type_: type[T]) -> T:
+    """The body as a `type_`, or `InvalidParameter` naming the first bad field."""
+    decoder = _decoders.get(type_)
+    if decoder is None:
+        decoder = _decoders[type_] = msgspec.json.Decoder(type_)
+    try:
+        value: T = decoder.decode(raw or b"null")
+    except msgspec.ValidationError as error:
+        raise _field_error(error) from None
+    except msgspec.DecodeError:
+        raise InvalidParameter("body", "is not valid JSON (UTF-8)") from None
+    return value
+
+
+def convert(value: object, type_: type[T]) -> T:
+    """An already-decoded value (e.g. a form) as a `type_`, with the same errors as `decode`."""
+    try:
+        return msgspec.convert(value, type_, strict=False)
+    except msgspec.ValidationError as error:
+        raise _field_error(error) from None
+
+
+def _field_error(error: msgspec.ValidationError) -> InvalidParameter:
+    match = _AT.match(str(error))
+    assert match is not None
+    message, path = match["message"], _path(match["path"] or "")
+    cause = error.__cause__
+    if isinstance(cause, InvalidParameter):
+        return InvalidParameter(_join(path, cause.field), cause.detail)
+    if missing := _MISSING.match(message):
+        return InvalidParameter(_join(path, missing["field"]), "is required")
+    if unknown := _UNKNOWN.match(message):
+        return InvalidParameter(_join(path, unknown["field"]), "is not a field of this resource")
+    if not path:
+        return InvalidParameter("body", message[0].lower() + message[1:])
+    return InvalidParameter(path, message[0].lower() + message[1:].replace("`", ""))
+
+
+def _path(raw: str) -> str:
+    return raw[1:] if raw.startswith(".") else raw
+
+
+def _join(path: str, field: str) -> str:
+    if not path:
+        return field
+    return f"{path}{field}" if field.startswith("[") else f"{path}.{field}"

@@ -1,0 +1,47 @@
+"""Field types shared by the resources: ids, names, e-mail addresses, URLs, money as it is read and shown."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Final, TypeVar
+
+import msgspec
+
+MAX_ID: Final = 2**63 - 1
+
+Id = Annotated[int, msgspec.Meta(ge=1, le=MAX_ID, description="a positive integer id")]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200, examples=["Acme"])]
+Email = Annotated[str, msgspec.Meta(max_length=320, extra_json_schema={"format": "email"},
+                                    examples=["partner@example.com"])]  # fmt: skip
+Text = Annotated[str, msgspec.Meta(max_length=500)]
+Reason = Annotated[str, msgspec.Meta(max_length=500, description="why; kept with the change")]
+Url = Annotated[str, msgspec.Meta(min_length=1, max_length=4096, examples=["https://shop.example/?tid={transaction_id}"])]
+Amount = Annotated[
+    Decimal,
+    msgspec.Meta(description='an exact decimal; a JSON number or a string such as "5.00"', examples=["5.00"]),
+]
+MoneyText = Annotated[str, msgspec.Meta(description="money as a decimal string in the currency's places",
+                                        examples=["5.00"])]  # fmt: skip
+Currency = Annotated[str, msgspec.Meta(pattern="^[A-Za-z]{3}$", description="ISO 4217 code", examples=["USD"])]
+
+UNSET: Final = msgspec.UNSET
+Unset = msgspec.UnsetType
+
+T = TypeVar("T")
+
+
+def given(value: T | Unset) -> bool:
+    """Whether an update field was sent (an absent field is `UNSET`; `null` is a value)."""
+    return value is not UNSET
+
+
+class Struct(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Base of request bodies: keyword-only, and an unknown field is an error naming it.
+
+    `__post_init__` applies the domain's rules and may normalise a value (trimmed names, lower-case
+    e-mail); after decoding a body is treated as a value and never changed.
+    """
+
+
+class View(msgspec.Struct, frozen=True, kw_only=True):
+    """Base of representations: what one role is shown of a resource."""

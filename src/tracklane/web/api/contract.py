@@ -1,0 +1,171 @@
+"""The API's contract from the resource types: request bodies decoded from bytes, answers encoded by role,
+and the OpenAPI 3.1 document generated from those same types.
+
+A route declares `openapi_extra=documented(body=..., responses={...})`; the request body reaches the
+handler through `Annotated[T, Depends(body(T))]`, decoded by `tracklane.resources.decoding` (exact
+decimals, errors naming the field). Handlers answer with `encoded(view)`. `install` completes the
+document: the schema components of every declared type, the error shape, the bearer security scheme,
+and the error statuses each operation can answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+import msgspec
+from fastapi import FastAPI, Request
+from fastapi.openapi.utils import get_openapi
+from starlette.responses import Response
+
+from tracklane.domain.errors import InvalidParameter
+from tracklane.resources.decoding import decode
+from tracklane.resources.fields import View
+
+T = TypeVar("T")
+
+MAX_BODY = 64 * 1024
+REF = "#/components/schemas/{name}"
+PUBLIC_OPERATIONS = frozenset({("post", "/api/v1/partner-signups"), ("post", "/api/v1/advertiser-signups")})
+
+_declared: list[Any] = []
+_examples: list[tuple[Any, Any]] = []
+
+
+class Error(View):
+    """Every error answer: a code, a sentence, and for invalid input the field at fault."""
+
+    error: str
+    message: str
+    field: str | None = None
+
+
+_ERRORS = {
+    400: "Invalid input: `field` names the first bad field",
+    401: "No valid API key: send `Authorization: Bearer <key>`",
+    403: "This key's role may not do this",
+    404: "No such resource, or one this key may not see (the same answer)",
+    409: "The change conflicts with existing state",
+    500: "An unexpected fault; the request may be retried",
+    503: "Storage is unavailable; nothing was recorded; retry after `Retry-After` seconds",
+}
+
+
+def body(type_: type[T]) -> Callable[[Request], Awaitable[T]]:
+    """A dependency that decodes the request body as `type_`."""
+
+    async def decoded(request: Request) -> T:
+        raw = await request.body()
+        if len(raw) > MAX_BODY:
+            raise InvalidParameter("body", f"must be at most {MAX_BODY} bytes")
+        return decode(raw, type_)
+
+    decoded.__name__ = f"body_{getattr(type_, '__name__', 'value')}"
+    return decoded
+
+
+def optional_body(type_: type[T]) -> Callable[[Request], Awaitable[T]]:
+    """Like `body`, but an empty body is the type's defaults (`{}`)."""
+    strict = body(type_)
+
+    async def decoded(request: Request) -> T:
+        if not await request.body():
+            return decode(b"{}", type_)
+        return await strict(request)
+
+    return decoded
+
+
+def encoded(value: object, status_code: int = 200) -> Response:
+    """A view (or a structure of views) as the JSON answer."""
+    return Response(msgspec.json.encode(value), status_code=status_code, media_type="application/json")
+
+
+def listing(item: Any, name: str) -> Any:
+    """The list shape `{"data": [...], "next_cursor"}` of `item` views, as a named type for the document."""
+    return msgspec.defstruct(name, [("data", list[item]), ("next_cursor", str | None)], bases=(View,),
+                             kw_only=True)  # fmt: skip
+
+
+def documented(
+    *, body: Any = None, responses: Mapping[int, Any], errors: Sequence[int] = (), example: Any = None
+) -> dict[str, Any]:
+    """`openapi_extra` for an operation: its request body type, its answers by status, extra error statuses.
+
+    `example`, when given, is a request body shown in the document (and decoded by the tests through `body`).
+    """
+    extra: dict[str, Any] = {"responses": {}}
+    if body is not None:
+        _declared.append(body)
+        media: dict[str, Any] = {"schema": _ref(body)}
+        if example is not None:
+            media["example"] = example
+            _examples.append((body, example))
+        extra["requestBody"] = {"required": True, "content": {"application/json": media}}
+    for status, answer in responses.items():
+        if answer is None:
+            extra["responses"][str(status)] = {"description": "No content"}
+            continue
+        _declared.append(answer)
+        extra["responses"][str(status)] = {
+            "description": "Success", "content": {"application/json": {"schema": _ref(answer)}}
+        }  # fmt: skip
+    for status in errors:
+        extra["responses"][str(status)] = _error_response(status)
+    return extra
+
+
+def examples() -> list[tuple[Any, Any]]:
+    """Every documented example body with the type its handler decodes it as."""
+    return list(_examples)
+
+
+def _ref(type_: Any) -> dict[str, Any]:
+    (schema,), _ = msgspec.json.schema_components([type_], ref_template=REF)
+    return schema
+
+
+def _error_response(status: int) -> dict[str, Any]:
+    return {"description": _ERRORS[status], "content": {"application/json": {"schema": {"$ref": REF.format(name="Error")}}}}
+
+
+def install(app: FastAPI) -> None:
+    """Generate the document once, from the routes and the declared types."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = _document(app)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _document(app: FastAPI) -> dict[str, Any]:
+    document = get_openapi(title=app.title, version=app.version, description=app.description,
+                           routes=app.routes, openapi_version="3.1.0")  # fmt: skip
+    _, components = msgspec.json.schema_components([Error, *_declared], ref_template=REF)
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    for generated in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(generated, None)
+    schemas.update(components)
+    document["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+    for path, item in document.get("paths", {}).items():
+        for method, operation in item.items():
+            _complete(operation, method, path)
+    return document
+
+
+def _complete(operation: dict[str, Any], method: str, path: str) -> None:
+    responses = operation.setdefault("responses", {})
+    responses.pop("422", None)
+    default = responses.get("200", {})
+    if not default.get("content", {}).get("application/json", {}).get("schema") and len(responses) > 1:
+        responses.pop("200", None)
+    statuses = [400, 503, 500]
+    if (method, path) not in PUBLIC_OPERATIONS:
+        operation["security"] = [{"bearer": []}]
+        statuses += [401, 403]
+    if "{" in path:
+        statuses.append(404)
+    for status in statuses:
+        responses.setdefault(str(status), _error_response(status))
