@@ -48,6 +48,21 @@ class Origin(StrEnum):
     API = "api"
 
 
+class ConversionMethod(StrEnum):
+    """A channel an offer accepts conversions from; each offer lists those it enables."""
+
+    POSTBACK = "postback"  # server-to-server `/postback` with the advertiser's token
+    PIXEL = "pixel"  # `/pixel` in the visitor's browser, with the offer's cookie or a click-bound token
+    SDK = "sdk"  # the browser SDK
+    SEGMENT = "segment"  # a Segment source of the offer's advertiser
+    API = "api"  # the management API
+
+
+#: What an offer accepts when it is created without `conversion_methods` (every channel; each one
+#: still checks its own owner: the token, the offer's cookie, the source's advertiser, the API key).
+DEFAULT_CONVERSION_METHODS: frozenset[ConversionMethod] = frozenset(ConversionMethod)
+
+
 class Role(StrEnum):
     ADMIN = "admin"
     ADVERTISER = "advertiser"
@@ -105,6 +120,11 @@ class Offer:
     created_at: datetime
     updated_at: datetime
     caps: tuple[Cap, ...] = ()
+    conversion_methods: frozenset[ConversionMethod] = DEFAULT_CONVERSION_METHODS
+    share_amount_with_partners: bool = False
+
+    def accepts(self, method: ConversionMethod) -> bool:
+        return method in self.conversion_methods
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ from sqlalchemy import Connection, Table, bindparam, delete, insert, or_, select
 
 from tracklane.domain.caps import Cap, CapRule
 from tracklane.domain.model import (
+    DEFAULT_CONVERSION_METHODS,
     AccessStatus,
     Advertiser,
     ApiKey,
@@ -48,6 +49,8 @@ def _columns(values: Mapping[str, Any]) -> dict[str, Any]:
             columns.update(rows.price_columns(name, value))
         elif isinstance(value, StrEnum):
             columns[name] = value.value
+        elif isinstance(value, frozenset):
+            columns[name] = sorted(str(item) for item in value)
         else:
             columns[name] = value
     return columns
@@ -131,7 +134,8 @@ class SqlCatalog:
 
     # offers
     def insert_offer(self, values: Mapping[str, Any], caps: Sequence[CapRule], now: datetime) -> Offer:
-        row = self._insert(offers, {**values, "created_at": now, "updated_at": now})
+        defaults = {"conversion_methods": DEFAULT_CONVERSION_METHODS, "share_amount_with_partners": False}
+        row = self._insert(offers, {**defaults, **values, "created_at": now, "updated_at": now})
         self._replace_caps(row.id, caps)
         return rows.offer(row, self._caps(row.id))
 

@@ -12,6 +12,7 @@ from sqlalchemy import Row
 from tracklane.domain.caps import Cap, CapMetric, CapPeriod, CapRule
 from tracklane.domain.delivery import Delivery, DeliveryAttempt, DeliveryKind, DeliveryStatus
 from tracklane.domain.model import (
+    ConversionMethod,
     AccessStatus,
     Advertiser,
     ApiKey,
@@ -90,6 +91,8 @@ def offer(row: Row[Any], caps: Sequence[Cap]) -> Offer:
         created_at=row.created_at,
         updated_at=row.updated_at,
         caps=tuple(caps),
+        conversion_methods=frozenset(ConversionMethod(m) for m in row.conversion_methods),
+        share_amount_with_partners=bool(row.share_amount_with_partners),
     )
 
 

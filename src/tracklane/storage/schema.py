@@ -74,6 +74,8 @@ offers = Table(
     *_price_columns("payout"),
     Column("allow_multiple_conversions", Boolean, nullable=False),
     Column("default_status", String(16), nullable=False),
+    Column("conversion_methods", JSON, nullable=False),
+    Column("share_amount_with_partners", Boolean, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
 )  # fmt: skip
@@ -205,6 +207,7 @@ sources = Table(
     "sources", metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("name", String(200), nullable=False),
+    Column("advertiser_id", Id, ForeignKey("advertisers.id"), index=True),
     Column("preset", String(32), nullable=False),
     Column("write_key", String(64), nullable=False, unique=True),
     Column("webhook_secret", String(64), nullable=False),

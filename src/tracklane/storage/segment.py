@@ -250,4 +250,4 @@ def _units(expression: Any) -> Any:
 
 def _source(row: Any) -> Source:
     return Source(row.id, row.name, row.preset, row.write_key, row.webhook_secret, dict(row.settings),
-                  row.created_at, row.updated_at)
+                  row.created_at, row.updated_at, row.advertiser_id)

@@ -30,6 +30,7 @@ class Source:
     settings: Mapping[str, Any]
     created_at: datetime
     updated_at: datetime
+    advertiser_id: int | None = None  # None only for a source migrated without one: it attributes nothing
 
 
 @dataclass(frozen=True, slots=True)
