@@ -29,7 +29,7 @@ REF = "#/components/schemas/{name}"
 PUBLIC_OPERATIONS = frozenset({("post", "/api/v1/partner-signups"), ("post", "/api/v1/advertiser-signups")})
 
 _declared: list[Any] = []
-_examples: list[tuple[Any, Any]] = []
+_documented_bodies: dict[int, tuple[Any, Any]] = {}
 
 
 class Error(View):
@@ -61,6 +61,7 @@ def body(type_: type[T]) -> Callable[[Request], Awaitable[T]]:
         return decode(raw, type_)
 
     decoded.__name__ = f"body_{getattr(type_, '__name__', 'value')}"
+    decoded.resource_type = type_  # type: ignore[attr-defined]
     return decoded
 
 
@@ -73,6 +74,7 @@ def optional_body(type_: type[T]) -> Callable[[Request], Awaitable[T]]:
             return decode(b"{}", type_)
         return await strict(request)
 
+    decoded.resource_type = type_  # type: ignore[attr-defined]
     return decoded
 
 
@@ -100,7 +102,6 @@ def documented(
         media: dict[str, Any] = {"schema": _ref(body)}
         if example is not None:
             media["example"] = example
-            _examples.append((body, example))
         extra["requestBody"] = {"required": True, "content": {"application/json": media}}
     for status, answer in responses.items():
         if answer is None:
@@ -112,12 +113,15 @@ def documented(
         }  # fmt: skip
     for status in errors:
         extra["responses"][str(status)] = _error_response(status)
+    if body is not None:
+        _documented_bodies[id(extra)] = (body, example)
     return extra
 
 
-def examples() -> list[tuple[Any, Any]]:
-    """Every documented example body with the type its handler decodes it as."""
-    return list(_examples)
+def documented_body(openapi_extra: object) -> tuple[Any, Any] | None:
+    """The body type and example an operation's `openapi_extra` documents (for the tests that check
+    that the handler decodes exactly that type, and that the example is a valid body)."""
+    return _documented_bodies.get(id(openapi_extra))
 
 
 def _ref(type_: Any) -> dict[str, Any]:
