@@ -62,8 +62,10 @@ class Result:
 
     def line(self, baseline: Result | None = None) -> str:
         ratio = f"  {self.per_second / baseline.per_second:6.2f}x baseline" if baseline else ""
-        return (f"{self.name:<34} {self.per_second:8.0f} req/s  p50 {statistics.median(self.latencies_ms):6.1f} ms"
-                f"  p99 {self.percentile(0.99):6.1f} ms  failures {self.failures}{ratio}")
+        return (
+            f"{self.name:<34} {self.per_second:8.0f} req/s  p50 {statistics.median(self.latencies_ms):6.1f} ms"
+            f"  p99 {self.percentile(0.99):6.1f} ms  failures {self.failures}{ratio}"
+        )
 
 
 def free_port() -> int:
@@ -98,8 +100,19 @@ def process(args: list[str], env: dict[str, str], port: int) -> Iterator[str]:
 def baseline_server(workdir: Path) -> Iterator[str]:
     (workdir / "baseline_app.py").write_text(BASELINE_APP)
     port = free_port()
-    args = [sys.executable, "-m", "uvicorn", "baseline_app:app", "--port", str(port), "--log-level", "warning",
-            "--no-access-log", "--app-dir", str(workdir)]
+    args = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "baseline_app:app",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        "--no-access-log",
+        "--app-dir",
+        str(workdir),
+    ]
     with process(args, dict(os.environ), port) as base:
         yield base
 
@@ -137,8 +150,13 @@ def nginx_server(workdir: Path, nginx: str) -> Iterator[str]:
 def tracklane_server(database_url: str) -> Iterator[tuple[str, str]]:
     port = free_port()
     admin_key = "tlk_bench_" + secrets.token_urlsafe(24)
-    env = {**os.environ, "TRACKLANE_DATABASE_URL": database_url, "TRACKLANE_ADMIN_KEY": admin_key,
-           "TRACKLANE_PORT": str(port), "TRACKLANE_LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "TRACKLANE_DATABASE_URL": database_url,
+        "TRACKLANE_ADMIN_KEY": admin_key,
+        "TRACKLANE_PORT": str(port),
+        "TRACKLANE_LOG_LEVEL": "WARNING",
+    }
     with process([sys.executable, "-m", "tracklane", "serve"], env, port) as base:
         yield base, admin_key
 
@@ -146,11 +164,20 @@ def tracklane_server(database_url: str) -> Iterator[tuple[str, str]]:
 def create_program(base: str, admin_key: str) -> tuple[int, int, str]:
     with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {admin_key}"}) as api:
         adv = api.post("/api/v1/advertisers", json={"name": "Bench advertiser"}).raise_for_status().json()
-        offer = api.post("/api/v1/offers", json={
-            "advertiser_id": adv["id"], "name": "Bench offer",
-            "destination_url": "https://shop.example/land?tid={transaction_id}&s1={sub1}",
-            "revenue": {"type": "cps", "percent": "10"}, "payout": {"type": "cps", "percent": "5"},
-        }).raise_for_status().json()
+        offer = (
+            api.post(
+                "/api/v1/offers",
+                json={
+                    "advertiser_id": adv["id"],
+                    "name": "Bench offer",
+                    "destination_url": "https://shop.example/land?tid={transaction_id}&s1={sub1}",
+                    "revenue": {"type": "cps", "percent": "10"},
+                    "payout": {"type": "cps", "percent": "5"},
+                },
+            )
+            .raise_for_status()
+            .json()
+        )
         partner = api.post("/api/v1/partners", json={"name": "Bench partner", "email": "bench@example.com"})
         return offer["id"], partner.raise_for_status().json()["id"], adv["postback_token"]
 
@@ -168,8 +195,7 @@ class Connection:
         return cls(reader, writer, f"{url.host}:{url.port}")
 
     async def get(self, path: str) -> tuple[int, dict[str, str]]:
-        self.writer.write(f"GET {path} HTTP/1.1\r\nHost: {self.host}\r\nUser-Agent: Mozilla/5.0 bench\r\n\r\n"
-                          .encode())
+        self.writer.write(f"GET {path} HTTP/1.1\r\nHost: {self.host}\r\nUser-Agent: Mozilla/5.0 bench\r\n\r\n".encode())
         head = (await self.reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
         headers = {}
         for line in head[1:]:
@@ -183,8 +209,9 @@ class Connection:
         self.writer.close()
 
 
-async def drive(name: str, base: str, duration: float, concurrency: int,
-                request: Callable[[Connection, int], Awaitable[bool]]) -> Result:
+async def drive(
+    name: str, base: str, duration: float, concurrency: int, request: Callable[[Connection, int], Awaitable[bool]]
+) -> Result:
     latencies: list[float] = []
     failures = 0
     counter = iter(range(10**9))
@@ -219,8 +246,7 @@ async def run(args: argparse.Namespace) -> None:
         baseline: Result | None = None
         if nginx:
             with nginx_server(workdir, nginx) as base:
-                baseline = await drive("nginx static 302 (baseline)", base, args.duration, args.concurrency,
-                                       redirect)
+                baseline = await drive("nginx static 302 (baseline)", base, args.duration, args.concurrency, redirect)
             print(baseline.line())
         else:
             print("nginx not found: the baseline is the bare ASGI redirect (install nginx-light for the other)")
@@ -240,22 +266,29 @@ async def run(args: argparse.Namespace) -> None:
                 set_cookie = headers.get("set-cookie", "")
                 if not set_cookie.startswith(cookie):
                     return False
-                transaction_ids.append(set_cookie[len(cookie):].split(";")[0])
+                transaction_ids.append(set_cookie[len(cookie) :].split(";")[0])
                 return status == 302
 
             clicks = await drive("tracking link /r (click committed)", base, args.duration, args.concurrency, click)
             print(clicks.line(baseline))
 
             async def postback(conn: Connection, n: int) -> bool:
-                query = urlencode({"transaction_id": transaction_ids[n % len(transaction_ids)], "secure": token,
-                                   "amount": "49.90", "order_id": f"order-{n}"})
+                query = urlencode(
+                    {
+                        "transaction_id": transaction_ids[n % len(transaction_ids)],
+                        "secure": token,
+                        "amount": "49.90",
+                        "order_id": f"order-{n}",
+                    }
+                )
                 return (await conn.get(f"/postback?{query}"))[0] == 200
 
-            postbacks = await drive("postback (conversion committed)", base, args.duration, args.concurrency,
-                                    postback)
+            postbacks = await drive("postback (conversion committed)", base, args.duration, args.concurrency, postback)
             print(postbacks.line(baseline))
-            print(f"database: {database_url.split('://')[0]}, concurrency {args.concurrency}, "
-                  f"{args.duration:.0f} s per run; postbacks past the first per click answer 'duplicate'")
+            print(
+                f"database: {database_url.split('://')[0]}, concurrency {args.concurrency}, "
+                f"{args.duration:.0f} s per run; postbacks past the first per click answer 'duplicate'"
+            )
 
 
 def main() -> None:

@@ -61,8 +61,18 @@ def receiver(directory: Path) -> Iterator[str]:
     (directory / "receiver_app.py").write_text(RECEIVER_APP)
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "receiver_app:app", "--port", str(port), "--log-level", "warning",
-         "--no-access-log"], cwd=directory,
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "receiver_app:app",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        cwd=directory,
     )
     try:
         deadline = time.monotonic() + 30
@@ -84,12 +94,16 @@ async def direct(url: str, messages: int, concurrency: int) -> float:
     body = '{"type":"advertiser.created","timestamp":"2026-01-01T00:00:00Z","data":{"id":1}}'
     limit = asyncio.Semaphore(concurrency)
     async with httpx.AsyncClient(limits=httpx.Limits(max_connections=concurrency)) as client:
+
         async def one(i: int) -> None:
             async with limit:
                 now = datetime.now(UTC)
-                headers = {"webhook-id": f"msg_{i}", "webhook-timestamp": str(int(now.timestamp())),
-                           "webhook-signature": Webhook(secret).sign(f"msg_{i}", now, body),
-                           "content-type": "application/json"}
+                headers = {
+                    "webhook-id": f"msg_{i}",
+                    "webhook-timestamp": str(int(now.timestamp())),
+                    "webhook-signature": Webhook(secret).sign(f"msg_{i}", now, body),
+                    "content-type": "application/json",
+                }
                 response = await client.post(url, content=body.encode(), headers=headers)
                 assert response.status_code == 200
 
@@ -103,25 +117,41 @@ def outbox(url: str, database_url: str, messages: int, workers: int, concurrency
     settings = Settings(database_url=database_url, delivery_in_serve=False)  # type: ignore[call-arg]
     container = build(settings)
     try:
+
         async def queue() -> None:
             await container.webhooks.create({"url": url, "event_types": ["advertiser.created"]})
             for start in range(0, messages, 200):
-                await asyncio.gather(*(container.catalog.create_advertiser({"name": f"A{i}"})
-                                       for i in range(start, min(messages, start + 200))))
+                await asyncio.gather(
+                    *(
+                        container.catalog.create_advertiser({"name": f"A{i}"})
+                        for i in range(start, min(messages, start + 200))
+                    )
+                )
 
         asyncio.run(queue())
 
         def succeeded() -> int:
-            return int(container.db.read_now(lambda repo: repo.conn.execute(  # type: ignore[attr-defined]
-                select(func.count()).select_from(deliveries).where(deliveries.c.status == "succeeded")).scalar_one()))
+            return int(
+                container.db.read_now(
+                    lambda repo: repo.conn.execute(  # type: ignore[attr-defined]
+                        select(func.count()).select_from(deliveries).where(deliveries.c.status == "succeeded")
+                    ).scalar_one()
+                )
+            )
 
         env = {k: v for k, v in os.environ.items() if not k.startswith("TRACKLANE_")}
-        env.update(TRACKLANE_DATABASE_URL=database_url, TRACKLANE_ALLOW_PRIVATE_DESTINATIONS="127.0.0.1/32",
-                   TRACKLANE_DELIVERY_CONCURRENCY=str(concurrency), TRACKLANE_DELIVERY_POLL_SECONDS="0.05",
-                   TRACKLANE_LOG_LEVEL="WARNING")
+        env.update(
+            TRACKLANE_DATABASE_URL=database_url,
+            TRACKLANE_ALLOW_PRIVATE_DESTINATIONS="127.0.0.1/32",
+            TRACKLANE_DELIVERY_CONCURRENCY=str(concurrency),
+            TRACKLANE_DELIVERY_POLL_SECONDS="0.05",
+            TRACKLANE_LOG_LEVEL="WARNING",
+        )
         started = time.monotonic()
-        processes = [subprocess.Popen([sys.executable, "-m", "tracklane", "worker"], env=env,
-                                      stderr=subprocess.DEVNULL) for _ in range(workers)]
+        processes = [
+            subprocess.Popen([sys.executable, "-m", "tracklane", "worker"], env=env, stderr=subprocess.DEVNULL)
+            for _ in range(workers)
+        ]
         try:
             while succeeded() < messages:
                 time.sleep(0.05)
@@ -147,8 +177,10 @@ def main() -> None:
         baseline_seconds = asyncio.run(baseline)
         outbox_seconds = outbox(url, database_url, args.messages, args.workers, args.concurrency)
     base_rate, rate = args.messages / baseline_seconds, args.messages / outbox_seconds
-    print(f"messages: {args.messages}, workers: {args.workers} x {args.concurrency} concurrent, "
-          f"database: {database_url.split(':')[0]}")
+    print(
+        f"messages: {args.messages}, workers: {args.workers} x {args.concurrency} concurrent, "
+        f"database: {database_url.split(':')[0]}"
+    )
     print(f"direct signed POSTs (baseline): {base_rate:8.0f} msg/s")
     print(f"outbox + tracklane worker:      {rate:8.0f} msg/s   (includes worker start-up)")
     print(f"ratio outbox / baseline:        {rate / base_rate:8.2f}")

@@ -45,8 +45,11 @@ BASELINE_APP = textwrap.dedent(
 
 class PostConnection(Connection):
     async def post(self, path: str, body: bytes) -> int:
-        self.writer.write(f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: application/json\r\n"
-                          f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        self.writer.write(
+            f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
         head = (await self.reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
         length = next((int(line.split(":", 1)[1]) for line in head if line.lower().startswith("content-length")), 0)
         await self.reader.readexactly(length)
@@ -54,11 +57,18 @@ class PostConnection(Connection):
 
 
 def batch_body(write_key: str, size: int) -> bytes:
-    messages = [{"type": "track", "event": "Product Viewed", "userId": f"user-{uuid.uuid4().hex[:12]}",
-                 "messageId": str(uuid.uuid4()), "timestamp": "2026-11-23T10:00:00.000+00:00",
-                 "properties": {"product_id": "p-1", "price": 19.99, "currency": "USD"},
-                 "context": {"library": {"name": "analytics-python", "version": "2.3.4"}}}
-                for _ in range(size)]
+    messages = [
+        {
+            "type": "track",
+            "event": "Product Viewed",
+            "userId": f"user-{uuid.uuid4().hex[:12]}",
+            "messageId": str(uuid.uuid4()),
+            "timestamp": "2026-11-23T10:00:00.000+00:00",
+            "properties": {"product_id": "p-1", "price": 19.99, "currency": "USD"},
+            "context": {"library": {"name": "analytics-python", "version": "2.3.4"}},
+        }
+        for _ in range(size)
+    ]
     return json.dumps({"batch": messages, "sentAt": "2026-11-23T10:00:00.5+00:00", "writeKey": write_key}).encode()
 
 
@@ -66,8 +76,19 @@ def batch_body(write_key: str, size: int) -> bytes:
 def baseline_server(workdir: Path) -> Iterator[str]:
     (workdir / "segment_baseline_app.py").write_text(BASELINE_APP)
     port = free_port()
-    args = [sys.executable, "-m", "uvicorn", "segment_baseline_app:app", "--port", str(port), "--log-level",
-            "warning", "--no-access-log", "--app-dir", str(workdir)]
+    args = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "segment_baseline_app:app",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        "--no-access-log",
+        "--app-dir",
+        str(workdir),
+    ]
     with process(args, dict(os.environ), port) as base:
         yield base
 
@@ -79,8 +100,11 @@ async def measure(name: str, base: str, args: argparse.Namespace, size: int, wri
         if id(conn) not in connections:
             connections[id(conn)] = PostConnection(conn.reader, conn.writer, conn.host)
         path = "/v1/batch" if size > 1 else "/v1/track"
-        body = batch_body(write_key, size) if size > 1 else json.dumps(
-            {**json.loads(batch_body(write_key, 1))["batch"][0], "writeKey": write_key}).encode()
+        body = (
+            batch_body(write_key, size)
+            if size > 1
+            else json.dumps({**json.loads(batch_body(write_key, 1))["batch"][0], "writeKey": write_key}).encode()
+        )
         return await connections[id(conn)].post(path, body) == 200
 
     return await drive(name, base, args.duration, args.concurrency, send)
@@ -97,8 +121,10 @@ async def run(args: argparse.Namespace) -> None:
         workdir = Path(tmp)
         database_url = args.database_url or f"sqlite:///{workdir / 'bench.db'}"
         with baseline_server(workdir) as base:
-            baselines = {size: await measure(f"baseline, {size}-message requests", base, args, size, "wk")
-                         for size in (args.batch, 1)}
+            baselines = {
+                size: await measure(f"baseline, {size}-message requests", base, args, size, "wk")
+                for size in (args.batch, 1)
+            }
         for size, result in baselines.items():
             print(messages_line(result, size, None))
         with tracklane_server(database_url) as (base, admin_key):
@@ -108,8 +134,9 @@ async def run(args: argparse.Namespace) -> None:
                 route = f"/v1/batch of {size}" if size > 1 else "/v1/track"
                 result = await measure(f"Tracklane {route} (committed)", base, args, size, write_key)
                 print(messages_line(result, size, baselines[size]))
-        print(f"database: {database_url.split('://')[0]}, concurrency {args.concurrency}, "
-              f"{args.duration:.0f} s per run")
+        print(
+            f"database: {database_url.split('://')[0]}, concurrency {args.concurrency}, {args.duration:.0f} s per run"
+        )
 
 
 def main() -> None:

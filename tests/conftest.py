@@ -78,8 +78,9 @@ def node_clients() -> Path:
     npm = shutil.which("npm")
     assert npm and shutil.which("node"), "the Segment client tests need node and npm"
     if not (clients / "node_modules" / "analytics-node-3").is_dir():
-        subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=clients, check=True, capture_output=True,
-                       timeout=600)
+        subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund"], cwd=clients, check=True, capture_output=True, timeout=600
+        )
     return clients
 
 

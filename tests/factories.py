@@ -38,8 +38,12 @@ def offer(api: httpx.Client, advertiser_id: int, **fields: Any) -> dict[str, Any
 
 
 def event(api: httpx.Client, offer_id: int, **fields: Any) -> dict[str, Any]:
-    body = {"name": f"event{next(_serial)}", "revenue": {"type": "fixed", "amount": "3.00"},
-            "payout": {"type": "fixed", "amount": "1.00"}, **fields}
+    body = {
+        "name": f"event{next(_serial)}",
+        "revenue": {"type": "fixed", "amount": "3.00"},
+        "payout": {"type": "fixed", "amount": "1.00"},
+        **fields,
+    }
     return created(api.post(f"/api/v1/offers/{offer_id}/events", json=body))
 
 

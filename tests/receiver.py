@@ -88,8 +88,7 @@ class Receiver:
         self.scheme = "http"
         if tls is not None:
             # The handshake happens in the handler's thread, so a failed one is closed like any connection.
-            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True,
-                                                  do_handshake_on_connect=False)
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True, do_handshake_on_connect=False)
             self.scheme = "https"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -104,8 +103,9 @@ class Receiver:
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
         length = int(handler.headers.get("content-length") or 0)
         body = handler.rfile.read(length) if length else b""
-        request = Received(handler.command, handler.path, {k.lower(): v for k, v in handler.headers.items()},
-                           body, time.monotonic())
+        request = Received(
+            handler.command, handler.path, {k.lower(): v for k, v in handler.headers.items()}, body, time.monotonic()
+        )
         with self._lock:
             index = len(self.received)
             self.received.append(request)

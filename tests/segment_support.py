@@ -14,8 +14,9 @@ from tests import factories
 _serial = itertools.count(1)
 
 
-def source(api: httpx.Client, preset: str = "default", **settings: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {"name": f"Source {next(_serial)}", "preset": preset}
+def source(api: httpx.Client, advertiser_id: int, preset: str = "default", **settings: Any) -> dict[str, Any]:
+    """A source of the advertiser: it attributes only that advertiser's clicks and conversions."""
+    body: dict[str, Any] = {"name": f"Source {next(_serial)}", "advertiser_id": advertiser_id, "preset": preset}
     if settings:
         body["settings"] = settings
     return factories.created(api.post("/api/v1/sources", json=body))
@@ -79,13 +80,18 @@ class FailFirst:
     failed: int = 0
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        failing = (scope["type"] == "http" and scope["method"] == "POST" and scope["path"].startswith(self.path_prefix)
-                   and self.failed < self.failures)
+        failing = (
+            scope["type"] == "http"
+            and scope["method"] == "POST"
+            and scope["path"].startswith(self.path_prefix)
+            and self.failed < self.failures
+        )
         if not failing:
             await self.app(scope, receive, send)
             return
         self.failed += 1
         if self.after_commit:
+
             async def swallow(_message: dict[str, Any]) -> None:
                 return None
 
@@ -93,7 +99,11 @@ class FailFirst:
         else:
             while (await receive()).get("more_body"):
                 pass
-        await send({"type": "http.response.start", "status": 503,
-                    "headers": [(b"content-type", b"application/json"), (b"retry-after", b"0")]})
-        await send({"type": "http.response.body",
-                    "body": b'{"code": "unavailable", "message": "injected failure"}'})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 503,
+                "headers": [(b"content-type", b"application/json"), (b"retry-after", b"0")],
+            }
+        )
+        await send({"type": "http.response.body", "body": b'{"code": "unavailable", "message": "injected failure"}'})

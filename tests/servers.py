@@ -31,10 +31,12 @@ class RunningServer:
 
     @property
     def container(self) -> Container:
-        app = self.server.config.app
+        """What the app built at start-up: the services, with the database and settings behind them."""
+        app: Any = self.server.config.app
         while not hasattr(app, "state"):
             app = app.app
-        container: Container = app.state.container
+        container = app.state.services
+        assert isinstance(container, Container)
         return container
 
 

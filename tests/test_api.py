@@ -42,14 +42,22 @@ def test_api_key_roles_need_their_owner(api: httpx.Client) -> None:
 def test_advertiser_and_offer_shapes(api: httpx.Client) -> None:
     adv = factories.advertiser(api, name="Acme")
     assert adv["name"] == "Acme" and len(adv["postback_token"]) >= 24
-    offer = factories.offer(api, adv["id"], revenue={"type": "cps", "percent": 12.5},
-                            payout={"type": "cpa", "amount": 5},
-                            caps=[{"metric": "clicks", "period": "week", "limit": 100, "per_partner": True}])
+    offer = factories.offer(
+        api,
+        adv["id"],
+        revenue={"type": "cps", "percent": 12.5},
+        payout={"type": "cpa", "amount": 5},
+        caps=[{"metric": "clicks", "period": "week", "limit": 100, "per_partner": True}],
+    )
     assert offer["revenue"] == {"type": "cps", "amount": None, "percent": "12.5"}
     assert offer["payout"] == {"type": "cpa", "amount": "5.00", "percent": None}
     assert offer["caps"][0]["metric"] == "clicks" and offer["caps"][0]["per_partner"] is True
     assert (offer["status"], offer["visibility"], offer["currency"], offer["attribution_window_days"]) == (
-        "active", "public", "USD", 30)
+        "active",
+        "public",
+        "USD",
+        30,
+    )
     assert api.get(f"/api/v1/offers/{offer['id']}").json() == offer
     rotated = api.patch(f"/api/v1/advertisers/{adv['id']}", json={"rotate_postback_token": True}).json()
     assert rotated["postback_token"] != adv["postback_token"]
@@ -71,11 +79,18 @@ def test_advertiser_and_offer_shapes(api: httpx.Client) -> None:
         ({"advertiser_id": 999999}, "advertiser_id"),
     ],
 )
-def test_offer_validation_names_the_field_and_writes_nothing(api: httpx.Client, body: dict[str, object],
-                                                              field: str) -> None:
+def test_offer_validation_names_the_field_and_writes_nothing(
+    api: httpx.Client, body: dict[str, object], field: str
+) -> None:
     adv = factories.advertiser(api)
-    full = {"advertiser_id": adv["id"], "name": "n", "destination_url": "https://a.example/",
-            "revenue": {"type": "cpa", "amount": "1"}, "payout": {"type": "cpa", "amount": "1"}, **body}
+    full = {
+        "advertiser_id": adv["id"],
+        "name": "n",
+        "destination_url": "https://a.example/",
+        "revenue": {"type": "cpa", "amount": "1"},
+        "payout": {"type": "cpa", "amount": "1"},
+        **body,
+    }
     if "payout" not in body and field == "payout":
         full.pop("payout")
     if field == "name":
@@ -107,8 +122,10 @@ def test_offer_events_are_unique_by_name(api: httpx.Client) -> None:
     _, offer, _ = factories.program(api)
     event = factories.event(api, offer["id"], name="purchase")
     assert event["allow_multiple_per_click"] is False
-    clash = api.post(f"/api/v1/offers/{offer['id']}/events", json={
-        "name": "purchase", "revenue": {"type": "cpa", "amount": 1}, "payout": {"type": "cpa", "amount": 1}})
+    clash = api.post(
+        f"/api/v1/offers/{offer['id']}/events",
+        json={"name": "purchase", "revenue": {"type": "cpa", "amount": 1}, "payout": {"type": "cpa", "amount": 1}},
+    )
     assert clash.status_code == 409
     updated = api.patch(f"/api/v1/offers/{offer['id']}/events/{event['id']}", json={"allow_multiple_per_click": True})
     assert updated.json()["allow_multiple_per_click"] is True
@@ -150,11 +167,20 @@ def test_report_groups_clicks_and_conversions(api: httpx.Client, web: httpx.Clie
     assert set(rows) == {(p1["id"], "a"), (p1["id"], "b"), (p2["id"], "a"), (p2["id"], "b")}
     converted = rows[(p2["id"], "b")]
     assert (converted["clicks"], converted["conversions"], converted["revenue"], converted["payout"]) == (
-        1, 1, "10.00", "6.00")
+        1,
+        1,
+        "10.00",
+        "6.00",
+    )
     assert converted["cvr"] == "100.00"
     totals = report["totals"]
     assert (totals["clicks"], totals["conversions"], totals["profit"], totals["cvr"], totals["epc"]) == (
-        4, 1, "4.00", "25.00", "1.50")
+        4,
+        1,
+        "4.00",
+        "25.00",
+        "1.50",
+    )
     assert api.get("/api/v1/reports", params={"group_by": "colour"}).json()["field"] == "group_by"
 
 
@@ -162,14 +188,28 @@ def test_openapi_document_and_offline_docs(server: RunningServer, web: httpx.Cli
     document = web.get("/api/openapi.json").json()
     assert document["openapi"].startswith("3.1")
     paths = document["paths"]
-    for path in ("/api/v1/advertisers", "/api/v1/offers", "/api/v1/offers/{offer_id}/events", "/api/v1/partners",
-                 "/api/v1/offer-access", "/api/v1/api-keys", "/api/v1/conversions", "/api/v1/reports",
-                 "/api/v1/clicks/{transaction_id}", "/api/v1/partner-signups", "/api/v1/webhooks",
-                 "/api/v1/webhooks/{endpoint_id}/rotate-secret", "/api/v1/partner-postbacks", "/api/v1/deliveries",
-                 "/api/v1/deliveries/{delivery_id}/resend", "/api/v1/deliveries/replay"):
+    for path in (
+        "/api/v1/advertisers",
+        "/api/v1/offers",
+        "/api/v1/offers/{offer_id}/events",
+        "/api/v1/partners",
+        "/api/v1/offer-access",
+        "/api/v1/api-keys",
+        "/api/v1/conversions",
+        "/api/v1/reports",
+        "/api/v1/clicks/{transaction_id}",
+        "/api/v1/partner-signups",
+        "/api/v1/webhooks",
+        "/api/v1/webhooks/{endpoint_id}/rotate-secret",
+        "/api/v1/partner-postbacks",
+        "/api/v1/deliveries",
+        "/api/v1/deliveries/{delivery_id}/resend",
+        "/api/v1/deliveries/replay",
+    ):
         assert path in paths, path
     offer_body = paths["/api/v1/offers"]["post"]["requestBody"]["content"]["application/json"]["schema"]
-    assert {"advertiser_id", "name", "destination_url", "revenue", "payout"} <= set(offer_body["required"])
+    offer_schema = document["components"]["schemas"][offer_body["$ref"].rsplit("/", 1)[-1]]
+    assert {"advertiser_id", "name", "destination_url", "revenue", "payout"} <= set(offer_schema["required"])
     docs = web.get("/api/docs")
     assert docs.status_code == 200 and "/api/docs/assets/swagger-ui-bundle.js" in docs.text
     assert web.get("/api/docs/assets/swagger-ui-bundle.js").status_code == 200

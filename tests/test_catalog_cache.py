@@ -18,9 +18,7 @@ def _verdict(web: httpx.Client, api: httpx.Client, offer_id: int, partner_id: in
     return reason
 
 
-def test_a_change_through_the_same_process_applies_to_the_next_click(
-    api: httpx.Client, web: httpx.Client
-) -> None:
+def test_a_change_through_the_same_process_applies_to_the_next_click(api: httpx.Client, web: httpx.Client) -> None:
     _, offer, partner = factories.program(api, fallback_url="https://fallback.example/")
     assert _verdict(web, api, offer["id"], partner["id"]) is None  # offer and partner are now in memory
     assert api.patch(f"/api/v1/partners/{partner['id']}", json={"status": "blocked"}).status_code == 200
@@ -31,11 +29,15 @@ def test_a_change_through_the_same_process_applies_to_the_next_click(
 
 
 def test_a_change_through_another_process_applies_within_the_cache_time(database_url: str) -> None:
-    with running_server(database_url, catalog_cache_seconds=1.0) as first, \
-            running_server(database_url, catalog_cache_seconds=1.0) as second:
+    with (
+        running_server(database_url, catalog_cache_seconds=1.0) as first,
+        running_server(database_url, catalog_cache_seconds=1.0) as second,
+    ):
         auth = {"Authorization": f"Bearer {first.admin_key}"}
-        with httpx.Client(base_url=first.base_url, headers=auth, timeout=30) as api, \
-                httpx.Client(base_url=second.base_url, timeout=30) as web:
+        with (
+            httpx.Client(base_url=first.base_url, headers=auth, timeout=30) as api,
+            httpx.Client(base_url=second.base_url, timeout=30) as web,
+        ):
             _, offer, partner = factories.program(api, fallback_url="https://fallback.example/")
             assert _verdict(web, api, offer["id"], partner["id"]) is None
             assert api.patch(f"/api/v1/offers/{offer['id']}", json={"status": "paused"}).status_code == 200

@@ -29,7 +29,11 @@ def test_demo_prints_links_that_track_and_convert(tmp_path: Path) -> None:
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "tracklane", "demo", "--port", str(port)],
-        cwd=tmp_path, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=tmp_path,
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         output = _read_until(process, "API docs:")
@@ -53,8 +57,12 @@ def test_demo_prints_links_that_track_and_convert(tmp_path: Path) -> None:
 
 def test_bad_settings_are_named_and_exit_2(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "tracklane", "migrate"], cwd=tmp_path, capture_output=True, text=True,
-        env=clean_env(TRACKLANE_DATABASE_URL="mysql://nope", TRACKLANE_ADMIN_KEY="short"), timeout=60,
+        [sys.executable, "-m", "tracklane", "migrate"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=clean_env(TRACKLANE_DATABASE_URL="mysql://nope", TRACKLANE_ADMIN_KEY="short"),
+        timeout=60,
     )
     assert result.returncode == 2
     assert "TRACKLANE_DATABASE_URL" in result.stderr
@@ -63,8 +71,14 @@ def test_bad_settings_are_named_and_exit_2(tmp_path: Path) -> None:
 
 def test_api_keys_create_prints_a_working_key(tmp_path: Path) -> None:
     env = clean_env(TRACKLANE_DATABASE_URL=f"sqlite:///{tmp_path / 'k.db'}")
-    result = subprocess.run([sys.executable, "-m", "tracklane", "api-keys", "create", "--role", "admin"],
-                            cwd=tmp_path, capture_output=True, text=True, env=env, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "tracklane", "api-keys", "create", "--role", "admin"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     key = result.stdout.strip()
     assert key.startswith("tlk_")

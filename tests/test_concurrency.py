@@ -38,9 +38,12 @@ async def _burst(base_urls: list[str], offer_id: int, partner_id: int, token: st
         tids = [r.json()["transaction_id"] for r in click_responses]
         # Each click is converted twice at once, through different servers when there are two.
         postbacks = [
-            client.get(f"{base_urls[(i + j) % len(base_urls)]}/postback",
-                       params={"transaction_id": tid, "secure": token, "amount": "10.00"})
-            for i, tid in enumerate(tids) for j in range(2)
+            client.get(
+                f"{base_urls[(i + j) % len(base_urls)]}/postback",
+                params={"transaction_id": tid, "secure": token, "amount": "10.00"},
+            )
+            for i, tid in enumerate(tids)
+            for j in range(2)
         ]
         responses = await asyncio.gather(*postbacks)
         assert all(r.status_code == 200 for r in responses), [r.text for r in responses if r.status_code != 200][:3]
@@ -71,14 +74,20 @@ def test_concurrent_clicks_and_postbacks_lose_nothing_and_never_double(
 
 
 def test_two_servers_on_one_database_keep_caps_and_dedup_exact(database_url: str) -> None:
-    with running_server(database_url) as first, running_server(database_url) as second, \
-            httpx.Client(base_url=first.base_url, headers={"Authorization": f"Bearer {first.admin_key}"}) as api:
+    with (
+        running_server(database_url) as first,
+        running_server(database_url) as second,
+        httpx.Client(base_url=first.base_url, headers={"Authorization": f"Bearer {first.admin_key}"}) as api,
+    ):
         adv, offer, partner = factories.program(api, caps=[{"metric": "conversions", "period": "day", "limit": 77}])
         tids, results = asyncio.run(
             _burst([first.base_url, second.base_url], offer["id"], partner["id"], adv["postback_token"])
         )
         statuses = _check(first, tids, results)
         assert statuses == Counter({"approved": 77, "pending": CLICKS - 77})
-        assert first.container.db.read_now(
-            lambda repo: repo.conn.execute(select(func.count()).select_from(conversions)).scalar_one()  # type: ignore[attr-defined]
-        ) == CLICKS
+        assert (
+            first.container.db.read_now(
+                lambda repo: repo.conn.execute(select(func.count()).select_from(conversions)).scalar_one()  # type: ignore[attr-defined]
+            )
+            == CLICKS
+        )

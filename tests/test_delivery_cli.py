@@ -14,19 +14,28 @@ from tests.test_cli import clean_env
 
 
 def tracklane(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "tracklane", *args], capture_output=True, text=True, timeout=60,
-                          env=clean_env(TRACKLANE_DATABASE_URL=database_url, TRACKLANE_LOG_LEVEL="WARNING"))
+    return subprocess.run(
+        [sys.executable, "-m", "tracklane", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=clean_env(TRACKLANE_DATABASE_URL=database_url, TRACKLANE_LOG_LEVEL="WARNING"),
+    )
 
 
 def test_list_resend_and_replay_deliveries(database_url: str) -> None:
-    with running_server(database_url, delivery_in_serve=False) as hub, \
-            httpx.Client(base_url=hub.base_url, headers={"Authorization": f"Bearer {hub.admin_key}"}) as admin:
+    with (
+        running_server(database_url, delivery_in_serve=False) as hub,
+        httpx.Client(base_url=hub.base_url, headers={"Authorization": f"Bearer {hub.admin_key}"}) as admin,
+    ):
         hook = admin.post("/api/v1/webhooks", json={"url": "https://hooks.example.com/tracklane"}).json()
         admin.post("/api/v1/advertisers", json={"name": "Acme"})
         admin.patch(f"/api/v1/webhooks/{hook['id']}", json={"status": "disabled"})
         admin.post("/api/v1/advertisers", json={"name": "Globex"})
-        pending, skipped = admin.get("/api/v1/deliveries", params={"status": "pending"}).json()["data"] + \
-            admin.get("/api/v1/deliveries", params={"status": "skipped"}).json()["data"]
+        pending, skipped = (
+            admin.get("/api/v1/deliveries", params={"status": "pending"}).json()["data"]
+            + admin.get("/api/v1/deliveries", params={"status": "skipped"}).json()["data"]
+        )
 
         listed = tracklane(database_url, "deliveries", "list")
         assert listed.returncode == 0, listed.stderr

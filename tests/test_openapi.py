@@ -32,8 +32,7 @@ def document(app: FastAPI) -> dict[str, Any]:
 
 
 def _operations(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
-    return [(method, path, operation) for path, item in document["paths"].items()
-            for method, operation in item.items()]  # fmt: skip
+    return [(method, path, operation) for path, item in document["paths"].items() for method, operation in item.items()]
 
 
 def _api_routes(app: FastAPI) -> list[tuple[str, APIRoute]]:

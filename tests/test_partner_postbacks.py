@@ -1,35 +1,76 @@
 """Partner postbacks through the real server to a real receiver: macros expanded and percent-encoded,
-scope and method honoured, unknown macros refused on save, success rule and auto-deactivation."""
+scope and method honoured, unknown macros refused on save, success rule and auto-deactivation; what a
+partner may not see (revenue, the advertiser, adv1..adv5, an unshared amount, another's offer or postback)
+never reaches it, whatever the template, the method or the key that saved it."""
 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
 import httpx
+import pytest
 
 from tests import factories
 from tests.receiver import Receiver, Reply, always, poll
+from tests.servers import RunningServer
+from tracklane.resources.partner_postbacks import PostbackConversion, PostbackConversionWithAmount
+
+BROWSER = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"
+VISIBLE = set(PostbackConversion.__struct_fields__)
+VISIBLE_WITH_AMOUNT = set(PostbackConversionWithAmount.__struct_fields__)
+HIDDEN_KEYS = {"revenue", "revenue_type", "advertiser_id", "adv1", "adv2", "adv3", "adv4", "adv5", "profit"}
+
+
+@pytest.fixture(autouse=True)
+def _browser(visitor: httpx.Client) -> None:
+    visitor.headers["User-Agent"] = BROWSER
 
 
 def postback(admin: httpx.Client, **fields: Any) -> dict[str, Any]:
     return factories.created(admin.post("/api/v1/partner-postbacks", json=fields))
 
 
+def keyed(hub: RunningServer, admin: httpx.Client, **owner: Any) -> httpx.Client:
+    """A client with a new API key of this owner (`role=..., partner_id=...`)."""
+    created = admin.post("/api/v1/api-keys", json=owner)
+    assert created.status_code == 201, created.text
+    return httpx.Client(base_url=hub.base_url, headers={"Authorization": f"Bearer {created.json()['key']}"}, timeout=30)
+
+
+@pytest.fixture
+def partner_key(hub: RunningServer, admin: httpx.Client) -> Iterator[tuple[dict[str, Any], httpx.Client]]:
+    partner = factories.partner(admin)
+    with keyed(hub, admin, role="partner", partner_id=partner["id"]) as client:
+        yield partner, client
+
+
 def test_a_partner_postback_arrives_with_every_value_correctly_encoded(
     admin: httpx.Client, visitor: httpx.Client, receiver: Receiver
 ) -> None:
-    adv, offer, partner = factories.program(admin)
-    template = (receiver.url + "/pb/{sub2}/{order_id}?tid={transaction_id}&s1={sub1}&pay={payout}&amt={amount}"
-                "&cur={currency}&st={status}&adv={adv1}&off={offer_id}&conv={conversion_id}&none={sub3}&ts={timestamp}")
+    adv, offer, partner = factories.program(admin, share_amount_with_partners=True)
+    template = (
+        receiver.url + "/pb/{sub2}/{order_id}?tid={transaction_id}&s1={sub1}&pay={payout}&amt={amount}"
+        "&cur={currency}&st={status}&off={offer_id}&conv={conversion_id}&none={sub3}&ts={timestamp}"
+    )
     created = postback(admin, partner_id=partner["id"], offer_id=offer["id"], url=template)
     assert (created["method"], created["on"], created["status"]) == ("GET", "conversion", "active")
     subs = {"sub1": "a b&c=d+e%f", "sub2": "x/y?z#w"}
     order = "Ordér #1/2"
     tid = factories.click(visitor, offer["id"], partner["id"], **subs)
-    result = visitor.get("/postback", params={"transaction_id": tid, "secure": adv["postback_token"],
-                                              "amount": "120.50", "order_id": order, "adv1": "ünï&cödé"}).json()
+    result = visitor.get(
+        "/postback",
+        params={
+            "transaction_id": tid,
+            "secure": adv["postback_token"],
+            "amount": "120.50",
+            "order_id": order,
+            "adv1": "ünï&cödé",
+        },
+    ).json()
 
     (request,) = receiver.wait_for(1)
     assert request.method == "GET"
@@ -38,16 +79,28 @@ def test_a_partner_postback_arrives_with_every_value_correctly_encoded(
     assert [unquote(segment) for segment in path.split("/")[2:]] == [subs["sub2"], order]
     values = parse_qs(query, keep_blank_values=True)
     assert {k: v[0] for k, v in values.items()} == {
-        "tid": tid, "s1": subs["sub1"], "pay": "6.00", "amt": "120.50", "cur": "USD", "st": "approved",
-        "adv": "ünï&cödé", "off": str(offer["id"]), "conv": str(result["conversion_id"]), "none": "",
+        "tid": tid,
+        "s1": subs["sub1"],
+        "pay": "6.00",
+        "amt": "120.50",
+        "cur": "USD",
+        "st": "approved",
+        "off": str(offer["id"]),
+        "conv": str(result["conversion_id"]),
+        "none": "",
         "ts": values["ts"][0],
     }
     assert values["ts"][0].isdigit()
     assert "s1=a%20b%26c%3Dd%2Be%25f" in query, "every reserved character is percent-encoded"
-    (delivery,) = poll(lambda: [d for d in admin.get("/api/v1/deliveries").json()["data"]
-                                if d["status"] == "succeeded"])
-    assert (delivery["kind"], delivery["postback_id"], delivery["event_type"]) == ("postback", created["id"],
-                                                                                   "conversion")
+    assert "n%C3%AF" not in request.target and "ünï" not in request.target, "adv1 is never sent to a partner"
+    (delivery,) = poll(
+        lambda: [d for d in admin.get("/api/v1/deliveries").json()["data"] if d["status"] == "succeeded"]
+    )
+    assert (delivery["kind"], delivery["postback_id"], delivery["event_type"]) == (
+        "postback",
+        created["id"],
+        "conversion",
+    )
 
 
 def test_scope_event_type_and_post_method(admin: httpx.Client, visitor: httpx.Client, receiver: Receiver) -> None:
@@ -58,12 +111,15 @@ def test_scope_event_type_and_post_method(admin: httpx.Client, visitor: httpx.Cl
     postback(admin, partner_id=partner["id"], offer_id=other_offer["id"], url=receiver.url + "/other-offer")
     tid = factories.click(visitor, offer["id"], partner["id"])
     visitor.get("/postback", params={"transaction_id": tid, "secure": adv["postback_token"]})
-    visitor.get("/postback", params={"transaction_id": tid, "secure": adv["postback_token"], "event_name": "purchase",
-                                     "amount": "40"})
+    visitor.get(
+        "/postback",
+        params={"transaction_id": tid, "secure": adv["postback_token"], "event_name": "purchase", "amount": "40"},
+    )
     (request,) = receiver.wait_for(1)
     assert (request.method, request.target) == ("POST", "/event?e=purchase")
     body = json.loads(request.body)
-    assert (body["event_name"], body["transaction_id"], body["amount"]) == ("purchase", tid, "40.00")
+    assert (body["event_name"], body["transaction_id"], body["payout"]) == ("purchase", tid, "1.00")
+    assert set(body) == VISIBLE, "the offer does not share the sale amount: no amount key at all"
     poll(lambda: all(d["status"] == "succeeded" for d in admin.get("/api/v1/deliveries").json()["data"]))
     assert len(receiver.received) == 1, "neither the base conversion nor the other offer fires these postbacks"
 
@@ -74,7 +130,7 @@ def test_unknown_macros_and_bad_fields_are_refused_on_save(admin: httpx.Client) 
         ({"url": "https://p.example/pb?c={click_id}"}, "url", "{click_id}"),
         ({"url": "https://{sub1}.p.example/pb"}, "url", "path and the query"),
         ({"url": "https://p.example/pb", "method": "PUT"}, "method", "GET or POST"),
-        ({"url": "https://p.example/pb", "on": "click"}, "on", "conversion"),
+        ({"url": "https://p.example/pb", "on": "click"}, "on", "'click'"),
         ({"url": "https://p.example/pb", "delay_seconds": 301}, "delay_seconds", "300"),
         ({"url": "https://p.example/pb", "offer_id": 999}, "offer_id", "999"),
         ({"url": "http://192.168.1.1/pb?t={transaction_id}"}, "url", "private"),
@@ -91,8 +147,9 @@ def test_success_rule_and_deactivation_after_ten_consecutive_failures(
 ) -> None:
     receiver.script = always(200, body=b"ERROR: unknown click")
     adv, offer, partner = factories.program(admin)
-    created = postback(admin, partner_id=partner["id"], url=receiver.url + "/pb?t={transaction_id}",
-                       success_body_contains="SUCCESS")
+    created = postback(
+        admin, partner_id=partner["id"], url=receiver.url + "/pb?t={transaction_id}", success_body_contains="SUCCESS"
+    )
     for _ in range(10):
         tid = factories.click(visitor, offer["id"], partner["id"])
         visitor.get("/postback", params={"transaction_id": tid, "secure": adv["postback_token"]})
@@ -112,3 +169,171 @@ def test_success_rule_and_deactivation_after_ten_consecutive_failures(
     visitor.get("/postback", params={"transaction_id": tid, "secure": adv["postback_token"]})
     poll(lambda: any(r.target == f"/pb?t={tid}" for r in receiver.received))
     poll(lambda: admin.get(f"/api/v1/partner-postbacks/{created['id']}").json()["failure_count"] == 0)
+
+
+def test_no_delivery_ever_carries_revenue_adv_values_or_the_advertiser(
+    admin: httpx.Client, visitor: httpx.Client, receiver: Receiver, partner_key: tuple[dict[str, Any], httpx.Client]
+) -> None:
+    """10 conversions, each fired by GET (a template of every macro a partner may see) and by POST."""
+    partner, client = partner_key
+    adv = factories.advertiser(admin)
+    offer = factories.offer(
+        admin, adv["id"], revenue={"type": "cpa", "amount": "37.31"}, payout={"type": "cpa", "amount": "11.17"}
+    )
+    every = "&".join(f"{name}={{{name}}}" for name in sorted(VISIBLE))
+    factories.created(client.post("/api/v1/partner-postbacks", json={"url": f"{receiver.url}/get?{every}"}))
+    postback(admin, partner_id=partner["id"], offer_id=offer["id"], method="post", url=receiver.url + "/post")
+    advs = {f"adv{i}": f"secret-adv-{i}" for i in range(1, 6)}
+    for n in range(10):
+        tid = factories.click(visitor, offer["id"], partner["id"], sub1=f"s{n}")
+        answer = visitor.get(
+            "/postback",
+            params={
+                "transaction_id": tid,
+                "secure": adv["postback_token"],
+                "amount": "777.77",
+                "order_id": f"O-{n}",
+                **advs,
+            },
+        )
+        assert answer.json()["result"] == "accepted", answer.text
+
+    received = receiver.wait_for(20)
+    assert sorted(r.method for r in received) == ["GET"] * 10 + ["POST"] * 10
+    for request in received:
+        sent = request.target + request.body.decode()
+        for value in ("37.31", "777.77", *advs.values()):
+            assert value not in sent, (value, sent)
+        if request.method == "GET":
+            query = {k: v[0] for k, v in parse_qs(request.target.partition("?")[2], keep_blank_values=True).items()}
+            assert set(query) == VISIBLE and query["payout"] == "11.17" and query["partner_id"] == str(partner["id"])
+        else:
+            body = json.loads(request.body)
+            assert set(body) == VISIBLE and not set(body) & HIDDEN_KEYS, body
+            assert body["payout"] == "11.17" and body["order_id"].startswith("O-")
+    detail = admin.get("/api/v1/deliveries", params={"kind": "postback"}).json()["data"]
+    assert len(detail) == 20
+
+
+def test_macros_a_partner_may_not_see_are_refused_on_save_whoever_saves(
+    admin: httpx.Client, partner_key: tuple[dict[str, Any], httpx.Client]
+) -> None:
+    partner, client = partner_key
+    adv = factories.advertiser(admin)
+    sharing = factories.offer(admin, adv["id"], share_amount_with_partners=True)
+    unshared = factories.offer(admin, adv["id"])
+    base = "https://p.example/pb?t={transaction_id}"
+    for who, api, owner in (("admin", admin, {"partner_id": partner["id"]}), ("partner key", client, {})):
+        for macro in ("{revenue}", "{adv1}", "{advertiser_id}", "{adv5}"):
+            refused = api.post("/api/v1/partner-postbacks", json={**owner, "url": f"{base}&x={macro}"})
+            assert (refused.status_code, refused.json()["field"]) == (400, "url"), (who, refused.text)
+            assert macro in refused.json()["message"], (who, refused.text)
+        global_amount = api.post("/api/v1/partner-postbacks", json={**owner, "url": base + "&a={amount}"})
+        assert (global_amount.status_code, global_amount.json()["field"]) == (400, "url"), global_amount.text
+        assert "{amount}" in global_amount.json()["message"] and "offer_id" in global_amount.json()["message"]
+        not_shared = api.post(
+            "/api/v1/partner-postbacks", json={**owner, "offer_id": unshared["id"], "url": base + "&a={amount}"}
+        )
+        assert (not_shared.status_code, not_shared.json()["field"]) == (400, "url"), not_shared.text
+        assert "{amount}" in not_shared.json()["message"] and "does not share" in not_shared.json()["message"]
+
+        mine = factories.created(
+            api.post(
+                "/api/v1/partner-postbacks", json={**owner, "offer_id": sharing["id"], "url": base + "&a={amount}"}
+            )
+        )
+        changes = [
+            ({"url": base + "&r={revenue}"}, "{revenue}"),
+            ({"url": base + "&a={adv1}"}, "{adv1}"),
+            ({"offer_id": unshared["id"]}, "{amount}"),
+            ({"offer_id": None}, "{amount}"),
+        ]
+        for change, macro in changes:
+            refused = api.patch(f"/api/v1/partner-postbacks/{mine['id']}", json=change)
+            assert (refused.status_code, refused.json()["field"]) == (400, "url"), (who, change, refused.text)
+            assert macro in refused.json()["message"]
+        moved = api.patch(f"/api/v1/partner-postbacks/{mine['id']}", json={"url": base + "&amt={amount}&p={payout}"})
+        assert moved.status_code == 200 and moved.json()["url"].endswith("&amt={amount}&p={payout}")
+        cannot = api.patch(f"/api/v1/partner-postbacks/{mine['id']}", json={"partner_id": partner["id"]})
+        assert (cannot.status_code, cannot.json()["field"]) == (400, "partner_id")
+        assert "cannot be changed" in cannot.json()["message"]
+    missing_owner = admin.post("/api/v1/partner-postbacks", json={"url": base})
+    assert (missing_owner.status_code, missing_owner.json()["field"]) == (400, "partner_id")
+    assert len(admin.get("/api/v1/partner-postbacks").json()["data"]) == 2
+
+
+def test_the_amount_is_delivered_only_where_the_offer_shares_it(
+    admin: httpx.Client, visitor: httpx.Client, receiver: Receiver
+) -> None:
+    adv = factories.advertiser(admin)
+    sharing = factories.offer(admin, adv["id"], share_amount_with_partners=True)
+    unshared = factories.offer(admin, adv["id"])
+    partner = factories.partner(admin)
+    postback(admin, partner_id=partner["id"], offer_id=sharing["id"], url=receiver.url + "/get?amt={amount}")
+    postback(admin, partner_id=partner["id"], method="POST", url=receiver.url + "/post")
+    for offer, amount in ((sharing, "120.50"), (unshared, "99.99")):
+        tid = factories.click(visitor, offer["id"], partner["id"])
+        answer = visitor.get(
+            "/postback", params={"transaction_id": tid, "secure": adv["postback_token"], "amount": amount}
+        )
+        assert answer.json()["result"] == "accepted", answer.text
+    received = receiver.wait_for(3)
+    (get,) = [r for r in received if r.method == "GET"]
+    assert get.target == "/get?amt=120.50"
+    bodies = {json.loads(r.body)["offer_id"]: json.loads(r.body) for r in received if r.method == "POST"}
+    assert set(bodies[str(sharing["id"])]) == VISIBLE_WITH_AMOUNT and bodies[str(sharing["id"])]["amount"] == "120.50"
+    assert set(bodies[str(unshared["id"])]) == VISIBLE and "99.99" not in json.dumps(bodies)
+
+
+def _shape(response: httpx.Response, offer_id: int) -> tuple[int, str, str | None, str]:
+    body = response.json()
+    return response.status_code, body["error"], body.get("field"), re.sub(rf"\b{offer_id}\b", "N", body["message"])
+
+
+def test_an_offer_a_partner_may_not_see_is_answered_like_one_that_does_not_exist(
+    hub: RunningServer, admin: httpx.Client, partner_key: tuple[dict[str, Any], httpx.Client]
+) -> None:
+    partner, client = partner_key
+    other_adv = factories.advertiser(admin)
+    private = factories.offer(admin, other_adv["id"], visibility="private")
+    public = factories.offer(admin, other_adv["id"])
+    missing = 987654
+    url = "https://p.example/pb?t={transaction_id}"
+    mine = factories.created(client.post("/api/v1/partner-postbacks", json={"url": url}))
+
+    answers = []
+    for offer_id in (private["id"], missing):
+        created = client.post("/api/v1/partner-postbacks", json={"url": url, "offer_id": offer_id})
+        changed = client.patch(f"/api/v1/partner-postbacks/{mine['id']}", json={"offer_id": offer_id})
+        answers += [_shape(created, offer_id), _shape(changed, offer_id)]
+    assert len(set(answers)) == 1, answers
+    assert answers[0] == (400, "invalid_parameter", "offer_id", "offer_id: offer N does not exist")
+    assert client.get(f"/api/v1/partner-postbacks/{mine['id']}").json()["offer_id"] is None, "nothing changed"
+
+    assert client.patch(f"/api/v1/partner-postbacks/{mine['id']}", json={"offer_id": public["id"]}).status_code == 200
+    access = admin.post("/api/v1/offer-access", json={"offer_id": private["id"], "partner_id": partner["id"]})
+    assert access.status_code == 201, access.text
+    approved = client.patch(f"/api/v1/partner-postbacks/{mine['id']}", json={"offer_id": private["id"]})
+    assert (approved.status_code, approved.json()["offer_id"]) == (200, private["id"])
+
+    other = factories.partner(admin)
+    theirs = postback(admin, partner_id=other["id"], url=url)
+    for method, body in (("GET", None), ("PATCH", {"method": "POST"}), ("PATCH", {"offer_id": missing})):
+        on_theirs = client.request(method, f"/api/v1/partner-postbacks/{theirs['id']}", json=body)
+        on_missing = client.request(method, f"/api/v1/partner-postbacks/{missing}", json=body)
+        assert on_theirs.status_code == on_missing.status_code == 404, on_theirs.text
+        assert on_theirs.json()["error"] == on_missing.json()["error"] == "not_found"
+    assert admin.get(f"/api/v1/partner-postbacks/{theirs['id']}").json() == theirs, "another's postback unchanged"
+    assert [p["id"] for p in client.get("/api/v1/partner-postbacks").json()["data"]] == [mine["id"]]
+    for_other = client.post("/api/v1/partner-postbacks", json={"url": url, "partner_id": other["id"]})
+    assert for_other.status_code == 403
+
+    with keyed(hub, admin, role="advertiser", advertiser_id=other_adv["id"]) as advertiser:
+        calls = [
+            ("POST", "/api/v1/partner-postbacks", {"url": url, "partner_id": other["id"]}),
+            ("GET", "/api/v1/partner-postbacks", None),
+            ("GET", f"/api/v1/partner-postbacks/{theirs['id']}", None),
+            ("PATCH", f"/api/v1/partner-postbacks/{theirs['id']}", {"method": "POST"}),
+        ]
+        for method, path, body in calls:
+            assert advertiser.request(method, path, json=body).status_code == 403, (method, path)

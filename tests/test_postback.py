@@ -60,8 +60,11 @@ def test_outside_window(api: httpx.Client, web: httpx.Client, server: RunningSer
     adv, offer, partner = factories.program(api, attribution_window_days=7)
     tid = factories.click(web, offer["id"], partner["id"])
     eight_days_ago = datetime.now(UTC) - timedelta(days=8)
-    server.container.db.write_now(lambda repo: repo.conn.execute(  # type: ignore[attr-defined]
-        update(clicks).where(clicks.c.transaction_id == tid).values(created_at=eight_days_ago)))
+    server.container.db.write_now(
+        lambda repo: repo.conn.execute(  # type: ignore[attr-defined]
+            update(clicks).where(clicks.c.transaction_id == tid).values(created_at=eight_days_ago)
+        )
+    )
     response = fire(web, adv, tid)
     assert (response.status_code, response.json()["error"]) == (422, "outside_window")
 
@@ -71,8 +74,10 @@ def test_money_types_and_partner_payout_override(api: httpx.Client, web: httpx.C
         api, revenue={"type": "cpa_cps", "amount": "2.00", "percent": "10"}, payout={"type": "cps", "percent": "7.5"}
     )
     vip = factories.partner(api)
-    override = api.post(f"/api/v1/offers/{offer['id']}/partner-payouts",
-                        json={"partner_id": vip["id"], "payout": {"type": "cps", "percent": "12.5"}})
+    override = api.post(
+        f"/api/v1/offers/{offer['id']}/partner-payouts",
+        json={"partner_id": vip["id"], "payout": {"type": "cps", "percent": "12.5"}},
+    )
     assert override.status_code == 201, override.text
     regular = fire(web, adv, factories.click(web, offer["id"], partner["id"]), amount="99.99").json()
     assert (regular["revenue"], regular["payout"]) == ("12.00", "7.50")
@@ -86,8 +91,14 @@ def test_money_types_and_partner_payout_override(api: httpx.Client, web: httpx.C
 
 def test_events_allowing_multiple_dedupe_by_order_id(api: httpx.Client, web: httpx.Client) -> None:
     adv, offer, partner = factories.program(api)
-    factories.event(api, offer["id"], name="purchase", allow_multiple_per_click=True,
-                    revenue={"type": "cps", "percent": "30"}, payout={"type": "cps", "percent": "20"})
+    factories.event(
+        api,
+        offer["id"],
+        name="purchase",
+        allow_multiple_per_click=True,
+        revenue={"type": "cps", "percent": "30"},
+        payout={"type": "cps", "percent": "20"},
+    )
     tid = factories.click(web, offer["id"], partner["id"])
     assert fire(web, adv, tid).json()["result"] == "accepted"
     first = fire(web, adv, tid, event_name="purchase", amount="10", order_id="A").json()
@@ -101,14 +112,20 @@ def test_events_allowing_multiple_dedupe_by_order_id(api: httpx.Client, web: htt
 def test_post_form_and_json_bodies(api: httpx.Client, web: httpx.Client) -> None:
     adv, offer, partner = factories.program(api, allow_multiple_conversions=True)
     tid = factories.click(web, offer["id"], partner["id"])
-    form = web.post("/postback", data={"transaction_id": tid, "secure": adv["postback_token"], "order_id": "F",
-                                       "adv1": "a1", "amount": "5"})
-    body = web.post("/postback", json={"transaction_id": tid, "secure": adv["postback_token"], "order_id": "J",
-                                       "amount": 5.5, "adv5": "a5"})
+    form = web.post(
+        "/postback",
+        data={"transaction_id": tid, "secure": adv["postback_token"], "order_id": "F", "adv1": "a1", "amount": "5"},
+    )
+    body = web.post(
+        "/postback",
+        json={"transaction_id": tid, "secure": adv["postback_token"], "order_id": "J", "amount": 5.5, "adv5": "a5"},
+    )
     assert form.json()["result"] == body.json()["result"] == "accepted"
     rows = api.get("/api/v1/conversions", params={"transaction_id": tid}).json()["data"]
     assert sorted((c["order_id"], c["amount"], c["adv1"], c["adv5"]) for c in rows) == [
-        ("F", "5.00", "a1", None), ("J", "5.50", None, "a5")]
+        ("F", "5.00", "a1", None),
+        ("J", "5.50", None, "a5"),
+    ]
 
 
 def test_conversion_cap_holds_the_overflow_as_pending(api: httpx.Client, web: httpx.Client) -> None:
@@ -121,7 +138,8 @@ def test_conversion_cap_holds_the_overflow_as_pending(api: httpx.Client, web: ht
 
 def test_per_partner_cap_counts_each_partner_separately(api: httpx.Client, web: httpx.Client) -> None:
     adv, offer, p1 = factories.program(
-        api, caps=[{"metric": "conversions", "period": "day", "limit": 1, "per_partner": True}])
+        api, caps=[{"metric": "conversions", "period": "day", "limit": 1, "per_partner": True}]
+    )
     p2 = factories.partner(api)
     statuses = [fire(web, adv, factories.click(web, offer["id"], p["id"])).json()["status"] for p in (p1, p2, p1)]
     assert statuses == ["approved", "approved", "pending"]
@@ -165,8 +183,20 @@ def test_trace_explains_every_decision(api: httpx.Client, web: httpx.Client) -> 
     cid = fire(web, adv, tid, amount="1").json()["conversion_id"]
     trace = api.get(f"/api/v1/conversions/{cid}").json()["trace"]
     assert [step["step"] for step in trace] == [
-        "token", "click", "event", "window", "duplicate_check", "revenue", "payout", "status"]
+        "token",
+        "click",
+        "method",
+        "event",
+        "window",
+        "duplicate_check",
+        "revenue",
+        "payout",
+        "status",
+    ]
     assert all(isinstance(step["detail"], str) and step["detail"] for step in trace)
+    sides = {step["step"]: step.get("side") for step in trace}
+    assert (sides.pop("revenue"), sides.pop("payout")) == ("revenue", "payout")
+    assert set(sides.values()) == {None}  # every other decision is common to both sides
 
 
 @pytest.mark.parametrize("method", ["GET", "POST"])
@@ -175,3 +205,20 @@ def test_unknown_transaction_ids_of_any_shape(api: httpx.Client, web: httpx.Clie
     params = {"transaction_id": "not-a-click", "secure": adv["postback_token"]}
     response = web.request(method, "/postback", params=params)
     assert (response.status_code, response.json()["error"]) == (404, "unknown_transaction")
+
+
+def test_a_method_the_offer_does_not_enable_is_refused_naming_it(
+    api: httpx.Client, web: httpx.Client, server: RunningServer
+) -> None:
+    adv, offer, partner = factories.program(api, conversion_methods=["pixel"])
+    tid = factories.click(web, offer["id"], partner["id"])
+    refused = fire(web, adv, tid, amount="10.00")
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["error"] == "method_not_enabled"
+    assert "postback" in refused.json()["message"]
+    wrong_token = web.get("/postback", params={"transaction_id": tid, "secure": "nope"})
+    assert wrong_token.json()["error"] == "invalid_token"  # the token is checked first: nothing is revealed
+    assert conversion_count(server) == 0
+    enabled = api.patch(f"/api/v1/offers/{offer['id']}", json={"conversion_methods": ["pixel", "postback"]})
+    assert enabled.status_code == 200, enabled.text
+    assert fire(web, adv, tid).json()["result"] == "accepted"

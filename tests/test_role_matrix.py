@@ -1,4 +1,4 @@
-"""The role matrix, generated from the OpenAPI document: every operation × (admin, advertiser A, advertiser B,
+"""The role matrix, generated from the OpenAPI document: every operation by each of (admin, advertiser A, advertiser B,
 partner A, partner B, no key) against tenant B's rows.
 
 Tenant B (advertiser B with a private offer, partner B running it) is the victim; advertiser A and partner A
@@ -32,8 +32,21 @@ MISSING_ID = 987654321
 # Distinctive values: any of them in an answer to the wrong role is a leak.
 REVENUE_B, PAYOUT_B, PARTNER_PAYOUT_B = "37.31", "11.17", "13.19"
 ADV_VALUE_B = "victim-adv-value"
-PARTNER_FORBIDDEN_KEYS = {"revenue", "revenue_type", "profit", "margin", "trace", "destination_url", "fallback_url",
-                          "postback_token", "adv1", "adv2", "adv3", "adv4", "adv5"}  # fmt: skip
+PARTNER_FORBIDDEN_KEYS = {
+    "revenue",
+    "revenue_type",
+    "profit",
+    "margin",
+    "trace",
+    "destination_url",
+    "fallback_url",
+    "postback_token",
+    "adv1",
+    "adv2",
+    "adv3",
+    "adv4",
+    "adv5",
+}
 ADVERTISER_FORBIDDEN_KEYS = {"payout", "payout_type", "profit", "margin", "epc"}
 
 
@@ -69,37 +82,74 @@ def _key(admin: httpx.Client, role: str, **owner: int) -> str:
     return str(response.json()["key"])
 
 
-def _tenant(admin: httpx.Client, web: httpx.Client, receiver: Receiver, tag: str, *, private: bool,
-            revenue: str, payout: str, partner_payout: str, adv_value: str, method: str) -> Tenant:  # fmt: skip
+def _tenant(
+    admin: httpx.Client,
+    web: httpx.Client,
+    receiver: Receiver,
+    tag: str,
+    *,
+    private: bool,
+    revenue: str,
+    payout: str,
+    partner_payout: str,
+    adv_value: str,
+    method: str,
+) -> Tenant:
     advertiser = make.advertiser(admin, name=f"Advertiser {tag}")
-    offer = make.offer(admin, advertiser["id"], name=f"Offer {tag}",
-                       visibility="private" if private else "public",
-                       destination_url=f"https://{tag.lower()}.example/land?tid={{transaction_id}}",
-                       revenue={"type": "cpa", "amount": revenue}, payout={"type": "cpa", "amount": payout})  # fmt: skip
+    offer = make.offer(
+        admin,
+        advertiser["id"],
+        name=f"Offer {tag}",
+        visibility="private" if private else "public",
+        destination_url=f"https://{tag.lower()}.example/land?tid={{transaction_id}}",
+        revenue={"type": "cpa", "amount": revenue},
+        payout={"type": "cpa", "amount": payout},
+    )
     event = make.event(admin, offer["id"], name=f"purchase_{tag.lower()}")
     partner = make.partner(admin, name=f"Partner {tag}", email=f"partner-{tag.lower()}@example.com")
     access = admin.post("/api/v1/offer-access", json={"offer_id": offer["id"], "partner_id": partner["id"]})
     assert access.status_code == 201, access.text
-    payout_rule = admin.post(f"/api/v1/offers/{offer['id']}/partner-payouts",
-                             json={"partner_id": partner["id"], "payout": {"type": "cpa", "amount": partner_payout}})
+    payout_rule = admin.post(
+        f"/api/v1/offers/{offer['id']}/partner-payouts",
+        json={"partner_id": partner["id"], "payout": {"type": "cpa", "amount": partner_payout}},
+    )
     assert payout_rule.status_code == 201, payout_rule.text
-    postback = admin.post("/api/v1/partner-postbacks", json={
-        "partner_id": partner["id"], "method": method, "on": "both",
-        "url": receiver.url + f"/pb/{tag}?tid={{transaction_id}}&payout={{payout}}&status={{status}}",
-    })  # fmt: skip
+    postback = admin.post(
+        "/api/v1/partner-postbacks",
+        json={
+            "partner_id": partner["id"],
+            "method": method,
+            "on": "both",
+            "url": receiver.url + f"/pb/{tag}?tid={{transaction_id}}&payout={{payout}}&status={{status}}",
+        },
+    )
     assert postback.status_code == 201, postback.text
     response = web.get(f"/r/{offer['id']}/{partner['id']}", params={"sub1": f"sub-{tag}"})
     assert response.status_code == 302, response.text
     transaction_id = response.cookies[f"tl_{offer['id']}"]
     token = advertiser["postback_token"]
-    conversion = web.get("/postback", params={"transaction_id": transaction_id, "secure": token, "amount": "50.00",
-                                              "order_id": f"ORDER-{tag}", "adv1": adv_value})  # fmt: skip
+    conversion = web.get(
+        "/postback",
+        params={
+            "transaction_id": transaction_id,
+            "secure": token,
+            "amount": "50.00",
+            "order_id": f"ORDER-{tag}",
+            "adv1": adv_value,
+        },
+    )
     assert conversion.status_code == 200, conversion.text
-    event_done = web.get("/postback", params={"transaction_id": transaction_id, "secure": token,
-                                              "event_name": event["name"], "amount": "5.00"})  # fmt: skip
+    event_done = web.get(
+        "/postback",
+        params={"transaction_id": transaction_id, "secure": token, "event_name": event["name"], "amount": "5.00"},
+    )
     assert event_done.status_code == 200, event_done.text
     tenant = Tenant(
-        advertiser=advertiser, offer=offer, event=event, partner=partner, transaction_id=transaction_id,
+        advertiser=advertiser,
+        offer=offer,
+        event=event,
+        partner=partner,
+        transaction_id=transaction_id,
         conversion=admin.get(f"/api/v1/conversions/{conversion.json()['conversion_id']}").json(),
         postback=postback.json(),
         advertiser_key=_key(admin, "advertiser", advertiser_id=advertiser["id"]),
@@ -109,37 +159,78 @@ def _tenant(admin: httpx.Client, web: httpx.Client, receiver: Receiver, tag: str
     if source.status_code == 201:
         tenant.source = source.json()
     tenant.ids = {
-        "advertiser_id": advertiser["id"], "offer_id": offer["id"], "event_id": event["id"],
-        "partner_id": partner["id"], "transaction_id": transaction_id, "conversion_id": tenant.conversion["id"],
-        "postback_id": tenant.postback["id"], "access_id": access.json()["id"], "payout_id": payout_rule.json()["id"],
+        "advertiser_id": advertiser["id"],
+        "offer_id": offer["id"],
+        "event_id": event["id"],
+        "partner_id": partner["id"],
+        "transaction_id": transaction_id,
+        "conversion_id": tenant.conversion["id"],
+        "postback_id": tenant.postback["id"],
+        "access_id": access.json()["id"],
+        "payout_id": payout_rule.json()["id"],
         "source_id": tenant.source["id"] if tenant.source else MISSING_ID,
-    }  # fmt: skip
+    }
     return tenant
 
 
 @pytest.fixture
 def world(hub: RunningServer, admin: httpx.Client, visitor: httpx.Client, receiver: Receiver) -> Iterator[World]:
     visitor.headers["User-Agent"] = BROWSER
-    a = _tenant(admin, visitor, receiver, "A", private=False, revenue="20.00", payout="8.00",
-                partner_payout="9.00", adv_value="adv-value-a", method="GET")  # fmt: skip
-    b = _tenant(admin, visitor, receiver, "B", private=True, revenue=REVENUE_B, payout=PAYOUT_B,
-                partner_payout=PARTNER_PAYOUT_B, adv_value=ADV_VALUE_B, method="POST")  # fmt: skip
+    a = _tenant(
+        admin,
+        visitor,
+        receiver,
+        "A",
+        private=False,
+        revenue="20.00",
+        payout="8.00",
+        partner_payout="9.00",
+        adv_value="adv-value-a",
+        method="GET",
+    )
+    b = _tenant(
+        admin,
+        visitor,
+        receiver,
+        "B",
+        private=True,
+        revenue=REVENUE_B,
+        payout=PAYOUT_B,
+        partner_payout=PARTNER_PAYOUT_B,
+        adv_value=ADV_VALUE_B,
+        method="POST",
+    )
     webhook = admin.post("/api/v1/webhooks", json={"url": receiver.url + "/hooks"})
     assert webhook.status_code == 201, webhook.text
-    shared = {"endpoint_id": webhook.json()["id"], "key_id": MISSING_ID, "customer_id": MISSING_ID,
-              "delivery_id": MISSING_ID}  # fmt: skip
+    shared = {
+        "endpoint_id": webhook.json()["id"],
+        "key_id": MISSING_ID,
+        "customer_id": MISSING_ID,
+        "delivery_id": MISSING_ID,
+    }
     a.ids.update(shared)
     b.ids.update(shared)
-    markers_b = [b.transaction_id, b.offer["name"], b.partner["email"], "ORDER-B", ADV_VALUE_B, "https://b.example",
-                 b.advertiser["postback_token"]]  # fmt: skip
+    markers_b = [
+        b.transaction_id,
+        b.offer["name"],
+        b.partner["email"],
+        "ORDER-B",
+        ADV_VALUE_B,
+        "https://b.example",
+        b.advertiser["postback_token"],
+    ]
     with httpx.Client(base_url=hub.base_url, timeout=30) as bare:
         yield World(hub, admin, bare, a, b, receiver, markers_b)
 
 
 def _operations(admin: httpx.Client) -> list[tuple[str, str, dict[str, Any]]]:
     document = admin.get("/api/openapi.json").json()
-    return [(method.upper(), path, operation) for path, item in document["paths"].items()
-            if path.startswith("/api/v1") for method, operation in item.items()]  # fmt: skip
+    return [
+        (method.upper(), path, operation)
+        for path, item in document["paths"].items()
+        if path.startswith("/api/v1")
+        for method, operation in item.items()
+    ]
 
 
 def _path(path: str, ids: dict[str, Any]) -> str:
@@ -161,13 +252,19 @@ def _call(client: httpx.Client, method: str, url: str, body: Any, key: str | Non
 def _snapshot(world: World) -> dict[str, Any]:
     """Tenant B's rows as the admin reads them."""
     admin, b = world.admin, world.b
-    urls = [f"/api/v1/advertisers/{b.advertiser['id']}", f"/api/v1/offers/{b.offer['id']}",
-            f"/api/v1/offers/{b.offer['id']}/events", f"/api/v1/offers/{b.offer['id']}/partner-payouts",
-            f"/api/v1/partners/{b.partner['id']}", f"/api/v1/conversions/{b.conversion['id']}",
-            f"/api/v1/partner-postbacks/{b.postback['id']}", f"/api/v1/clicks/{b.transaction_id}",
-            f"/api/v1/partner-postbacks?partner_id={b.partner['id']}",
-            f"/api/v1/conversions?advertiser_id={b.advertiser['id']}",
-            f"/api/v1/offer-access?partner_id={b.partner['id']}"]  # fmt: skip
+    urls = [
+        f"/api/v1/advertisers/{b.advertiser['id']}",
+        f"/api/v1/offers/{b.offer['id']}",
+        f"/api/v1/offers/{b.offer['id']}/events",
+        f"/api/v1/offers/{b.offer['id']}/partner-payouts",
+        f"/api/v1/partners/{b.partner['id']}",
+        f"/api/v1/conversions/{b.conversion['id']}",
+        f"/api/v1/partner-postbacks/{b.postback['id']}",
+        f"/api/v1/clicks/{b.transaction_id}",
+        f"/api/v1/partner-postbacks?partner_id={b.partner['id']}",
+        f"/api/v1/conversions?advertiser_id={b.advertiser['id']}",
+        f"/api/v1/offer-access?partner_id={b.partner['id']}",
+    ]
     if b.source:
         urls.append(f"/api/v1/sources/{b.source['id']}")
     snapshot = {}
@@ -210,7 +307,7 @@ def test_no_key_sees_or_changes_another_tenants_rows(world: World) -> None:
             elif on_victim.status_code < 300 and method != "GET" and not path.endswith("-signups"):
                 # a creation or action without a path id: allowed only on the caller's own tenant
                 failures.append(f"{name}: {on_victim.text[:160]}")
-    assert failures == [], '\n'.join(failures)
+    assert failures == [], "\n".join(failures)
     assert _snapshot(world) == before
 
 
@@ -245,8 +342,12 @@ def test_a_partner_sees_no_revenue_profit_adv_or_trace_anywhere(world: World) ->
     b = world.b
     reads = _own_reads(world, b, b.partner_key)
     reached = {url for url, r in reads.items() if r.status_code == 200}
-    must_reach = {f"/api/v1/offers/{b.offer['id']}", f"/api/v1/conversions/{b.conversion['id']}",
-                  f"/api/v1/clicks/{b.transaction_id}", f"/api/v1/partner-postbacks/{b.postback['id']}"}  # fmt: skip
+    must_reach = {
+        f"/api/v1/offers/{b.offer['id']}",
+        f"/api/v1/conversions/{b.conversion['id']}",
+        f"/api/v1/clicks/{b.transaction_id}",
+        f"/api/v1/partner-postbacks/{b.postback['id']}",
+    }
     assert must_reach <= reached, must_reach - reached
     assert any(url.startswith("/api/v1/reports") for url in reached)
     for url in reached:
@@ -281,8 +382,11 @@ def test_an_advertiser_sees_no_payout_anywhere_traces_included(world: World) -> 
     b = world.b
     reads = _own_reads(world, b, b.advertiser_key)
     reached = {url for url, r in reads.items() if r.status_code == 200}
-    must_reach = {f"/api/v1/offers/{b.offer['id']}", f"/api/v1/conversions/{b.conversion['id']}",
-                  f"/api/v1/clicks/{b.transaction_id}"}  # fmt: skip
+    must_reach = {
+        f"/api/v1/offers/{b.offer['id']}",
+        f"/api/v1/conversions/{b.conversion['id']}",
+        f"/api/v1/clicks/{b.transaction_id}",
+    }
     assert must_reach <= reached, must_reach - reached
     for url in reached:
         body = reads[url].json()

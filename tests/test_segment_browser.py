@@ -61,7 +61,6 @@ def shop_site(tmp_path: Path, node_clients: Path) -> Iterator[tuple[Path, str]]:
         httpd.server_close()
 
 
-
 @pytest.mark.parametrize("ajs_params", [False, True], ids=["plain", "ajs-query-string"])
 def test_analytics_next_in_chromium(
     shop_site: tuple[Path, str], node_clients: Path, tmp_path: Path, ajs_params: bool
@@ -81,17 +80,21 @@ def test_analytics_next_in_chromium(
         return logs[-1]
 
     bundles = node_clients / "node_modules/@segment/analytics-next/dist/umd"
-    with running_server(sqlite_url(tmp_path), wrap=wrap, segment_browser_bundles=str(bundles)) as server, httpx.Client(
-        base_url=server.base_url, headers={"Authorization": f"Bearer {server.admin_key}"}, timeout=30
-    ) as admin:
+    with (
+        running_server(sqlite_url(tmp_path), wrap=wrap, segment_browser_bundles=str(bundles)) as server,
+        httpx.Client(
+            base_url=server.base_url, headers={"Authorization": f"Bearer {server.admin_key}"}, timeout=30
+        ) as admin,
+    ):
         log = logs[0]
         host = server.base_url.removeprefix("http://")
         (site / "land.html").write_text(PAGE % {"server": server.base_url, "api_host": f"{host}/v1"})
-        _, offer, partner = factories.program(admin)
+        adv, offer, partner = factories.program(admin)
         tid = factories.click(admin, offer["id"], partner["id"])
-        src = source(admin)
-        query = f"tl_tid={tid}&utm_source=partner" + ("&ajs_event=Promo%20Viewed&ajs_prop_promo=spring"
-                                                       if ajs_params else "")
+        src = source(admin, adv["id"])
+        query = f"tl_tid={tid}&utm_source=partner" + (
+            "&ajs_event=Promo%20Viewed&ajs_prop_promo=spring" if ajs_params else ""
+        )
         failures: list[str] = []
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
@@ -117,7 +120,10 @@ def test_analytics_next_in_chromium(
         assert (conversion["amount"], conversion["order_id"], conversion["origin"]) == ("12.50", "B-1", "segment")
         [person] = customers(admin, source_id=src["id"])
         assert (person["user_id"], person["transaction_id"], person["traits"]) == (
-            "user-browser", tid, {"email": "b@example.com"})
+            "user-browser",
+            tid,
+            {"email": "b@example.com"},
+        )
         paths = [(method, path) for method, path, _ in log.requests if not path.startswith("/api/")]
         assert ("GET", f"/v1/projects/{src['write_key']}/settings") in paths
         posts = sorted(p for m, p in paths if m == "POST")

@@ -23,18 +23,26 @@ from tests.servers import RunningServer, running_server, sqlite_url
 @pytest.fixture
 def admin(watched: tuple[RunningServer, RequestLog]) -> Iterator[httpx.Client]:
     server, _ = watched
-    with httpx.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {server.admin_key}"},
-                      timeout=30, follow_redirects=False) as client:
+    with httpx.Client(
+        base_url=server.base_url,
+        headers={"Authorization": f"Bearer {server.admin_key}"},
+        timeout=30,
+        follow_redirects=False,
+    ) as client:
         yield client
 
 
 def _journey(client: Any, tid: str, user: str, anonymous: str) -> None:
     """A browser-side page with the click id, an identify stitching the ids, a server-side order."""
-    client.page(anonymous_id=anonymous, name="Landing",
-                context={"page": {"url": f"https://shop.example/land?tl_tid={tid}"}})
+    client.page(
+        anonymous_id=anonymous, name="Landing", context={"page": {"url": f"https://shop.example/land?tl_tid={tid}"}}
+    )
     client.identify(user_id=user, anonymous_id=anonymous, traits={"email": "ann@example.com", "plan": "pro"})
-    client.track(user_id=user, event="Order Completed",
-                 properties={"order_id": "O-1", "revenue": 49.9, "total": 60, "currency": "USD"})
+    client.track(
+        user_id=user,
+        event="Order Completed",
+        properties={"order_id": "O-1", "revenue": 49.9, "total": 60, "currency": "USD"},
+    )
     client.flush()
 
 
@@ -52,18 +60,22 @@ def _check_journey(admin: httpx.Client, log: RequestLog, src: dict[str, Any], ti
 
 
 @pytest.mark.parametrize("gzip", [False, True], ids=["plain", "gzip"])
-def test_segment_analytics_python(
-    watched: tuple[RunningServer, RequestLog], admin: httpx.Client, gzip: bool
-) -> None:
+def test_segment_analytics_python(watched: tuple[RunningServer, RequestLog], admin: httpx.Client, gzip: bool) -> None:
     from segment.analytics import Client, request
 
     server, log = watched
-    _, offer, partner = factories.program(admin, revenue={"type": "cps", "percent": "10"})
+    adv, offer, partner = factories.program(admin, revenue={"type": "cps", "percent": "10"})
     tid = factories.click(admin, offer["id"], partner["id"])
-    src = source(admin)
+    src = source(admin, adv["id"])
     errors: list[Any] = []
-    client = Client(src["write_key"], host=server.base_url, gzip=gzip, on_error=lambda e, b: errors.append(e),
-                    max_retries=2, upload_interval=0.05)
+    client = Client(
+        src["write_key"],
+        host=server.base_url,
+        gzip=gzip,
+        on_error=lambda e, b: errors.append(e),
+        max_retries=2,
+        upload_interval=0.05,
+    )
     _journey(client, tid, "user-py", "anon-py")
     client.shutdown()
     request._session.close()
@@ -77,12 +89,17 @@ def test_rudder_sdk_python(watched: tuple[RunningServer, RequestLog], admin: htt
     from rudderstack.analytics import Client, request
 
     server, log = watched
-    _, offer, partner = factories.program(admin)
+    adv, offer, partner = factories.program(admin)
     tid = factories.click(admin, offer["id"], partner["id"])
-    src = source(admin)
+    src = source(admin, adv["id"])
     errors: list[Any] = []
-    client = Client(src["write_key"], host=server.base_url, on_error=lambda e, b: errors.append(e),
-                    max_retries=2, upload_interval=0.05)
+    client = Client(
+        src["write_key"],
+        host=server.base_url,
+        on_error=lambda e, b: errors.append(e),
+        max_retries=2,
+        upload_interval=0.05,
+    )
     _journey(client, tid, "user-rudder", "anon-rudder")
     client.shutdown()
     request._session.close()
@@ -102,17 +119,28 @@ def test_retry_after_5xx_stores_each_message_once(tmp_path: Path, after_commit: 
         failing.append(FailFirst(app, failures=1, after_commit=after_commit))
         return failing[-1]
 
-    with running_server(sqlite_url(tmp_path), wrap=wrap) as server, httpx.Client(
-        base_url=server.base_url, headers={"Authorization": f"Bearer {server.admin_key}"}, timeout=30
-    ) as admin:
-        _, offer, partner = factories.program(admin)
+    with (
+        running_server(sqlite_url(tmp_path), wrap=wrap) as server,
+        httpx.Client(
+            base_url=server.base_url, headers={"Authorization": f"Bearer {server.admin_key}"}, timeout=30
+        ) as admin,
+    ):
+        adv, offer, partner = factories.program(admin)
         tid = factories.click(admin, offer["id"], partner["id"])
-        src = source(admin)
+        src = source(admin, adv["id"])
         errors: list[Any] = []
-        client = Client(src["write_key"], host=server.base_url, on_error=lambda e, b: errors.append(e),
-                        max_retries=3, upload_interval=0.05)
-        client.track(user_id="u-retry", event="Order Completed",
-                     properties={"transaction_id": tid, "order_id": "R-1", "revenue": "30"})
+        client = Client(
+            src["write_key"],
+            host=server.base_url,
+            on_error=lambda e, b: errors.append(e),
+            max_retries=3,
+            upload_interval=0.05,
+        )
+        client.track(
+            user_id="u-retry",
+            event="Order Completed",
+            properties={"transaction_id": tid, "order_id": "R-1", "revenue": "30"},
+        )
         client.identify(user_id="u-retry", traits={"email": "r@example.com"})
         client.flush()
         client.shutdown()
@@ -130,8 +158,21 @@ def segment_python_2_2(node_clients: Path) -> Path:
     test environment with 2.x; cached in tests/.clients (ignored by git)."""
     target = Path(__file__).parent / ".clients" / "segment-analytics-python-2.2"
     if not (target / "segment" / "analytics").is_dir():
-        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                        "--target", str(target), "segment-analytics-python>=2.2,<2.3"], check=True, timeout=600)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--target",
+                str(target),
+                "segment-analytics-python>=2.2,<2.3",
+            ],
+            check=True,
+            timeout=600,
+        )
     return target
 
 
@@ -139,20 +180,37 @@ def test_segment_analytics_python_2_2_basic_auth(
     watched: tuple[RunningServer, RequestLog], admin: httpx.Client, segment_python_2_2: Path, node_clients: Path
 ) -> None:
     server, log = watched
-    _, offer, partner = factories.program(admin)
+    adv, offer, partner = factories.program(admin)
     tid = factories.click(admin, offer["id"], partner["id"])
-    src = source(admin)
+    src = source(admin, adv["id"])
     calls = [
-        {"method": "page", "kwargs": {"anonymous_id": "anon-22", "name": "Landing",
-                                      "context": {"page": {"url": f"https://shop.example/?tl_tid={tid}"}}}},
+        {
+            "method": "page",
+            "kwargs": {
+                "anonymous_id": "anon-22",
+                "name": "Landing",
+                "context": {"page": {"url": f"https://shop.example/?tl_tid={tid}"}},
+            },
+        },
         {"method": "identify", "kwargs": {"user_id": "user-22", "anonymous_id": "anon-22", "traits": {"a": 1}}},
-        {"method": "track", "kwargs": {"user_id": "user-22", "event": "Order Completed",
-                                       "properties": {"order_id": "O-22", "total": "15.00"}}},
+        {
+            "method": "track",
+            "kwargs": {
+                "user_id": "user-22",
+                "event": "Order Completed",
+                "properties": {"order_id": "O-22", "total": "15.00"},
+            },
+        },
     ]
     spec = {"host": server.base_url, "writeKey": src["write_key"], "calls": calls}
-    done = subprocess.run([sys.executable, str(node_clients / "send_python.py"), json.dumps(spec)],
-                          env={**os.environ, "PYTHONPATH": str(segment_python_2_2)}, capture_output=True, text=True,
-                          timeout=120, check=True)
+    done = subprocess.run(
+        [sys.executable, str(node_clients / "send_python.py"), json.dumps(spec)],
+        env={**os.environ, "PYTHONPATH": str(segment_python_2_2)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["version"].startswith("2.2.") and result["errors"] == []
     assert len(log.posts()) == 1

@@ -21,36 +21,55 @@ def _batches(tids: list[str]) -> list[list[dict[str, Any]]]:
     order by userId), both naming the same new person."""
     batches = []
     for n, tid in enumerate(tids):
-        batches.append([
-            {"type": "page", "anonymousId": f"a{n}", "messageId": f"p{n}",
-             "context": {"page": {"url": f"https://shop.example/?tl_tid={tid}"}}},
-            {"type": "identify", "anonymousId": f"a{n}", "userId": f"u{n}", "messageId": f"i{n}"},
-        ])
-        batches.append([
-            {"type": "identify", "anonymousId": f"a{n}", "userId": f"u{n}", "messageId": f"j{n}"},
-            {"type": "track", "event": "Order Completed", "userId": f"u{n}", "messageId": f"o{n}",
-             "properties": {"order_id": f"O{n}", "revenue": "10"}},
-        ])
+        batches.append(
+            [
+                {
+                    "type": "page",
+                    "anonymousId": f"a{n}",
+                    "messageId": f"p{n}",
+                    "context": {"page": {"url": f"https://shop.example/?tl_tid={tid}"}},
+                },
+                {"type": "identify", "anonymousId": f"a{n}", "userId": f"u{n}", "messageId": f"i{n}"},
+            ]
+        )
+        batches.append(
+            [
+                {"type": "identify", "anonymousId": f"a{n}", "userId": f"u{n}", "messageId": f"j{n}"},
+                {
+                    "type": "track",
+                    "event": "Order Completed",
+                    "userId": f"u{n}",
+                    "messageId": f"o{n}",
+                    "properties": {"order_id": f"O{n}", "revenue": "10"},
+                },
+            ]
+        )
     return batches
 
 
-async def _send(urls: list[str], key: str, batches: list[list[dict[str, Any]]], copies: bool
-                ) -> list[httpx.Response]:
+async def _send(urls: list[str], key: str, batches: list[list[dict[str, Any]]], copies: bool) -> list[httpx.Response]:
     """Batches alternate between the servers; with `copies`, each also goes to the other server at once."""
     async with httpx.AsyncClient(timeout=60) as client:
-        sent = [client.post(f"{urls[(i + j) % 2]}/v1/batch", json={"batch": batch, "writeKey": key})
-                for i, batch in enumerate(batches) for j in range(2 if copies else 1)]
+        sent = [
+            client.post(f"{urls[(i + j) % 2]}/v1/batch", json={"batch": batch, "writeKey": key})
+            for i, batch in enumerate(batches)
+            for j in range(2 if copies else 1)
+        ]
         return await asyncio.gather(*sent)
 
 
 @pytest.mark.parametrize("copies", [False, True], ids=["interleaved", "duplicated"])
 def test_two_servers_store_each_message_once_and_one_customer_per_person(database_url: str, copies: bool) -> None:
-    with running_server(database_url) as first, running_server(database_url) as second, httpx.Client(
-        base_url=first.base_url, headers={"Authorization": f"Bearer {first.admin_key}"}, timeout=30
-    ) as api:
-        _, offer, partner = factories.program(api)
+    with (
+        running_server(database_url) as first,
+        running_server(database_url) as second,
+        httpx.Client(
+            base_url=first.base_url, headers={"Authorization": f"Bearer {first.admin_key}"}, timeout=30
+        ) as api,
+    ):
+        adv, offer, partner = factories.program(api)
         tids = [factories.click(api, offer["id"], partner["id"]) for _ in range(PEOPLE)]
-        src = source(api)
+        src = source(api, adv["id"])
         responses = asyncio.run(_send([first.base_url, second.base_url], src["write_key"], _batches(tids), copies))
         assert [r.status_code for r in responses] == [200] * len(responses), [r.text for r in responses][:3]
         stored = messages(api, src["id"])

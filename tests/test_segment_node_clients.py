@@ -18,11 +18,15 @@ from tests.servers import RunningServer
 CLIENTS = Path(__file__).parent / "clients"
 
 
-
-
 def run_node(clients: Path, package: str, spec: dict[str, Any]) -> dict[str, Any]:
-    done = subprocess.run(["node", "send.mjs", package, json.dumps(spec)], cwd=clients, capture_output=True,
-                          text=True, timeout=120, check=True)
+    done = subprocess.run(
+        ["node", "send.mjs", package, json.dumps(spec)],
+        cwd=clients,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
 
@@ -30,24 +34,43 @@ def run_node(clients: Path, package: str, spec: dict[str, Any]) -> dict[str, Any
 @pytest.mark.parametrize("package", ["analytics-node-2", "analytics-node-3"])
 def test_analytics_node(node_clients: Path, watched: tuple[RunningServer, RequestLog], package: str) -> None:
     server, log = watched
-    with httpx.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {server.admin_key}"},
-                      timeout=30, follow_redirects=False) as admin:
-        _, offer, partner = factories.program(admin)
+    with httpx.Client(
+        base_url=server.base_url,
+        headers={"Authorization": f"Bearer {server.admin_key}"},
+        timeout=30,
+        follow_redirects=False,
+    ) as admin:
+        adv, offer, partner = factories.program(admin)
         tid = factories.click(admin, offer["id"], partner["id"])
-        src = source(admin)
+        src = source(admin, adv["id"])
         calls = [
-            {"method": "page", "args": {"anonymousId": "anon-n", "name": "Landing",
-                                        "context": {"page": {"url": f"https://shop.example/?tl_tid={tid}"}}}},
-            {"method": "identify", "args": {"userId": "user-n", "anonymousId": "anon-n",
-                                            "traits": {"email": "n@example.com"}}},
+            {
+                "method": "page",
+                "args": {
+                    "anonymousId": "anon-n",
+                    "name": "Landing",
+                    "context": {"page": {"url": f"https://shop.example/?tl_tid={tid}"}},
+                },
+            },
+            {
+                "method": "identify",
+                "args": {"userId": "user-n", "anonymousId": "anon-n", "traits": {"email": "n@example.com"}},
+            },
             {"method": "group", "args": {"userId": "user-n", "groupId": "acme", "traits": {"plan": "team"}}},
-            {"method": "track", "args": {"userId": "user-n", "event": "Order Completed",
-                                         "properties": {"order_id": "N-1", "revenue": 22.5, "currency": "USD"}}},
+            {
+                "method": "track",
+                "args": {
+                    "userId": "user-n",
+                    "event": "Order Completed",
+                    "properties": {"order_id": "N-1", "revenue": 22.5, "currency": "USD"},
+                },
+            },
             {"method": "screen", "args": {"userId": "user-n", "name": "Home"}},
             {"method": "alias", "args": {"userId": "user-n2", "previousId": "user-n"}},
         ]
-        result = run_node(node_clients, package, {"host": server.base_url, "writeKey": src["write_key"],
-                                                  "calls": calls})
+        result = run_node(
+            node_clients, package, {"host": server.base_url, "writeKey": src["write_key"], "calls": calls}
+        )
         assert result == {"errors": [], "requests": 1}
         assert log.posts() == [("POST", "/v1/batch", 200)]
         stored = messages(admin, src["id"])

@@ -57,8 +57,15 @@ REFUSED = [
     ("64:ff9b:1::1", "local-use NAT64"),
     ("2001::1", "Teredo"),
 ]
-PUBLIC = ["93.184.216.34", "8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "::ffff:8.8.8.8",
-          "2002:0808:0808::1", "64:ff9b::808:808"]
+PUBLIC = [
+    "93.184.216.34",
+    "8.8.8.8",
+    "1.1.1.1",
+    "2606:4700:4700::1111",
+    "::ffff:8.8.8.8",
+    "2002:0808:0808::1",
+    "64:ff9b::808:808",
+]
 
 
 def check(transport: PinnedTransport, url: str) -> str:
@@ -128,6 +135,7 @@ def test_allow_list_admits_chosen_networks_and_hosts_only() -> None:
 
 def test_the_request_goes_to_the_vetted_address_with_the_original_host_header() -> None:
     """A name resolved by our resolver is dialled at the address we vetted, never re-resolved."""
+
     async def resolver(host: str, port: int) -> list[str]:
         return ["127.0.0.1"]
 
@@ -165,8 +173,9 @@ def _certificate(tmp_path: Path, name: str) -> tuple[Path, Path]:
     )  # fmt: skip
     cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
     cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return cert_path, key_path
 
 

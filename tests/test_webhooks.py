@@ -25,6 +25,8 @@ from tracklane.domain.destinations import parse_allow_list
 from tracklane.storage.schema import webhook_endpoints
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "webhooks.md"
+
+
 def endpoint(admin: httpx.Client, receiver: Receiver, path: str = "/hook", **fields: Any) -> dict[str, Any]:
     return factories.created(admin.post("/api/v1/webhooks", json={"url": receiver.url + path, **fields}))
 
@@ -52,8 +54,16 @@ def test_a_conversion_produces_conversion_registered_exactly_as_documented(
     assert hook["secret"].startswith("whsec_") and "secret" not in admin.get(f"/api/v1/webhooks/{hook['id']}").json()
     adv, offer, partner = factories.program(admin)
     tid = factories.click(visitor, offer["id"], partner["id"], sub1="spring sale", source_id="news")
-    result = visitor.get("/postback", params={"transaction_id": tid, "secure": adv["postback_token"],
-                                              "amount": "120.50", "order_id": "A-1", "adv1": "x"}).json()
+    result = visitor.get(
+        "/postback",
+        params={
+            "transaction_id": tid,
+            "secure": adv["postback_token"],
+            "amount": "120.50",
+            "order_id": "A-1",
+            "adv1": "x",
+        },
+    ).json()
 
     (request,) = receiver.wait_for(1)
     payload = request.verified(hook["secret"])
@@ -71,9 +81,7 @@ def test_a_conversion_produces_conversion_registered_exactly_as_documented(
     assert delivery["message_id"] == request.headers["webhook-id"] and delivery["attempts"] == 1
 
 
-def test_a_failing_receiver_gets_the_same_webhook_id_until_it_succeeds(
-    admin: httpx.Client, receiver: Receiver
-) -> None:
+def test_a_failing_receiver_gets_the_same_webhook_id_until_it_succeeds(admin: httpx.Client, receiver: Receiver) -> None:
     receiver.script = in_turn(Reply(500, b"boom"), Reply(302, headers={"location": "/elsewhere"}), Reply(200))
     hook = endpoint(admin, receiver)
     factories.advertiser(admin)
@@ -166,9 +174,21 @@ def test_every_existing_change_emits_its_event_type(
     visitor.get("/postback", params={"transaction_id": tid, "secure": adv["postback_token"], "event_name": "purchase"})
     admin.patch(f"/api/v1/conversions/{base['conversion_id']}", json={"status": "rejected", "reason": "fraud"})
 
-    expected = ["advertiser.created", "advertiser.updated", "offer.created", "offer.updated", "partner.created",
-                "partner.updated", "partner.signed_up", "partner.updated", "partner.signup_verdict",
-                "partner.approved_for_offer", "conversion.registered", "event.registered", "conversion.updated"]
+    expected = [
+        "advertiser.created",
+        "advertiser.updated",
+        "offer.created",
+        "offer.updated",
+        "partner.created",
+        "partner.updated",
+        "partner.signed_up",
+        "partner.updated",
+        "partner.signup_verdict",
+        "partner.approved_for_offer",
+        "conversion.registered",
+        "event.registered",
+        "conversion.updated",
+    ]
     requests = receiver.wait_for(len(expected))
     payloads = [r.verified(hook["secret"]) for r in requests]
     assert sorted(p["type"] for p in payloads) == sorted(expected)
@@ -177,17 +197,27 @@ def test_every_existing_change_emits_its_event_type(
         assert set(data) == set(documented_example(event_type)["data"]), event_type
     assert by_type["event.registered"]["event_id"] == event["id"] and by_type["event.registered"]["is_event"]
     assert (by_type["conversion.updated"]["status"], by_type["conversion.updated"]["previous_status"]) == (
-        "rejected", "approved")
+        "rejected",
+        "approved",
+    )
     assert by_type["partner.signup_verdict"] == by_type["partner.signup_verdict"] | {
-        "verdict": "approved", "new_status": "active", "reason": "fits", "partner_id": signup["id"]}
+        "verdict": "approved",
+        "new_status": "active",
+        "reason": "fits",
+        "partner_id": signup["id"],
+    }
     assert "postback_token" not in by_type["advertiser.created"]
 
 
 def test_bad_endpoint_input_is_a_4xx_naming_the_field(admin: httpx.Client) -> None:
-    cases = [({"url": "ftp://x.example/"}, "url"), ({"url": "https://x.example/{sub1}"}, "url"),
-             ({"url": "https://x.example/", "event_types": ["offer.deleted"]}, "event_types"),
-             ({"url": "https://x.example/", "event_types": []}, "event_types"),
-             ({"url": "http://10.0.0.1/hook"}, "url"), ({"url": "http://[::ffff:169.254.169.254]/"}, "url")]
+    cases = [
+        ({"url": "ftp://x.example/"}, "url"),
+        ({"url": "https://x.example/{sub1}"}, "url"),
+        ({"url": "https://x.example/", "event_types": ["offer.deleted"]}, "event_types"),
+        ({"url": "https://x.example/", "event_types": []}, "event_types"),
+        ({"url": "http://10.0.0.1/hook"}, "url"),
+        ({"url": "http://[::ffff:169.254.169.254]/"}, "url"),
+    ]
     for body, field in cases:
         response = admin.post("/api/v1/webhooks", json=body)
         assert (response.status_code, response.json()["field"]) == (400, field), response.text
@@ -198,16 +228,41 @@ def test_bad_endpoint_input_is_a_4xx_naming_the_field(admin: httpx.Client) -> No
     assert (replay.status_code, replay.json()["field"]) == (400, "to")
 
 
+def test_a_rotation_overlap_must_be_a_finite_number_of_hours(admin: httpx.Client) -> None:
+    hook = factories.created(admin.post("/api/v1/webhooks", json={"url": "https://hooks.example.com/t"}))
+    rotate = f"/api/v1/webhooks/{hook['id']}/rotate-secret"
+    for raw in (
+        b'{"overlap_hours": 1e400}',
+        b'{"overlap_hours": -1e400}',
+        b'{"overlap_hours": 169}',
+        b'{"overlap_hours": -1}',
+        b'{"overlap_hours": "24"}',
+        b'{"overlap_hours": null}',
+    ):
+        refused = admin.post(rotate, content=raw, headers={"content-type": "application/json"})
+        assert (refused.status_code, refused.json()["field"]) == (400, "overlap_hours"), (raw, refused.text)
+    assert admin.get(f"/api/v1/webhooks/{hook['id']}").json()["previous_secret_expires_at"] is None
+    rotated = admin.post(rotate)
+    assert rotated.status_code == 200 and rotated.json()["secret"].startswith("whsec_")
+    expires = datetime.fromisoformat(rotated.json()["previous_secret_expires_at"])
+    assert abs(expires - datetime.fromisoformat(rotated.json()["updated_at"]) - timedelta(hours=24)) < timedelta(
+        seconds=5
+    ), "no body: the default overlap of 24 hours"
+    assert set(admin.get(f"/api/v1/webhooks/{hook['id']}").json()) == set(rotated.json()) - {"secret"}
+
+
 def test_secrets_are_encrypted_at_rest_and_still_sign(database_url: str, receiver: Receiver) -> None:
     key = "correct horse battery staple, but longer"
-    with running_server(database_url, secrets_key=key, **DELIVERY) as hub, \
-            httpx.Client(base_url=hub.base_url, headers={"Authorization": f"Bearer {hub.admin_key}"}) as admin:
+    with (
+        running_server(database_url, secrets_key=key, **DELIVERY) as hub,
+        httpx.Client(base_url=hub.base_url, headers={"Authorization": f"Bearer {hub.admin_key}"}) as admin,
+    ):
         hook = endpoint(admin, receiver)
         stored = hub.container.db.read_now(
             lambda repo: repo.conn.execute(select(webhook_endpoints.c.secret)).scalar_one()  # type: ignore[attr-defined]
         )
         assert stored.startswith("fernet:") and hook["secret"] not in stored
-        assert hook["secret"][len("whsec_"):] not in stored
+        assert hook["secret"][len("whsec_") :] not in stored
         factories.advertiser(admin)
         (request,) = receiver.wait_for(1)
         assert request.verified(hook["secret"])["type"] == "advertiser.created"
@@ -217,25 +272,30 @@ def test_an_endpoint_failing_for_the_whole_period_is_disabled_with_the_reason(
     database_url: str, receiver: Receiver
 ) -> None:
     receiver.script = always(500)
-    with running_server(database_url, webhook_disable_after_hours=0.0005, **DELIVERY) as hub, \
-            httpx.Client(base_url=hub.base_url, headers={"Authorization": f"Bearer {hub.admin_key}"}) as admin:
+    with (
+        running_server(database_url, webhook_disable_after_hours=0.0005, **DELIVERY) as hub,
+        httpx.Client(base_url=hub.base_url, headers={"Authorization": f"Bearer {hub.admin_key}"}) as admin,
+    ):
         hook = endpoint(admin, receiver)
         factories.advertiser(admin)
         factories.partner(admin)
-        disabled = poll(lambda: (h := admin.get(f"/api/v1/webhooks/{hook['id']}").json())["status"] == "disabled"
-                        and h)
+        disabled = poll(lambda: (h := admin.get(f"/api/v1/webhooks/{hook['id']}").json())["status"] == "disabled" and h)
         assert disabled["disabled_reason"].startswith("every delivery failed for")
         assert len(receiver.received) >= 2, "one failure alone never disables an endpoint"
 
 
 def test_every_attempt_goes_through_the_ssrf_guard(database_url: str, receiver: Receiver) -> None:
     """An endpoint saved while 127.0.0.1 was allowed is refused at send time once it no longer is."""
-    with running_server(database_url, **DELIVERY) as hub, \
-            httpx.Client(base_url=hub.base_url, headers={"Authorization": f"Bearer {hub.admin_key}"}) as admin:
+    with (
+        running_server(database_url, **DELIVERY) as hub,
+        httpx.Client(base_url=hub.base_url, headers={"Authorization": f"Bearer {hub.admin_key}"}) as admin,
+    ):
         endpoint(admin, receiver)
     strict = {**DELIVERY, "allow_private_destinations": ""}
-    with running_server(database_url, **strict) as hub, \
-            httpx.Client(base_url=hub.base_url, headers={"Authorization": f"Bearer {hub.admin_key}"}) as admin:
+    with (
+        running_server(database_url, **strict) as hub,
+        httpx.Client(base_url=hub.base_url, headers={"Authorization": f"Bearer {hub.admin_key}"}) as admin,
+    ):
         factories.advertiser(admin)
         (delivery,) = poll(lambda: [d for d in deliveries(admin) if d["attempts"] >= 2])
         detail = admin.get(f"/api/v1/deliveries/{delivery['id']}").json()
@@ -265,11 +325,14 @@ def test_our_own_resolver_failure_spends_none_of_the_receivers_attempts(database
             worker.stop()
             await task
 
-    with running_server(database_url, delivery_in_serve=False, **DELIVERY) as hub, \
-            httpx.Client(base_url=hub.base_url, headers={"Authorization": f"Bearer {hub.admin_key}"}) as admin:
+    with (
+        running_server(database_url, delivery_in_serve=False, **DELIVERY) as hub,
+        httpx.Client(base_url=hub.base_url, headers={"Authorization": f"Bearer {hub.admin_key}"}) as admin,
+    ):
         hook = endpoint(admin, receiver)
-        admin.patch(f"/api/v1/webhooks/{hook['id']}",
-                    json={"url": f"http://hooks.partner.example:{receiver.port}/hook"})
+        admin.patch(
+            f"/api/v1/webhooks/{hook['id']}", json={"url": f"http://hooks.partner.example:{receiver.port}/hook"}
+        )
         factories.advertiser(admin)
         thread = threading.Thread(target=asyncio.run, args=(run_worker(hub),))
         thread.start()
@@ -285,15 +348,18 @@ def test_our_own_resolver_failure_spends_none_of_the_receivers_attempts(database
             thread.join(timeout=60)
         (request,) = receiver.wait_for(1)
         assert request.verified(hook["secret"])["type"] == "advertiser.created"
-        done = poll(lambda: (d := admin.get(f"/api/v1/deliveries/{delivery['id']}").json())["status"] == "succeeded"
-                    and d)
+        done = poll(
+            lambda: (d := admin.get(f"/api/v1/deliveries/{delivery['id']}").json())["status"] == "succeeded" and d
+        )
         assert done["attempts"] == 1, "only the attempt that reached the receiver counts"
 
 
 def test_a_timeout_backs_off_like_throttling(database_url: str, receiver: Receiver) -> None:
     receiver.script = in_turn(Reply(200, delay=2.5), Reply(200))
-    with running_server(database_url, **{**DELIVERY, "delivery_timeout_seconds": 1}) as hub, \
-            httpx.Client(base_url=hub.base_url, headers={"Authorization": f"Bearer {hub.admin_key}"}) as admin:
+    with (
+        running_server(database_url, **{**DELIVERY, "delivery_timeout_seconds": 1}) as hub,
+        httpx.Client(base_url=hub.base_url, headers={"Authorization": f"Bearer {hub.admin_key}"}) as admin,
+    ):
         hook = endpoint(admin, receiver)
         factories.advertiser(admin)
         slow, quick = receiver.wait_for(2)
@@ -310,15 +376,30 @@ def test_a_segment_order_notifies_the_webhook_and_the_partner_like_a_postback(
     admin: httpx.Client, visitor: httpx.Client, receiver: Receiver
 ) -> None:
     hook = endpoint(admin, receiver, event_types=["conversion.registered"])
-    _, offer, partner = factories.program(admin)
-    factories.created(admin.post("/api/v1/partner-postbacks", json={
-        "partner_id": partner["id"], "url": receiver.url + "/partner?tid={transaction_id}&p={payout}&o={order_id}"}))
-    source = factories.created(admin.post("/api/v1/sources", json={"name": "Shop"}))
+    advertiser, offer, partner = factories.program(admin)
+    factories.created(
+        admin.post(
+            "/api/v1/partner-postbacks",
+            json={
+                "partner_id": partner["id"],
+                "url": receiver.url + "/partner?tid={transaction_id}&p={payout}&o={order_id}",
+            },
+        )
+    )
+    source = factories.created(admin.post("/api/v1/sources", json={"name": "Shop", "advertiser_id": advertiser["id"]}))
     tid = factories.click(visitor, offer["id"], partner["id"])
-    sent = visitor.post("/v1/track", json={
-        "writeKey": source["write_key"], "type": "track", "event": "Order Completed", "userId": "u1",
-        "messageId": "order-1", "context": {"referrer": {"type": "tracklane", "id": tid}},
-        "properties": {"order_id": "S 1", "revenue": "42.00"}})
+    sent = visitor.post(
+        "/v1/track",
+        json={
+            "writeKey": source["write_key"],
+            "type": "track",
+            "event": "Order Completed",
+            "userId": "u1",
+            "messageId": "order-1",
+            "context": {"referrer": {"type": "tracklane", "id": tid}},
+            "properties": {"order_id": "S 1", "revenue": "42.00"},
+        },
+    )
     assert (sent.status_code, sent.json()) == (200, {"success": True})
 
     requests = receiver.wait_for(2)

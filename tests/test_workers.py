@@ -32,8 +32,9 @@ def worker(database_url: str, **settings: str) -> Iterator[subprocess.Popen[byte
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRACKLANE_")}
     env.update({f"TRACKLANE_{k.upper()}": str(v) for k, v in {**DELIVERY, **settings}.items()})
     env.update(TRACKLANE_DATABASE_URL=database_url, TRACKLANE_LOG_LEVEL="WARNING")
-    process = subprocess.Popen([sys.executable, "-m", "tracklane", "worker"], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tracklane", "worker"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         yield process
     finally:
@@ -59,9 +60,11 @@ def attempts(server: RunningServer) -> list[Any]:
 def test_a_worker_killed_mid_delivery_loses_nothing(database_url: str) -> None:
     hold = threading.Event()
     lease = {"delivery_timeout_seconds": "2", "delivery_lease_seconds": "3"}
-    with receiving(in_turn(Reply(200, hold=hold), Reply(200))) as receiver, \
-            running_server(database_url, delivery_in_serve=False, **DELIVERY) as hub, \
-            httpx.Client(base_url=hub.base_url, headers={"Authorization": f"Bearer {hub.admin_key}"}) as admin:
+    with (
+        receiving(in_turn(Reply(200, hold=hold), Reply(200))) as receiver,
+        running_server(database_url, delivery_in_serve=False, **DELIVERY) as hub,
+        httpx.Client(base_url=hub.base_url, headers={"Authorization": f"Bearer {hub.admin_key}"}) as admin,
+    ):
         hook = admin.post("/api/v1/webhooks", json={"url": receiver.url + "/hook"}).json()
         admin.post("/api/v1/advertisers", json={"name": "Acme"})
         assert statuses(hub) == Counter({"pending": 1})
@@ -87,10 +90,12 @@ async def _create_partners(base_url: str, admin_key: str, count: int) -> None:
     limits = httpx.Limits(max_connections=50)
     headers = {"Authorization": f"Bearer {admin_key}"}
     async with httpx.AsyncClient(base_url=base_url, headers=headers, limits=limits, timeout=60) as client:
-        responses = await asyncio.gather(*(
-            client.post("/api/v1/partners", json={"name": f"Partner {i}", "email": f"bulk{i}@example.com"})
-            for i in range(count)
-        ))
+        responses = await asyncio.gather(
+            *(
+                client.post("/api/v1/partners", json={"name": f"Partner {i}", "email": f"bulk{i}@example.com"})
+                for i in range(count)
+            )
+        )
     assert all(r.status_code == 201 for r in responses)
 
 
@@ -108,11 +113,15 @@ def _never_overlapping(requests: list[Received]) -> dict[str, list[Received]]:
 def test_two_workers_deliver_1000_messages_none_lost_none_twice_at_once() -> None:
     if not os.environ.get(POSTGRES_ENV):
         pytest.skip(f"PostgreSQL tests need {POSTGRES_ENV} (CI sets it)")
-    with postgres_database() as url, receiving(always(200, delay=0.005)) as receiver, \
-            running_server(url, delivery_in_serve=False, **DELIVERY) as hub, \
-            httpx.Client(base_url=hub.base_url, headers={"Authorization": f"Bearer {hub.admin_key}"}) as admin:
-        hook = admin.post("/api/v1/webhooks", json={"url": receiver.url + "/hook",
-                                                    "event_types": ["partner.created"]}).json()
+    with (
+        postgres_database() as url,
+        receiving(always(200, delay=0.005)) as receiver,
+        running_server(url, delivery_in_serve=False, **DELIVERY) as hub,
+        httpx.Client(base_url=hub.base_url, headers={"Authorization": f"Bearer {hub.admin_key}"}) as admin,
+    ):
+        hook = admin.post(
+            "/api/v1/webhooks", json={"url": receiver.url + "/hook", "event_types": ["partner.created"]}
+        ).json()
         asyncio.run(_create_partners(hub.base_url, hub.admin_key, MESSAGES))
         assert statuses(hub) == Counter({"pending": MESSAGES})
 
@@ -126,14 +135,17 @@ def test_two_workers_deliver_1000_messages_none_lost_none_twice_at_once() -> Non
         assert emails == {f"bulk{i}@example.com" for i in range(MESSAGES)}
         log = attempts(hub)
         assert Counter((a.verdict, a.error_class) for a in log) == Counter({("success", None): MESSAGES}), [
-            (a.error, a.latency_ms, a.created_at, a.worker) for a in log if a.error][:5]
+            (a.error, a.latency_ms, a.created_at, a.worker) for a in log if a.error
+        ][:5]
         assert len({a.worker for a in log}) == 2, "both workers took a share"
         assert len(receiver.received) == MESSAGES, "no lease expired, so no message was sent twice"
 
 
 def test_a_claim_takes_at_most_its_limit_and_never_a_leased_delivery(database_url: str) -> None:
-    with running_server(database_url, delivery_in_serve=False, **DELIVERY) as hub, \
-            httpx.Client(base_url=hub.base_url, headers={"Authorization": f"Bearer {hub.admin_key}"}) as admin:
+    with (
+        running_server(database_url, delivery_in_serve=False, **DELIVERY) as hub,
+        httpx.Client(base_url=hub.base_url, headers={"Authorization": f"Bearer {hub.admin_key}"}) as admin,
+    ):
         admin.post("/api/v1/webhooks", json={"url": "https://hooks.example.com/x"})
         for i in range(40):
             admin.post("/api/v1/partners", json={"name": f"P{i}", "email": f"claim{i}@example.com"})
@@ -150,5 +162,6 @@ def test_a_claim_takes_at_most_its_limit_and_never_a_leased_delivery(database_ur
         assert claim("d") == []
         later = now + timedelta(minutes=2)  # every lease has expired: the sweeper's case
         expired = hub.container.db.write_now(
-            lambda repo: [d.id for d in repo.claim_deliveries("e", later, later + timedelta(minutes=1), 100)])
+            lambda repo: [d.id for d in repo.claim_deliveries("e", later, later + timedelta(minutes=1), 100)]
+        )
         assert sorted(expired) == sorted(first + second + third)

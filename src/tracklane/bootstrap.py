@@ -1,4 +1,8 @@
-"""The composition root: settings → engines and database → services → the ASGI app."""
+"""The composition root: settings → engines and database → services → the ASGI app and the worker.
+
+Only the entry points (`tracklane.cli`, `tracklane.asgi`, `python -m tracklane`) and tests import this
+module; everything below it receives what it needs (see `tracklane.services.registry.Services`).
+"""
 
 from __future__ import annotations
 
@@ -6,16 +10,17 @@ import base64
 import logging
 import random
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
-if TYPE_CHECKING:
-    from tracklane.delivery.worker import DeliveryWorker
-
+from tracklane.delivery.guard import PinnedTransport
+from tracklane.delivery.sender import Sender
+from tracklane.delivery.worker import DeliveryWorker
 from tracklane.domain.destinations import parse_allow_list
+from tracklane.domain.model import Role
+from tracklane.resources.api_keys import ApiKeyCreate
 from tracklane.services.api_keys import ApiKeyService
 from tracklane.services.catalog import CatalogService
 from tracklane.services.clicks import ClickService
@@ -23,6 +28,7 @@ from tracklane.services.conversions import ConversionService
 from tracklane.services.customers import CustomerService
 from tracklane.services.deliveries import DeliveryPolicy, DeliveryService
 from tracklane.services.partner_postbacks import PartnerPostbackService
+from tracklane.services.registry import Services
 from tracklane.services.reports import ReportService
 from tracklane.services.segment import SegmentService
 from tracklane.services.sources import SourceService
@@ -32,6 +38,7 @@ from tracklane.storage import migrate
 from tracklane.storage.database import SqlDatabase
 from tracklane.storage.engines import create_admin_engine, create_reader_engine, create_writer_engine
 from tracklane.storage.secret_box import FernetBox, PlainBox
+from tracklane.web.app import build_app
 
 log = logging.getLogger("tracklane")
 
@@ -69,23 +76,12 @@ def new_webhook_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
-@dataclass(frozen=True, slots=True)
-class Container:
-    """Everything a process wires together once."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Container(Services):
+    """Everything a process wires together once: the services, over this database and these settings."""
 
     settings: Settings
     db: SqlDatabase
-    catalog: CatalogService
-    clicks: ClickService
-    conversions: ConversionService
-    reports: ReportService
-    api_keys: ApiKeyService
-    sources: SourceService
-    segment: SegmentService
-    customers: CustomerService
-    webhooks: WebhookService
-    partner_postbacks: PartnerPostbackService
-    deliveries: DeliveryService
 
     def close(self) -> None:
         self.db.close()
@@ -111,7 +107,8 @@ def build(settings: Settings) -> Container:
     """Migrate the schema, open the database and build the services; ensure the admin key if set."""
     migrate_database(settings)
     db = SqlDatabase(
-        create_writer_engine(settings.database_url), create_reader_engine(settings.database_url),
+        create_writer_engine(settings.database_url),
+        create_reader_engine(settings.database_url),
         settings.catalog_cache_seconds,
     )
     box = secret_box(settings)
@@ -129,32 +126,41 @@ def build(settings: Settings) -> Container:
         customers=CustomerService(db),
         webhooks=WebhookService(db, utc_now, new_webhook_secret, box, allow),
         partner_postbacks=PartnerPostbackService(db, utc_now, allow),
-        deliveries=DeliveryService(db, utc_now, random.random, DeliveryPolicy(
-            retry_scale=settings.delivery_retry_scale,
-            lease=timedelta(seconds=settings.delivery_lease_seconds),
-            disable_after=timedelta(hours=settings.webhook_disable_after_hours),
-        ), box),
+        deliveries=DeliveryService(
+            db,
+            utc_now,
+            random.random,
+            DeliveryPolicy(
+                retry_scale=settings.delivery_retry_scale,
+                lease=timedelta(seconds=settings.delivery_lease_seconds),
+                disable_after=timedelta(hours=settings.webhook_disable_after_hours),
+            ),
+            box,
+        ),
     )
     if settings.admin_key is not None:
         admin_key = settings.admin_key.get_secret_value()
-        db.write_now(container.api_keys.creator("admin", None, None, admin_key))
+        db.write_now(container.api_keys.creator(ApiKeyCreate(role=Role.ADMIN), admin_key))
     return container
 
 
 def delivery_worker(container: Container) -> DeliveryWorker:
     """An outbox worker over this container's database, with the SSRF guard of the settings."""
-    from tracklane.delivery.guard import PinnedTransport
-    from tracklane.delivery.sender import Sender
-    from tracklane.delivery.worker import DeliveryWorker
-
     settings = container.settings
     transport = PinnedTransport(parse_allow_list(settings.allow_private_destinations))
     sender = Sender(transport, settings.delivery_timeout_seconds, utc_now)
     return DeliveryWorker(container.deliveries, sender, settings.delivery_concurrency, settings.delivery_poll_seconds)
 
 
+def serving(settings: Settings) -> Container:
+    """What one server process runs: the services and, unless `TRACKLANE_DELIVERY_IN_SERVE=false`, a
+    delivery worker beside the requests."""
+    container = build(settings)
+    if settings.delivery_in_serve:
+        container = replace(container, workers=(delivery_worker(container),))
+    return container
+
+
 def create_app(settings: Settings) -> FastAPI:
     """The whole server (tracking, API, docs) as one ASGI app; the database opens at start-up."""
-    from tracklane.web.app import build_app
-
-    return build_app(settings, build)
+    return build_app(lambda: serving(settings))

@@ -16,7 +16,11 @@ import uvicorn
 from pydantic import ValidationError
 
 from tracklane.bootstrap import Container, build, delivery_worker, migrate_database
-from tracklane.domain.errors import TracklaneError
+from tracklane.domain.errors import InvalidParameter, TracklaneError
+from tracklane.domain.model import Role
+from tracklane.resources.api_keys import ApiKeyCreate
+from tracklane.resources.decoding import convert
+from tracklane.resources.deliveries import Replay
 from tracklane.services.demo import DemoProgram, create_demo
 from tracklane.services.ports import Page
 from tracklane.settings import Settings
@@ -39,8 +43,9 @@ def load_settings(**overrides: object) -> Settings:
 @click.version_option(package_name="tracklane")
 def main() -> None:
     """Tracklane: self-hosted partner-marketing tracking."""
-    logging.basicConfig(level=os.environ.get("TRACKLANE_LOG_LEVEL", "INFO"),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=os.environ.get("TRACKLANE_LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
@@ -58,8 +63,13 @@ def serve(host: str | None, port: int | None, workers: int | None, demo: bool) -
     for name, value in (("HOST", settings.host), ("PORT", str(settings.port))):
         os.environ[f"TRACKLANE_{name}"] = value
     uvicorn.run(
-        "tracklane.web.main:app", host=settings.host, port=settings.port, workers=settings.workers,
-        log_level="warning", access_log=False, proxy_headers=True,
+        "tracklane.asgi:app",
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_level="warning",
+        access_log=False,
+        proxy_headers=True,
     )
 
 
@@ -110,12 +120,17 @@ def deliveries() -> None:
 @click.option("--limit", type=click.IntRange(1, 500), default=50, show_default=True)
 def list_deliveries(status: str | None, endpoint_id: int | None, postback_id: int | None, limit: int) -> None:
     """Newest first, one line each: id, status, attempts, kind, event type, message id, last error."""
-    filters = {k: v for k, v in {"status": status, "endpoint_id": endpoint_id, "postback_id": postback_id}.items()
-               if v is not None}
+    filters = {
+        k: v
+        for k, v in {"status": status, "endpoint_id": endpoint_id, "postback_id": postback_id}.items()
+        if v is not None
+    }
     items = _with_container(lambda c: c.deliveries.list(Page(limit=limit, filters=filters)))
     for d in items:
-        click.echo(f"{d.id}\t{d.status.value}\t{d.attempts}\t{d.kind.value}\t{d.event_type}\t{d.message_id}\t"
-                   f"{d.created_at.isoformat()}\t{d.last_error or ''}")
+        click.echo(
+            f"{d.id}\t{d.status.value}\t{d.attempts}\t{d.kind.value}\t{d.event_type}\t{d.message_id}\t"
+            f"{d.created_at.isoformat()}\t{d.last_error or ''}"
+        )
 
 
 @deliveries.command("resend")
@@ -132,13 +147,12 @@ def resend_delivery(delivery_id: int) -> None:
 @click.option("--statuses", default=None, help="Comma-separated: failed, skipped, succeeded [failed,skipped].")
 @click.option("--endpoint-id", type=int, default=None)
 @click.option("--postback-id", type=int, default=None)
-def replay_deliveries(from_: str, to: str, statuses: str | None, endpoint_id: int | None,
-                      postback_id: int | None) -> None:
+def replay_deliveries(
+    from_: str, to: str, statuses: str | None, endpoint_id: int | None, postback_id: int | None
+) -> None:
     """Queue again every failed or skipped delivery created in [from, to), keeping their webhook-id."""
-    from tracklane.web.api.listing import parse_time
-
-    count = _with_container(lambda c: c.deliveries.replay(
-        parse_time(from_, "from"), parse_time(to, "to"), statuses, endpoint_id, postback_id))
+    fields = {"from": from_, "to": to, "statuses": statuses, "endpoint_id": endpoint_id, "postback_id": postback_id}
+    count = _with_container(lambda c: c.deliveries.replay(convert(fields, Replay)))
     click.echo(json.dumps({"replayed": count}))
 
 
@@ -165,9 +179,13 @@ def api_keys() -> None:
 @click.option("--partner-id", type=int, default=None)
 def create_api_key(role: str, advertiser_id: int | None, partner_id: int | None) -> None:
     """Create an API key and print it (it is shown once)."""
+    try:
+        request = ApiKeyCreate(role=Role(role), advertiser_id=advertiser_id, partner_id=partner_id)
+    except InvalidParameter as error:
+        raise click.UsageError(error.message) from None
     container = build(load_settings())
     try:
-        key, secret = asyncio.run(container.api_keys.create(role, advertiser_id, partner_id))
+        key, secret = asyncio.run(container.api_keys.create(request))
     finally:
         container.close()
     click.echo(secret)
@@ -179,7 +197,7 @@ def _print_demo(settings: Settings) -> None:
     try:
         program = asyncio.run(create_demo(container.catalog, settings.base_url))
         if settings.admin_key is None:
-            _, admin_key = asyncio.run(container.api_keys.create("admin"))
+            _, admin_key = asyncio.run(container.api_keys.create(ApiKeyCreate(role=Role.ADMIN)))
         else:
             admin_key = settings.admin_key.get_secret_value()
     finally:
@@ -201,11 +219,15 @@ def demo_text(program: DemoProgram, base: str, admin_key: str) -> str:
             lines.append(f"  {base}/r/{offer.id}/{partner.id}?sub1=demo    {offer.name} / {partner.name}")
     lines += ["", "Postbacks (put the transaction_id of your click in place of TID):"]
     for offer in program.offers:
-        lines.append(f"  {base}/postback?transaction_id=TID&secure={token}&amount=120.00&order_id=A1"
-                     f"    base conversion of {offer.name}")
+        lines.append(
+            f"  {base}/postback?transaction_id=TID&secure={token}&amount=120.00&order_id=A1"
+            f"    base conversion of {offer.name}"
+        )
         for event in program.events.get(offer.id, []):
-            lines.append(f"  {base}/postback?transaction_id=TID&secure={token}&event_name={event.name}"
-                         f"&amount=40.00    event {event.name!r}")
+            lines.append(
+                f"  {base}/postback?transaction_id=TID&secure={token}&event_name={event.name}"
+                f"&amount=40.00    event {event.name!r}"
+            )
     lines += [
         "",
         f"Admin API key: {admin_key}",

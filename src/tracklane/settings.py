@@ -16,67 +16,88 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TRACKLANE_", frozen=True, extra="ignore")
 
     database_url: str = Field(
-        "sqlite:///tracklane.db",
+        default="sqlite:///tracklane.db",
         description="SQLAlchemy URL: `sqlite:///path.db` (default, a file in the working directory) or "
         "`postgresql://user@host:5432/db`.",
     )
-    host: str = Field("127.0.0.1", description="Interface `tracklane serve` listens on.")
-    port: int = Field(8080, ge=1, le=65535, description="Port `tracklane serve` listens on.")
+    host: str = Field(default="127.0.0.1", description="Interface `tracklane serve` listens on.")
+    port: int = Field(default=8080, ge=1, le=65535, description="Port `tracklane serve` listens on.")
     public_url: str | None = Field(
-        None, description="Base URL users reach this server at (for printed links); default http://host:port."
+        default=None, description="Base URL users reach this server at (for printed links); default http://host:port."
     )
     admin_key: SecretStr | None = Field(
-        None, description="Ensure an admin API key with this value exists at start-up (at least 24 characters)."
+        default=None, description="Ensure an admin API key with this value exists at start-up (at least 24 characters)."
     )
     fallback_url: str | None = Field(
-        None, description="Network fallback URL for clicks that must not reach their offer and whose offer has none."
+        default=None,
+        description="Network fallback URL for clicks that must not reach their offer and whose offer has none.",
     )
     country_header: str | None = Field(
-        None, description="Request header holding the visitor's ISO country code, set by a CDN or proxy "
-        "(for example CF-IPCountry)."
+        default=None,
+        description="Request header holding the visitor's ISO country code, set by a CDN or proxy "
+        "(for example CF-IPCountry).",
     )
-    workers: int = Field(1, ge=1, le=64, description="Server processes `tracklane serve` starts.")
+    workers: int = Field(default=1, ge=1, le=64, description="Server processes `tracklane serve` starts.")
     catalog_cache_seconds: float = Field(
-        2.0, ge=0, le=300, description="How long a process may keep offers, partners and offer access in memory "
+        default=2.0,
+        ge=0,
+        le=300,
+        description="How long a process may keep offers, partners and offer access in memory "
         "for tracking. Changes made through the same process apply at once; changes made through another "
-        "process apply within this time. 0 turns the cache off."
+        "process apply within this time. 0 turns the cache off.",
     )
     segment_browser_bundles: str | None = Field(
-        None, description="Directory holding @segment/analytics-next's browser build (`dist/umd`), served at "
-        "`/analytics-next/bundles/` for analytics.js loaded with this server as its cdnURL."
+        default=None,
+        description="Directory holding @segment/analytics-next's browser build (`dist/umd`), served at "
+        "`/analytics-next/bundles/` for analytics.js loaded with this server as its cdnURL.",
     )
     segment_max_in_flight: int = Field(
-        256, ge=0, le=100_000, description="Segment intake requests one process works on at once; more are "
-        "answered 429 with Retry-After (clients retry, dedup keeps each message once)."
+        default=256,
+        ge=0,
+        le=100_000,
+        description="Segment intake requests one process works on at once; more are "
+        "answered 429 with Retry-After (clients retry, dedup keeps each message once).",
     )
     allow_private_destinations: str = Field(
-        "", description="Comma-separated hosts or CIDRs (e.g. `127.0.0.1/32`) that webhooks and partner postbacks "
-        "may reach although they are private or reserved; for development and tests. Default: none."
+        default="",
+        description="Comma-separated hosts or CIDRs (e.g. `127.0.0.1/32`) that webhooks and partner postbacks "
+        "may reach although they are private or reserved; for development and tests. Default: none.",
     )
     secrets_key: SecretStr | None = Field(
-        None, description="Passphrase (at least 32 characters) that encrypts webhook signing secrets at rest; the "
-        "same on every server and worker. Without it they are stored unencrypted (a warning is logged)."
+        default=None,
+        description="Passphrase (at least 32 characters) that encrypts webhook signing secrets at rest; the "
+        "same on every server and worker. Without it they are stored unencrypted (a warning is logged).",
     )
     delivery_in_serve: bool = Field(
-        True, description="Whether `tracklane serve` runs a delivery worker in each server process."
+        default=True, description="Whether `tracklane serve` runs a delivery worker in each server process."
     )
-    delivery_concurrency: int = Field(32, ge=1, le=1024, description="Requests one delivery worker sends at once.")
+    delivery_concurrency: int = Field(
+        default=32, ge=1, le=1024, description="Requests one delivery worker sends at once."
+    )
     delivery_timeout_seconds: float = Field(
-        15.0, gt=0, le=60, description="Time limit of one delivery attempt (connect, send, first KB of the answer)."
+        default=15.0,
+        gt=0,
+        le=60,
+        description="Time limit of one delivery attempt (connect, send, first KB of the answer).",
     )
     delivery_lease_seconds: float = Field(
-        60.0, gt=0, le=3600, description="How long a worker owns a claimed delivery; an expired lease is taken over "
-        "by another worker. Must exceed the delivery timeout."
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="How long a worker owns a claimed delivery; an expired lease is taken over "
+        "by another worker. Must exceed the delivery timeout.",
     )
     delivery_poll_seconds: float = Field(
-        1.0, gt=0, le=60, description="How often an idle delivery worker looks for due deliveries."
+        default=1.0, gt=0, le=60, description="How often an idle delivery worker looks for due deliveries."
     )
     delivery_retry_scale: float = Field(
-        1.0, gt=0, le=10, description="Multiplies every retry delay of the schedule (tests use a small value)."
+        default=1.0, gt=0, le=10, description="Multiplies every retry delay of the schedule (tests use a small value)."
     )
     webhook_disable_after_hours: float = Field(
-        120.0, gt=0, description="A webhook endpoint whose deliveries have failed without a success for this long "
-        "is disabled (with the reason stored and logged)."
+        default=120.0,
+        gt=0,
+        description="A webhook endpoint whose deliveries have failed without a success for this long "
+        "is disabled (with the reason stored and logged).",
     )
 
     @field_validator("database_url")

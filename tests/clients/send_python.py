@@ -10,8 +10,13 @@ from segment.analytics.version import VERSION
 
 spec = json.loads(sys.argv[1])
 errors = []
-client = Client(spec["writeKey"], host=spec["host"], on_error=lambda error, batch: errors.append(repr(error)),
-                max_retries=2, upload_interval=0.05)
+client = Client(
+    spec["writeKey"],
+    host=spec["host"],
+    on_error=lambda error, batch: errors.append(repr(error)),
+    max_retries=2,
+    upload_interval=0.05,
+)
 for call in spec["calls"]:
     getattr(client, call["method"])(**call["kwargs"])
 client.flush()

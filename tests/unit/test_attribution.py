@@ -26,10 +26,42 @@ from tracklane.domain.postback import ConversionRequest, parse_conversion_reques
 
 T0 = datetime(2026, 3, 4, 12, 0, tzinfo=UTC)
 FLAT = PriceRule(PriceType.CPA, amount=Decimal("5"))
-OFFER = Offer(1, 1, "o", "https://a.example/", None, OfferStatus.ACTIVE, Visibility.PUBLIC, "USD", 7, FLAT, FLAT,
-              False, ConversionStatus.APPROVED, T0, T0)
-CLICK = Click(9, "a" * 32, 1, 2, 1, (None,) * 5, None, None, None, ClickDevice(), None, None, "accepted", None,
-              Decimal(0), Decimal(0), T0)
+OFFER = Offer(
+    1,
+    1,
+    "o",
+    "https://a.example/",
+    None,
+    OfferStatus.ACTIVE,
+    Visibility.PUBLIC,
+    "USD",
+    7,
+    FLAT,
+    FLAT,
+    False,
+    ConversionStatus.APPROVED,
+    T0,
+    T0,
+)
+CLICK = Click(
+    9,
+    "a" * 32,
+    1,
+    2,
+    1,
+    (None,) * 5,
+    None,
+    None,
+    None,
+    ClickDevice(),
+    None,
+    None,
+    "accepted",
+    None,
+    Decimal(0),
+    Decimal(0),
+    T0,
+)
 PURCHASE = OfferEvent(11, 1, "purchase", FLAT, FLAT, True, T0)
 UPGRADE = OfferEvent(12, 1, "upgrade", FLAT, FLAT, False, T0)
 
@@ -40,8 +72,12 @@ def request(**params: str) -> ConversionRequest:
 
 @pytest.mark.parametrize(
     ("params", "expected"),
-    [({}, None), ({"event_id": "11"}, PURCHASE), ({"event_name": "upgrade"}, UPGRADE),
-     ({"event_id": "12", "event_name": "upgrade"}, UPGRADE)],
+    [
+        ({}, None),
+        ({"event_id": "11"}, PURCHASE),
+        ({"event_name": "upgrade"}, UPGRADE),
+        ({"event_id": "12", "event_name": "upgrade"}, UPGRADE),
+    ],
 )
 def test_match_event(params: dict[str, str], expected: OfferEvent | None) -> None:
     assert match_event(request(**params), [PURCHASE, UPGRADE]) == expected
@@ -94,11 +130,21 @@ def test_partner_payout_overrides_offer_and_event_payouts() -> None:
     [
         (CLICK, OFFER, True, ConversionStatus.APPROVED, None),
         (CLICK, OFFER, False, ConversionStatus.PENDING, "over_cap"),
-        (CLICK, replace(OFFER, default_status=ConversionStatus.PENDING), True, ConversionStatus.PENDING,
-         "manual_approval"),
+        (
+            CLICK,
+            replace(OFFER, default_status=ConversionStatus.PENDING),
+            True,
+            ConversionStatus.PENDING,
+            "manual_approval",
+        ),
         (replace(CLICK, device=ClickDevice("bot", is_bot=True)), OFFER, True, ConversionStatus.PENDING, "bot_click"),
-        (replace(CLICK, verdict="rejected", reject_reason="offer_paused"), OFFER, True, ConversionStatus.REJECTED,
-         "click_offer_paused"),
+        (
+            replace(CLICK, verdict="rejected", reject_reason="offer_paused"),
+            OFFER,
+            True,
+            ConversionStatus.REJECTED,
+            "click_offer_paused",
+        ),
     ],
 )
 def test_choose_status(click: Click, offer: Offer, within_caps: bool, status: ConversionStatus, reason: str) -> None:
@@ -108,8 +154,12 @@ def test_choose_status(click: Click, offer: Offer, within_caps: bool, status: Co
 
 @pytest.mark.parametrize(
     ("period", "expected"),
-    [(CapPeriod.DAY, "2026-03-04"), (CapPeriod.WEEK, "2026-03-02"), (CapPeriod.MONTH, "2026-03-01"),
-     (CapPeriod.TOTAL, "-")],
+    [
+        (CapPeriod.DAY, "2026-03-04"),
+        (CapPeriod.WEEK, "2026-03-02"),
+        (CapPeriod.MONTH, "2026-03-01"),
+        (CapPeriod.TOTAL, "-"),
+    ],
 )
 def test_cap_periods_in_utc(period: CapPeriod, expected: str) -> None:
     assert period_start(period, T0) == expected
@@ -117,8 +167,13 @@ def test_cap_periods_in_utc(period: CapPeriod, expected: str) -> None:
 
 @pytest.mark.parametrize(
     ("params", "field"),
-    [({"transaction_id": ""}, "transaction_id"), ({"amount": "1,5"}, "amount"), ({"event_id": "x"}, "event_id"),
-     ({"currency": "EURO"}, "currency"), ({"order_id": "x" * 300}, "order_id")],
+    [
+        ({"transaction_id": ""}, "transaction_id"),
+        ({"amount": "1,5"}, "amount"),
+        ({"event_id": "x"}, "event_id"),
+        ({"currency": "EURO"}, "currency"),
+        ({"order_id": "x" * 300}, "order_id"),
+    ],
 )
 def test_postback_parameters_name_the_bad_field(params: dict[str, str], field: str) -> None:
     from tracklane.domain.errors import InvalidParameter

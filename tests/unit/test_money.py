@@ -18,6 +18,8 @@ from tracklane.domain.money import (
     price_click,
     round_money,
 )
+from tracklane.resources.decoding import convert
+from tracklane.resources.offers import PartnerPayoutCreate
 
 amounts = st.decimals(min_value=0, max_value=Decimal("99999999.9999"), places=4, allow_nan=False)
 percents = st.decimals(min_value=0, max_value=100, places=4, allow_nan=False)
@@ -79,7 +81,7 @@ def test_only_cpc_pays_per_click() -> None:
 )
 def test_price_rule_names_the_bad_field(raw: object, field: str) -> None:
     with pytest.raises(InvalidParameter) as error:
-        PriceRule.parse(raw, "payout")
+        convert({"partner_id": 1, "payout": raw}, PartnerPayoutCreate)
     assert error.value.field == field
 
 

@@ -48,7 +48,11 @@ def test_default_order_fields_currency_and_refund() -> None:
     assert (conversion.order_id, conversion.currency, conversion.advs[1]) == ("77", "EUR", "x")
     refund = meaning({"type": "track", "event": "Order Refunded", "properties": {"order_id": "O1", "total": 5}})
     assert (refund.refunds_order, refund.refund_order_id, refund.conversion, refund.activity) == (
-        True, "O1", None, "refund")
+        True,
+        "O1",
+        None,
+        "refund",
+    )
     other = meaning({"type": "track", "event": "Trial Started"}).conversion
     assert other is not None and (other.event_name, other.skip_if_no_event) == ("Trial Started", True)
     with pytest.raises(InvalidParameter) as error:
@@ -80,8 +84,9 @@ def test_everflow_event_mapping() -> None:
 
 
 def test_impact_preset() -> None:
-    page = meaning({"type": "page", "anonymousId": "a", "context": {"page": {"url": "https://s/?im_ref=CLK"}}},
-                   "impact")
+    page = meaning(
+        {"type": "page", "anonymousId": "a", "context": {"page": {"url": "https://s/?im_ref=CLK"}}}, "impact"
+    )
     assert (page.click_reference, page.links_click, page.visit) == ("CLK", True, True)
     assert meaning({"type": "screen", "anonymousId": "a"}, "impact").links_click is False
     assert meaning({"type": "screen", "anonymousId": "a"}, "impact", enable_screen_events=True).links_click
@@ -89,13 +94,19 @@ def test_impact_preset() -> None:
     assert ref.click_reference == "IR" and ref.parameters["ClickId"] == "IR"
     action = meaning(order(revenue=20), "impact").conversion
     assert action is not None and (action.event_name, action.base_if_no_event, action.amount) == (
-        "Order Completed", True, 20)
+        "Order Completed",
+        True,
+        20,
+    )
     install = meaning({"type": "track", "event": "Application Installed"}, "impact").conversion
     assert install is not None and install.base_if_no_event
     typed = meaning(order(), "impact", event_type_id="31").conversion
     assert typed is not None and typed.event_id == 31
-    custom = meaning({"type": "track", "event": "User Registered"}, "impact",
-                     conversion_events=["Order Completed", "User Registered"]).conversion
+    custom = meaning(
+        {"type": "track", "event": "User Registered"},
+        "impact",
+        conversion_events=["Order Completed", "User Registered"],
+    ).conversion
     assert custom is not None and custom.base_if_no_event
 
 
@@ -113,21 +124,30 @@ def test_impact_order_id_fallback_chain(properties: dict[str, Any], expected: st
 
 
 def test_impact_parameters_products_and_custom_mappings() -> None:
-    raw = {**order(revenue=45, discount=5, coupon="C10", products=[{"sku": "s1", "price": 20, "quantity": 2}]),
-           "anonymousId": "anon", "context": {"traits": {"email": "a@b.c", "status": "vip"}, "ip": "1.1.1.1",
-                                               "os": {"name": "iOS"}}}
+    raw = {
+        **order(revenue=45, discount=5, coupon="C10", products=[{"sku": "s1", "price": 20, "quantity": 2}]),
+        "anonymousId": "anon",
+        "context": {"traits": {"email": "a@b.c", "status": "vip"}, "ip": "1.1.1.1", "os": {"name": "iOS"}},
+    }
     mapped = meaning(raw, "impact")
     assert mapped.conversion is not None and mapped.conversion.amount == Decimal("40.00")
     assert "OrderSubTotalPostDiscount" not in mapped.parameters
     assert mapped.parameters["CustomerEmail"] == hashlib.sha1(b"a@b.c").hexdigest()
-    assert (mapped.parameters["CustomProfileId"], mapped.parameters["DeviceOs"], mapped.parameters["OrderDiscount"],
-            mapped.parameters["CustomerStatus"]) == ("anon", "iOS", "5", "vip")
+    assert (
+        mapped.parameters["CustomProfileId"],
+        mapped.parameters["DeviceOs"],
+        mapped.parameters["OrderDiscount"],
+        mapped.parameters["CustomerStatus"],
+    ) == ("anon", "iOS", "5", "vip")
     assert mapped.items == ({"ItemSku": "s1", "ItemPrice": "20", "ItemQuantity": "2"},)
     without = meaning(order(revenue=45), "impact")
     assert without.parameters["OrderSubTotalPostDiscount"] == "45"
-    custom = meaning({**order(customer_status="new", products=[{"sku": "s", "product_revenue": 3}])}, "impact",
-                     parameter_mapping={"CustomerStatus": "properties.customer_status"},
-                     product_mapping={"ItemPrice": "product_revenue"})
+    custom = meaning(
+        {**order(customer_status="new", products=[{"sku": "s", "product_revenue": 3}])},
+        "impact",
+        parameter_mapping={"CustomerStatus": "properties.customer_status"},
+        product_mapping={"ItemPrice": "product_revenue"},
+    )
     assert custom.parameters["CustomerStatus"] == "new" and custom.items[0]["ItemPrice"] == "3"
     assert custom.conversion is not None and custom.conversion.amount == Decimal("3.0000")
 
@@ -147,12 +167,21 @@ def test_tractionboard_activity() -> None:
 
 
 def test_audiences() -> None:
-    identify = meaning({"type": "identify", "traits": {"order_completed_last_30days": True, "Nice Name": True,
-                                                       "email": "e", "vip": False}})
+    identify = meaning(
+        {
+            "type": "identify",
+            "traits": {"order_completed_last_30days": True, "Nice Name": True, "email": "e", "vip": False},
+        }
+    )
     assert identify.audiences == {"order_completed_last_30days": True, "vip": False}
     assert identify.traits == {"Nice Name": True, "email": "e"}
-    computed = meaning({"type": "identify", "traits": {"big_spenders": True, "newsletter": True},
-                        "context": {"personas": {"computation_class": "audience", "computation_key": "big_spenders"}}})
+    computed = meaning(
+        {
+            "type": "identify",
+            "traits": {"big_spenders": True, "newsletter": True},
+            "context": {"personas": {"computation_class": "audience", "computation_key": "big_spenders"}},
+        }
+    )
     assert computed.audiences == {"big_spenders": True} and computed.traits == {"newsletter": True}
     entered = meaning({"type": "track", "event": "Audience Exited", "properties": {"audience_key": "a_b"}})
     assert (entered.audiences, entered.conversion) == ({"a_b": False}, None)
@@ -162,8 +191,12 @@ def test_settings_are_validated_and_shown() -> None:
     with pytest.raises(InvalidParameter) as error:
         source_settings("segment", {})
     assert error.value.field == "preset"
-    for name, value in (("event_mapping", ["x"]), ("enable_page_events", "yes"), ("color", 1),
-                        ("conversion_events", [1])):
+    for name, value in (
+        ("event_mapping", ["x"]),
+        ("enable_page_events", "yes"),
+        ("color", 1),
+        ("conversion_events", [1]),
+    ):
         with pytest.raises(InvalidParameter) as error:
             source_settings("default", {name: value})
         assert error.value.field == f"settings.{name}"
@@ -172,8 +205,19 @@ def test_settings_are_validated_and_shown() -> None:
 
 
 def test_customer_metrics() -> None:
-    row = customer_metrics({"new_customers": 4, "payment_amount": Decimal("100"), "refund_amount": Decimal("20"),
-                            "churned": 1, "payout": Decimal("30")})
+    row = customer_metrics(
+        {
+            "new_customers": 4,
+            "payment_amount": Decimal("100"),
+            "refund_amount": Decimal("20"),
+            "churned": 1,
+            "payout": Decimal("30"),
+        }
+    )
     assert (row["net_revenue"], row["churn_rate"], row["acquisition_cost"], row["revenue_per_customer"]) == (
-        Decimal("80"), Decimal("0.2500"), Decimal("7.50"), Decimal("20.00"))
+        Decimal("80"),
+        Decimal("0.2500"),
+        Decimal("7.50"),
+        Decimal("20.00"),
+    )
     assert customer_metrics({"new_customers": 0})["churn_rate"] is None

@@ -42,16 +42,24 @@ def test_skew_correction_uses_the_batch_sent_at() -> None:
     message = read(raw, {"sentAt": "2020-01-01T00:00:30Z"})
     assert message.timestamp == NOW - timedelta(seconds=30)
     assert message.original_timestamp == datetime(2020, 1, 1, tzinfo=UTC) and message.received_at == NOW
-    own = read({**raw, "originalTimestamp": "2020-01-01T00:00:00Z", "sentAt": "2020-01-01T00:00:05Z"},
-               {"sentAt": "2020-01-01T00:00:30Z"})
+    own = read(
+        {**raw, "originalTimestamp": "2020-01-01T00:00:00Z", "sentAt": "2020-01-01T00:00:05Z"},
+        {"sentAt": "2020-01-01T00:00:30Z"},
+    )
     assert own.timestamp == NOW - timedelta(seconds=5)
     unsent = read(raw)
     assert unsent.timestamp == datetime(2020, 1, 1, tzinfo=UTC)
 
 
 def test_relayed_messages_keep_their_times() -> None:
-    raw = {"type": "track", "event": "E", "userId": "u", "timestamp": "2020-01-01T00:00:00Z",
-           "sentAt": "2020-01-01T00:00:30Z", "receivedAt": "2020-01-01T00:00:31Z"}
+    raw = {
+        "type": "track",
+        "event": "E",
+        "userId": "u",
+        "timestamp": "2020-01-01T00:00:00Z",
+        "sentAt": "2020-01-01T00:00:30Z",
+        "receivedAt": "2020-01-01T00:00:31Z",
+    }
     message = read(raw, trusted=True)
     assert message.timestamp == datetime(2020, 1, 1, tzinfo=UTC)
     assert message.received_at == datetime(2020, 1, 1, 0, 0, 31, tzinfo=UTC)
@@ -75,9 +83,17 @@ def test_invalid_messages_name_the_field(raw: dict[str, Any], field: str) -> Non
 
 
 def test_ids_context_and_message_ids() -> None:
-    message = read({"type": "identify", "userId": 42, "anonymousId": None, "messageId": "x" * 150,
-                    "context": {"ip": "1.2.3.4"}, "traits": {"b": 2}},
-                   {"context": {"library": {"name": "lib"}, "ip": "9.9.9.9", "traits": {"a": 1}}})
+    message = read(
+        {
+            "type": "identify",
+            "userId": 42,
+            "anonymousId": None,
+            "messageId": "x" * 150,
+            "context": {"ip": "1.2.3.4"},
+            "traits": {"b": 2},
+        },
+        {"context": {"library": {"name": "lib"}, "ip": "9.9.9.9", "traits": {"a": 1}}},
+    )
     assert message.user_id == "42" and message.identities == ("user:42",)
     assert message.context == {"library": {"name": "lib"}, "ip": "1.2.3.4", "traits": {"a": 1}}
     assert message.traits == {"a": 1, "b": 2}

@@ -16,7 +16,8 @@ from collections.abc import Awaitable, Callable
 
 import httpx
 
-from tracklane.domain.destinations import AllowList, RefusedDestination, vet
+from tracklane.domain.destinations import AllowList, vet
+from tracklane.domain.errors import RefusedDestination
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 """host, port → the addresses it resolves to (as text). Raises `NameNotFound` or `ResolverFailure`."""
@@ -45,8 +46,9 @@ async def system_resolver(host: str, port: int) -> list[str]:
 class PinnedTransport(httpx.AsyncBaseTransport):
     """An httpx transport that only ever connects to vetted addresses."""
 
-    def __init__(self, allow: AllowList, resolver: Resolver = system_resolver,
-                 inner: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(
+        self, allow: AllowList, resolver: Resolver = system_resolver, inner: httpx.AsyncBaseTransport | None = None
+    ) -> None:
         self._allow = allow
         self._resolve = resolver
         self._inner = inner or httpx.AsyncHTTPTransport(retries=0)

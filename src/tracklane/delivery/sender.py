@@ -21,7 +21,7 @@ from standardwebhooks.webhooks import Webhook
 from tracklane import __version__
 from tracklane.delivery.guard import NameNotFound, PinnedTransport, ResolverFailure
 from tracklane.domain.delivery import RESPONSE_EXCERPT_BYTES, DeliveryKind
-from tracklane.domain.destinations import RefusedDestination
+from tracklane.domain.errors import RefusedDestination
 from tracklane.domain.retry import AttemptResult
 from tracklane.services.deliveries import AttemptReport, OutboundMessage
 from tracklane.services.ports import Clock

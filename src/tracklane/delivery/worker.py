@@ -27,8 +27,14 @@ def new_worker_id() -> str:
 
 
 class DeliveryWorker:
-    def __init__(self, service: DeliveryService, sender: Sender, concurrency: int, poll_seconds: float,
-                 worker_id: str | None = None) -> None:
+    def __init__(
+        self,
+        service: DeliveryService,
+        sender: Sender,
+        concurrency: int,
+        poll_seconds: float,
+        worker_id: str | None = None,
+    ) -> None:
         self.worker_id = worker_id or new_worker_id()
         self._service = service
         self._sender = sender
@@ -50,8 +56,9 @@ class DeliveryWorker:
                 claimed = await self._claim(free) if free > 0 else []
                 in_flight.update(asyncio.create_task(self._deliver(m)) for m in claimed)
                 if in_flight:
-                    _, in_flight = await asyncio.wait(in_flight, timeout=self._poll,
-                                                      return_when=asyncio.FIRST_COMPLETED)
+                    _, in_flight = await asyncio.wait(
+                        in_flight, timeout=self._poll, return_when=asyncio.FIRST_COMPLETED
+                    )
                     in_flight = set(in_flight)
                 else:
                     with suppress(TimeoutError):

@@ -40,8 +40,10 @@ def check_window(click: Click, offer: Offer, now: datetime) -> str:
             "outside_window",
             f"the click is older than the offer's {offer.attribution_window_days}-day attribution window",
         )
-    return f"click at {click.created_at.isoformat()}, window {offer.attribution_window_days} days, " \
-           f"until {deadline.isoformat()}"
+    return (
+        f"click at {click.created_at.isoformat()}, window {offer.attribution_window_days} days, "
+        f"until {deadline.isoformat()}"
+    )
 
 
 def dedup_key(click: Click, event: OfferEvent | None, offer: Offer, order_id: str | None) -> str | None:
@@ -87,8 +89,9 @@ class StatusChoice:
 def choose_status(offer: Offer, click: Click, within_caps: bool) -> StatusChoice:
     """Approved unless the click was not billable, a cap is full, or the offer approves by hand."""
     if not click.accepted:
-        return StatusChoice(ConversionStatus.REJECTED, f"click_{click.reject_reason}",
-                            f"the click was rejected ({click.reject_reason})")
+        return StatusChoice(
+            ConversionStatus.REJECTED, f"click_{click.reject_reason}", f"the click was rejected ({click.reject_reason})"
+        )
     if click.device.is_bot:
         return StatusChoice(ConversionStatus.PENDING, "bot_click", "the click was flagged as a bot; held for review")
     if not within_caps:

@@ -10,8 +10,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from tracklane.domain.errors import InvalidParameter
-
 
 class CapMetric(StrEnum):
     CLICKS = "clicks"
@@ -33,30 +31,6 @@ class CapRule:
     period: CapPeriod
     limit: int
     per_partner: bool = False
-
-    @classmethod
-    def parse(cls, raw: object, field: str) -> CapRule:
-        if not isinstance(raw, dict):
-            raise InvalidParameter(field, "must be an object with metric, period and limit")
-        try:
-            metric = CapMetric(str(raw.get("metric")))
-        except ValueError:
-            raise InvalidParameter(f"{field}.metric", "must be 'clicks' or 'conversions'") from None
-        try:
-            period = CapPeriod(str(raw.get("period")))
-        except ValueError:
-            raise InvalidParameter(f"{field}.period", "must be day, week, month or total") from None
-        limit = raw.get("limit")
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
-            raise InvalidParameter(f"{field}.limit", "must be a non-negative integer")
-        per_partner = raw.get("per_partner", False)
-        if not isinstance(per_partner, bool):
-            raise InvalidParameter(f"{field}.per_partner", "must be true or false")
-        return cls(metric, period, limit, per_partner)
-
-    def to_json(self) -> dict[str, object]:
-        return {"metric": self.metric.value, "period": self.period.value, "limit": self.limit,
-                "per_partner": self.per_partner}
 
 
 @dataclass(frozen=True, slots=True)

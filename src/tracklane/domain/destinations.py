@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from tracklane.domain.errors import InvalidParameter, TracklaneError
+from tracklane.domain.errors import InvalidParameter, RefusedDestination
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -31,12 +31,6 @@ _EXTRA_REFUSED: tuple[tuple[IPNetwork, str], ...] = (
     (ipaddress.ip_network("fec0::/10"), "site-local"),
 )
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
-
-
-class RefusedDestination(TracklaneError):
-    """The destination resolves to an address outbound requests may not reach."""
-
-    code = "refused_destination"
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,10 @@ A macro is `{name}` with a name from `CATALOGUE`. Macros may stand only in the p
 a URL; each value is percent-encoded as it is put in, so a value can never change the URL's shape.
 An unknown macro is refused when the template is saved (`validate_template`), so expansion never
 meets one. A macro with no value expands to the empty string.
+
+A partner postback may use only the macros a partner may see (`partner_macros`): never what the
+advertiser pays or sends (`revenue`, `advertiser_id`, `adv1`..`adv5`), and the sale `amount` only on a
+postback bound to an offer that shares it (`Offer.share_amount_with_partners`).
 """
 
 from __future__ import annotations
@@ -22,6 +26,11 @@ CATALOGUE: frozenset[str] = frozenset(
         "order_id", "status", "adv1", "adv2", "adv3", "adv4", "adv5", "timestamp",
     }
 )  # fmt: skip
+
+#: Macros whose values a partner never sees: what the advertiser pays, who it is, what it sends along.
+PARTNER_HIDDEN: frozenset[str] = frozenset({"revenue", "advertiser_id", "adv1", "adv2", "adv3", "adv4", "adv5"})
+#: The sale amount: seen by partners only where the offer shares it.
+AMOUNT = "amount"
 
 _MACRO = re.compile(r"\{([^{}]*)\}")
 MAX_URL_LENGTH = 4096
@@ -45,6 +54,34 @@ def validate_template(template: object, field: str) -> str:
     if _MACRO.search(parts.netloc) or _MACRO.search(parts.fragment):
         raise InvalidParameter(field, "macros are allowed only in the path and the query")
     return template
+
+
+def partner_macros(amount_shared: bool) -> frozenset[str]:
+    """The macros a partner may see: the catalogue without `PARTNER_HIDDEN`, and `amount` only if shared."""
+    visible = CATALOGUE - PARTNER_HIDDEN
+    return visible if amount_shared else visible - {AMOUNT}
+
+
+def macros_in(template: str) -> frozenset[str]:
+    return frozenset(_MACRO.findall(template))
+
+
+def refuse_partner_hidden(template: str, field: str) -> None:
+    """A partner template naming a macro no partner may see is refused, naming those macros."""
+    hidden = sorted(macros_in(template) & PARTNER_HIDDEN)
+    if hidden:
+        raise InvalidParameter(field, f"{_names(hidden)} may not be used: a partner never sees revenue, "
+                                      "the advertiser id or adv1..adv5")  # fmt: skip
+
+
+def refuse_unshared_amount(template: str, field: str, why: str) -> None:
+    """A partner template naming `{amount}` where the sale amount is not shared is refused, saying `why`."""
+    if AMOUNT in macros_in(template):
+        raise InvalidParameter(field, f"{_names([AMOUNT])} may not be used: {why}")
+
+
+def _names(names: list[str]) -> str:
+    return ", ".join("{" + name + "}" for name in names)
 
 
 def expand(template: str, values: Mapping[str, str | None]) -> str:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
 from tracklane.domain.caps import Cap
 from tracklane.domain.money import PriceRule
+from tracklane.domain.trace import TraceStep
 
 
 class OfferStatus(StrEnum):
@@ -126,6 +127,11 @@ class Offer:
     def accepts(self, method: ConversionMethod) -> bool:
         return method in self.conversion_methods
 
+    def visible_to_partner(self, access: OfferAccess | None) -> bool:
+        """Whether a partner may see (and run) this offer: it is not private, or the partner is approved for it."""
+        approved = access is not None and access.status is AccessStatus.APPROVED
+        return self.visibility is not Visibility.PRIVATE or approved
+
 
 @dataclass(frozen=True, slots=True)
 class OfferAccess:
@@ -206,7 +212,7 @@ class Conversion:
     order_id: str | None
     advs: tuple[str | None, ...]
     origin: Origin
-    trace: list[dict[str, object]] = field(default_factory=list)
+    trace: tuple[TraceStep, ...] = ()
     created_at: datetime | None = None
     updated_at: datetime | None = None
 

@@ -106,41 +106,6 @@ class PriceRule:
     amount: Decimal | None = None
     percent: Decimal | None = None
 
-    @classmethod
-    def parse(cls, raw: object, field: str) -> PriceRule:
-        """Validate `{"type", "amount"?, "percent"?}`; each type needs its own numbers."""
-        if not isinstance(raw, dict):
-            raise InvalidParameter(field, "must be an object with 'type' and 'amount' or 'percent'")
-        try:
-            price_type = PriceType(str(raw.get("type", "")).lower())
-        except ValueError:
-            allowed = ", ".join(t.value for t in PriceType)
-            raise InvalidParameter(f"{field}.type", f"must be one of {allowed}") from None
-        amount = raw.get("amount")
-        percent = raw.get("percent")
-        needs_amount = price_type in _FLAT_TYPES or price_type is PriceType.CPA_CPS
-        needs_percent = price_type in (PriceType.CPS, PriceType.CPA_CPS)
-        if needs_amount and amount is None:
-            raise InvalidParameter(f"{field}.amount", f"is required for type {price_type.value}")
-        if needs_percent and percent is None:
-            raise InvalidParameter(f"{field}.percent", f"is required for type {price_type.value}")
-        if not needs_amount and amount is not None:
-            raise InvalidParameter(f"{field}.amount", f"is not used by type {price_type.value}")
-        if not needs_percent and percent is not None:
-            raise InvalidParameter(f"{field}.percent", f"is not used by type {price_type.value}")
-        return cls(
-            type=price_type,
-            amount=parse_money(amount, f"{field}.amount") if needs_amount else None,
-            percent=parse_percent(percent, f"{field}.percent") if needs_percent else None,
-        )
-
-    def to_json(self, currency: str) -> dict[str, str | None]:
-        return {
-            "type": self.type.value,
-            "amount": None if self.amount is None else format_money(self.amount, currency),
-            "percent": None if self.percent is None else str(self.percent),
-        }
-
 
 @dataclass(frozen=True, slots=True)
 class Price:

@@ -1,20 +1,30 @@
-"""Reading an inbound conversion or event request (postback, pixel, API) into a `ConversionRequest`.
+"""Reading an inbound conversion or event request (postback, pixel, API) into a `ConversionRequest`, and
+what a tokenless channel proves about the click it converts (`ClickClaim`, click tokens).
 
 The parameters come from a query string, a form or JSON; every value is validated here so that a bad
 one is refused with the field's name before anything is looked up or written.
+
+A click token is `<transaction_id>.<mac>`, issued by `/clk`: the MAC is a truncated HMAC-SHA256 of the
+transaction id keyed by the postback token of the click's advertiser, so it needs no storage of its own and
+only the server (and the advertiser) can make one. Rotating the postback token invalidates every click
+token issued before.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from enum import StrEnum
 
 from tracklane.domain.errors import InvalidParameter, PostbackRefused
 from tracklane.domain.money import parse_currency, parse_money
 
 MAX_TEXT = 255
 ADV_FIELDS = ("adv1", "adv2", "adv3", "adv4", "adv5")
+CLICK_TOKEN_MAC_CHARS = 32  # 128 bits of the HMAC-SHA256, in hex
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,3 +101,46 @@ def _text(params: Mapping[str, object], field: str, limit: int = MAX_TEXT) -> st
     if any(ord(ch) < 32 for ch in value):
         raise InvalidParameter(field, "must not contain control characters")
     return value or None
+
+
+class Proof(StrEnum):
+    """How a channel without the advertiser's postback token knows the click it converts."""
+
+    COOKIE = "cookie"  # the browser sent the offer's first-party cookie `tl_{offer_id}`
+    CLICK_TOKEN = "click_token"  # a click token issued by `/clk` for this click
+
+
+@dataclass(frozen=True, slots=True)
+class ClickClaim:
+    """What a browser channel proves; the click converts only when it matches every part given.
+
+    `offer_id`: the click must be of this offer (the pixel's offer). `mac`: the MAC of a click token,
+    checked against the click and its advertiser's postback token.
+    """
+
+    proof: Proof
+    offer_id: int | None = None
+    mac: str | None = None
+
+
+def click_mac(transaction_id: str, postback_token: str) -> str:
+    digest = hmac.new(postback_token.encode(), b"click:" + transaction_id.encode(), hashlib.sha256).hexdigest()
+    return digest[:CLICK_TOKEN_MAC_CHARS]
+
+
+def click_token(transaction_id: str, postback_token: str) -> str:
+    """The token `/clk` answers for a click of an advertiser with this postback token."""
+    return f"{transaction_id}.{click_mac(transaction_id, postback_token)}"
+
+
+def split_click_token(raw: str) -> tuple[str, str]:
+    """`(transaction_id, mac)` of a click token, or `InvalidParameter` when it is not shaped like one."""
+    transaction_id, dot, mac = raw.strip().rpartition(".")
+    shaped = dot and 0 < len(transaction_id) <= 64 and len(mac) == CLICK_TOKEN_MAC_CHARS
+    if not shaped or not all(ch in "0123456789abcdef" for ch in mac) or not transaction_id.isprintable():
+        raise InvalidParameter("click_token", "is not a click token issued by /clk")
+    return transaction_id, mac
+
+
+def click_mac_matches(transaction_id: str, mac: str, postback_token: str) -> bool:
+    return hmac.compare_digest(click_mac(transaction_id, postback_token), mac)

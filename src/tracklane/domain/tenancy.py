@@ -1,9 +1,11 @@
-"""What an API key may see: the rows of its own tenant, and only the money of its side of the deal.
+"""Which rows an API key may see: those of its own tenant.
 
-An admin key sees everything. An advertiser key sees its own offers, their clicks, conversions and
-reports, with revenue (what it pays) but never the partners' payout or the network's profit. A partner key
-sees the offers it may run, its own clicks, conversions and reports, with its payout but never revenue,
-profit, the advertiser's landing pages or the attribution trace (which explains revenue).
+An admin key sees every row. An advertiser key sees its own offers and their clicks, conversions and
+reports; a partner key the offers it may run and its own clicks, conversions and reports. A row of another
+tenant is answered exactly like one that does not exist.
+
+What each role sees *of* a row (only the money of its side of the deal) is not decided here: each resource
+has one view type per role (`tracklane.resources`), which lacks what the role may not see.
 """
 
 from __future__ import annotations
@@ -15,9 +17,6 @@ from typing import Any
 from tracklane.domain.errors import Forbidden
 from tracklane.domain.model import ApiKey, Role
 
-REVENUE_FIELDS = frozenset({"revenue", "revenue_type", "profit", "trace", "destination_url", "fallback_url"})
-PAYOUT_FIELDS = frozenset({"payout", "payout_type", "profit", "epc"})
-
 
 @dataclass(frozen=True, slots=True)
 class Scope:
@@ -28,14 +27,6 @@ class Scope:
     @property
     def is_admin(self) -> bool:
         return self.role is Role.ADMIN
-
-    @property
-    def hidden_fields(self) -> frozenset[str]:
-        if self.role is Role.PARTNER:
-            return REVENUE_FIELDS
-        if self.role is Role.ADVERTISER:
-            return PAYOUT_FIELDS
-        return frozenset()
 
     @property
     def filters(self) -> dict[str, int]:
@@ -73,9 +64,3 @@ def owns(scope: Scope, advertiser_id: int | None, partner_id: int | None) -> boo
     if "partner_id" in own:
         return partner_id == own["partner_id"]
     return scope.is_admin
-
-
-def redact(scope: Scope, body: dict[str, Any]) -> dict[str, Any]:
-    """A representation without the fields this caller may not read (top level only)."""
-    hidden = scope.hidden_fields
-    return {name: value for name, value in body.items() if name not in hidden} if hidden else body

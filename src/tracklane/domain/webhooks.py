@@ -13,9 +13,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from tracklane.domain.errors import InvalidParameter
-from tracklane.domain.macros import validate_template
-from tracklane.domain.model import Advertiser, Click, Conversion, Offer, OfferAccess, Partner
+from tracklane.domain.model import Advertiser, Click, Conversion, Partner
 from tracklane.domain.money import format_money
 
 
@@ -69,35 +67,6 @@ class WebhookEndpoint:
         return secrets
 
 
-def parse_endpoint(body: Mapping[str, Any], *, partial: bool) -> dict[str, Any]:
-    """Validate the fields of a webhook endpoint; each error names its field."""
-    values: dict[str, Any] = {}
-    if "url" in body or not partial:
-        values["url"] = validate_template(body.get("url"), "url")
-        if "{" in values["url"]:
-            raise InvalidParameter("url", "a webhook URL takes no macros")
-    if "event_types" in body:
-        values["event_types"] = parse_event_types(body["event_types"])
-    if "description" in body:
-        description = body["description"]
-        if description is not None and (not isinstance(description, str) or len(description) > 500):
-            raise InvalidParameter("description", "must be a string of at most 500 characters")
-        values["description"] = description
-    return values
-
-
-def parse_event_types(raw: object) -> tuple[str, ...] | None:
-    """A list of known event types; null or absent means every type."""
-    if raw is None:
-        return None
-    if not isinstance(raw, list) or not raw or not all(isinstance(t, str) for t in raw):
-        raise InvalidParameter("event_types", "must be a non-empty list of event types, or null for all")
-    unknown = sorted(set(raw) - {t.value for t in EventType})
-    if unknown:
-        raise InvalidParameter("event_types", "unknown event type " + ", ".join(unknown))
-    return tuple(dict.fromkeys(raw))
-
-
 def envelope(event_type: EventType, at: datetime, data: Mapping[str, Any]) -> str:
     """The exact body sent (and signed): minified JSON."""
     document = {"type": event_type.value, "timestamp": iso(at), "data": data}
@@ -110,39 +79,41 @@ def iso(value: datetime | None) -> str | None:
 
 def advertiser_data(a: Advertiser) -> dict[str, Any]:
     """The advertiser, without its postback token (a secret)."""
-    return {"id": a.id, "name": a.name, "status": a.status,
-            "created_at": iso(a.created_at), "updated_at": iso(a.updated_at)}
+    return {
+        "id": a.id,
+        "name": a.name,
+        "status": a.status,
+        "created_at": iso(a.created_at),
+        "updated_at": iso(a.updated_at),
+    }
 
 
 def partner_data(p: Partner) -> dict[str, Any]:
-    return {"id": p.id, "name": p.name, "email": p.email, "status": p.status.value,
-            "created_at": iso(p.created_at), "updated_at": iso(p.updated_at)}
-
-
-def offer_data(o: Offer) -> dict[str, Any]:
     return {
-        "id": o.id, "advertiser_id": o.advertiser_id, "name": o.name, "destination_url": o.destination_url,
-        "fallback_url": o.fallback_url, "status": o.status.value, "visibility": o.visibility.value,
-        "currency": o.currency, "attribution_window_days": o.attribution_window_days,
-        "revenue": o.revenue.to_json(o.currency), "payout": o.payout.to_json(o.currency),
-        "allow_multiple_conversions": o.allow_multiple_conversions, "default_status": o.default_status.value,
-        "caps": [{"id": c.id, **c.rule.to_json()} for c in o.caps],
-        "created_at": iso(o.created_at), "updated_at": iso(o.updated_at),
-    }  # fmt: skip
+        "id": p.id,
+        "name": p.name,
+        "email": p.email,
+        "status": p.status.value,
+        "created_at": iso(p.created_at),
+        "updated_at": iso(p.updated_at),
+    }
 
 
 def signup_verdict_data(p: Partner, verdict: str, reason: str | None, at: datetime) -> dict[str, Any]:
-    return {"partner_id": p.id, "partner_name": p.name, "verdict": verdict, "new_status": p.status.value,
-            "reason": reason, "decided_at": iso(at), "partner": partner_data(p)}
-
-
-def approved_for_offer_data(access: OfferAccess, offer: Offer, partner: Partner) -> dict[str, Any]:
-    return {"offer_id": offer.id, "partner_id": partner.id, "access_id": access.id,
-            "approved_at": iso(access.updated_at), "offer": offer_data(offer), "partner": partner_data(partner)}
+    return {
+        "partner_id": p.id,
+        "partner_name": p.name,
+        "verdict": verdict,
+        "new_status": p.status.value,
+        "reason": reason,
+        "decided_at": iso(at),
+        "partner": partner_data(p),
+    }
 
 
 def conversion_data(c: Conversion, click: Click | None) -> dict[str, Any]:
     """A conversion or event as registered (no trace: fetch it from the API when needed)."""
+
     def money(value: Any) -> str | None:
         return None if value is None else format_money(value, c.currency)
 

@@ -33,7 +33,7 @@ class AdvertiserUpdate(Struct):
             self.name = parse_name(self.name)
 
 
-class AdvertiserData(View):
+class AdvertiserData(View, frozen=True):
     """The advertiser as webhooks carry it: no postback token."""
 
     id: int
@@ -43,7 +43,7 @@ class AdvertiserData(View):
     updated_at: datetime
 
 
-class AdvertiserView(AdvertiserData):
+class AdvertiserView(AdvertiserData, frozen=True):
     """The advertiser as the admin API shows it, with its postback token."""
 
     postback_token: str

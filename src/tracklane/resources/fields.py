@@ -15,7 +15,9 @@ Email = Annotated[str, msgspec.Meta(max_length=320, extra_json_schema={"format":
                                     examples=["partner@example.com"])]  # fmt: skip
 Text = Annotated[str, msgspec.Meta(max_length=500)]
 Reason = Annotated[str, msgspec.Meta(max_length=500, description="why; kept with the change")]
-Url = Annotated[str, msgspec.Meta(min_length=1, max_length=4096, examples=["https://shop.example/?tid={transaction_id}"])]
+Url = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=4096, examples=["https://shop.example/?tid={transaction_id}"])
+]
 Amount = Annotated[
     Decimal,
     msgspec.Meta(description='an exact decimal; a JSON number or a string such as "5.00"', examples=["5.00"]),
@@ -44,4 +46,7 @@ class Struct(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 class View(msgspec.Struct, frozen=True, kw_only=True):
-    """Base of representations: what one role is shown of a resource."""
+    """Base of representations: what one role is shown of a resource.
+
+    Subclasses repeat `frozen=True` (type checkers do not inherit it through `dataclass_transform`).
+    """

@@ -41,7 +41,7 @@ class Verdict(Struct):
         return PartnerStatus.ACTIVE if self.verdict == "approved" else PartnerStatus.REJECTED
 
 
-class PartnerView(View):
+class PartnerView(View, frozen=True):
     id: int
     name: str
     email: str
@@ -55,7 +55,7 @@ def partner_view(p: Partner) -> PartnerView:
                        updated_at=p.updated_at)  # fmt: skip
 
 
-class SignupVerdictData(View):
+class SignupVerdictData(View, frozen=True):
     """The `partner.signup_verdict` webhook payload."""
 
     partner_id: int

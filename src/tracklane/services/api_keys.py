@@ -6,7 +6,8 @@ import hashlib
 from collections.abc import Callable
 
 from tracklane.domain.errors import InvalidParameter, NotFound
-from tracklane.domain.model import ApiKey, Role
+from tracklane.domain.model import ApiKey
+from tracklane.resources.api_keys import ApiKeyCreate
 from tracklane.services.ports import Clock, Database, Page, Repository
 
 
@@ -20,42 +21,25 @@ class ApiKeyService:
         self._clock = clock
         self._new_key = new_key
 
-    async def create(self, role: object, advertiser_id: object = None, partner_id: object = None) -> tuple[ApiKey, str]:
+    async def create(self, request: ApiKeyCreate) -> tuple[ApiKey, str]:
         """A new key and its clear text (shown once)."""
         key = self._new_key()
-        return await self._db.write(self.creator(role, advertiser_id, partner_id, key)), key
+        return await self._db.write(self.creator(request, key)), key
 
-    def creator(
-        self, role: object, advertiser_id: object, partner_id: object, key: str
-    ) -> Callable[[Repository], ApiKey]:
-        """The write that stores `key` (validated now); storing an existing key returns it unchanged."""
-        try:
-            parsed_role = Role(str(role))
-        except ValueError:
-            raise InvalidParameter("role", "must be admin, advertiser or partner") from None
-        owner_field = {Role.ADVERTISER: "advertiser_id", Role.PARTNER: "partner_id"}.get(parsed_role)
-        owner = {"advertiser_id": advertiser_id, "partner_id": partner_id}
-        for field, value in owner.items():
-            if field == owner_field and (isinstance(value, bool) or not isinstance(value, int)):
-                raise InvalidParameter(field, f"is required for role {parsed_role.value}")
-            if field != owner_field and value is not None:
-                raise InvalidParameter(field, f"is not used by role {parsed_role.value}")
+    def creator(self, request: ApiKeyCreate, key: str) -> Callable[[Repository], ApiKey]:
+        """The write that stores `key`; storing an existing key returns it unchanged."""
         now = self._clock()
 
         def work(repo: Repository) -> ApiKey:
-            if parsed_role is Role.ADVERTISER and repo.get_advertiser(int(str(advertiser_id))) is None:
-                raise InvalidParameter("advertiser_id", f"advertiser {advertiser_id} does not exist")
-            if parsed_role is Role.PARTNER and repo.get_partner(int(str(partner_id))) is None:
-                raise InvalidParameter("partner_id", f"partner {partner_id} does not exist")
+            if request.advertiser_id is not None and repo.get_advertiser(request.advertiser_id) is None:
+                raise InvalidParameter("advertiser_id", f"advertiser {request.advertiser_id} does not exist")
+            if request.partner_id is not None and repo.get_partner(request.partner_id) is None:
+                raise InvalidParameter("partner_id", f"partner {request.partner_id} does not exist")
             existing = repo.find_api_key(hash_key(key))
             if existing is not None:
                 return existing
-            return repo.insert_api_key(
-                parsed_role.value,
-                advertiser_id if isinstance(advertiser_id, int) else None,
-                partner_id if isinstance(partner_id, int) else None,
-                hash_key(key), key[:10], now,
-            )
+            return repo.insert_api_key(request.role.value, request.advertiser_id, request.partner_id, hash_key(key),
+                                       key[:10], now)  # fmt: skip
 
         return work
 

@@ -3,11 +3,11 @@ offer access and partner-specific payouts."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import TypeVar
 
-from tracklane.domain.catalog import parse_email, parse_name, parse_offer, parse_offer_event
-from tracklane.domain.errors import Conflict, InvalidParameter, NotFound
+from tracklane.domain.errors import Conflict, Forbidden, InvalidParameter, NotFound
 from tracklane.domain.model import (
     AccessStatus,
     Advertiser,
@@ -18,21 +18,25 @@ from tracklane.domain.model import (
     PartnerPayout,
     PartnerStatus,
     Role,
-    Visibility,
 )
-from tracklane.domain.money import PriceRule
 from tracklane.domain.tenancy import Scope
-from tracklane.domain.webhooks import (
-    EventType,
-    approved_for_offer_data,
-    offer_data,
-)
+from tracklane.domain.webhooks import EventType
 from tracklane.resources.advertisers import AdvertiserCreate, AdvertiserUpdate, advertiser_data
+from tracklane.resources.offers import (
+    OfferAccessCreate,
+    OfferAccessUpdate,
+    OfferCreate,
+    OfferEventCreate,
+    OfferEventUpdate,
+    OfferUpdate,
+    PartnerPayoutCreate,
+    approved_for_offer_data,
+    offer_view,
+)
 from tracklane.resources.partners import PartnerCreate, PartnerUpdate, Verdict, partner_view, signup_verdict_data
 from tracklane.services.outbox import emit
 from tracklane.services.ports import Clock, Database, Page, Repository
 
-Body = Mapping[str, Any]
 T = TypeVar("T")
 
 
@@ -119,17 +123,14 @@ class CatalogService:
         return await self._db.write(work)
 
     # offers
-    async def create_offer(self, body: Body) -> Offer:
-        advertiser_id = _id(body.get("advertiser_id"), "advertiser_id")
-        values = parse_offer(body, partial=False)
-        caps = values.pop("caps")
+    async def create_offer(self, body: OfferCreate) -> Offer:
         now = self._clock()
 
         def work(repo: Repository) -> Offer:
-            if repo.get_advertiser(advertiser_id) is None:
-                raise InvalidParameter("advertiser_id", f"advertiser {advertiser_id} does not exist")
-            offer = repo.insert_offer({**values, "advertiser_id": advertiser_id}, caps, now)
-            emit(repo, EventType.OFFER_CREATED, offer_data(offer), now)
+            if repo.get_advertiser(body.advertiser_id) is None:
+                raise InvalidParameter("advertiser_id", f"advertiser {body.advertiser_id} does not exist")
+            offer = repo.insert_offer(body, now)
+            emit(repo, EventType.OFFER_CREATED, offer_view(offer), now)
             return offer
 
         return await self._db.write(work)
@@ -140,49 +141,50 @@ class CatalogService:
     async def list_offers(self, page: Page) -> list[Offer]:
         return await self._db.read(lambda repo: repo.list_offers(page))
 
-    async def list_offers_visible_to(self, partner_id: int, page: Page) -> list[Offer]:
-        return await self._db.read(lambda repo: repo.list_offers_visible_to(partner_id, page))
+    async def offers_seen_by(self, scope: Scope, page: Page) -> list[Offer]:
+        """All offers (admin), the advertiser's own, or those a partner may run (not private, or approved)."""
+        if scope.role is Role.PARTNER:
+            partner_id = _partner_of(scope)
+            return await self._db.read(lambda repo: repo.list_offers_visible_to(partner_id, page))
+        filters = {**page.filters, **scope.filters}
+        narrowed = Page(page.limit, page.cursor, page.created_from, page.created_to, filters)
+        return await self._db.read(lambda repo: repo.list_offers(narrowed))
 
     async def visible_offer(self, scope: Scope, offer_id: int) -> Offer:
         """The offer if this caller may see it: its advertiser's, or one its partner may run; else not found."""
+        return _found(await self._db.read(lambda repo: _visible_offer(repo, scope, offer_id)), "offer", offer_id)
 
-        def work(repo: Repository) -> Offer | None:
-            offer = repo.get_offer(offer_id)
-            if offer is None or scope.is_admin:
-                return offer
-            if scope.role is Role.ADVERTISER:
-                return offer if offer.advertiser_id == scope.advertiser_id else None
-            access = repo.get_access(offer_id, scope.partner_id) if scope.partner_id is not None else None
-            approved = access is not None and access.status is AccessStatus.APPROVED
-            return offer if offer.visibility is not Visibility.PRIVATE or approved else None
+    async def payouts_of_partner(self, partner_id: int, offer_ids: Sequence[int]) -> list[PartnerPayout]:
+        """The partner-specific payouts of one partner on these offers (for the partner's own views)."""
 
-        return _found(await self._db.read(work), "offer", offer_id)
+        def work(repo: Repository) -> list[PartnerPayout]:
+            return [p for offer_id in dict.fromkeys(offer_ids) for p in repo.list_partner_payouts(offer_id)
+                    if p.partner_id == partner_id]  # fmt: skip
 
-    async def update_offer(self, offer_id: int, body: Body) -> Offer:
-        if "advertiser_id" in body:
-            raise InvalidParameter("advertiser_id", "cannot be changed")
-        values = parse_offer(body, partial=True)
-        caps = values.pop("caps", None)
+        return await self._db.read(work)
+
+    async def update_offer(self, offer_id: int, changes: OfferUpdate) -> Offer:
         now = self._clock()
 
         def work(repo: Repository) -> Offer:
             _found(repo.get_offer(offer_id), "offer", offer_id)
-            repo.update_offer(offer_id, values, caps, now)
+            repo.update_offer(offer_id, changes, now)
             offer = _found(repo.get_offer(offer_id), "offer", offer_id)
-            emit(repo, EventType.OFFER_UPDATED, offer_data(offer), now)
+            emit(repo, EventType.OFFER_UPDATED, offer_view(offer), now)
             return offer
 
         return await self._db.write(work)
 
     # offer events
-    async def create_offer_event(self, offer_id: int, body: Body) -> OfferEvent:
-        values, now = parse_offer_event(body, partial=False), self._clock()
+    async def create_offer_event(self, offer_id: int, body: OfferEventCreate) -> tuple[OfferEvent, Offer]:
+        """The new event, with its offer (whose currency the event's money is shown in)."""
+        now = self._clock()
 
-        def work(repo: Repository) -> OfferEvent:
-            _found(repo.get_offer(offer_id), "offer", offer_id)
-            if any(e.name == values["name"] for e in repo.list_offer_events(offer_id)):
-                raise Conflict(f"name: offer {offer_id} already has an event named {values['name']!r}")
-            return repo.insert_offer_event(offer_id, values, now)
+        def work(repo: Repository) -> tuple[OfferEvent, Offer]:
+            offer = _found(repo.get_offer(offer_id), "offer", offer_id)
+            if any(e.name == body.name for e in repo.list_offer_events(offer_id)):
+                raise Conflict(f"name: offer {offer_id} already has an event named {body.name!r}")
+            return repo.insert_offer_event(offer_id, body, now), offer
 
         return await self._db.write(work)
 
@@ -193,82 +195,106 @@ class CatalogService:
 
         return await self._db.read(work)
 
-    async def update_offer_event(self, offer_id: int, event_id: int, body: Body) -> OfferEvent:
-        values = parse_offer_event(body, partial=True)
-
-        def work(repo: Repository) -> OfferEvent:
+    async def update_offer_event(
+        self, offer_id: int, event_id: int, changes: OfferEventUpdate
+    ) -> tuple[OfferEvent, Offer]:
+        def work(repo: Repository) -> tuple[OfferEvent, Offer]:
+            offer = _found(repo.get_offer(offer_id), "offer", offer_id)
             events = {e.id: e for e in repo.list_offer_events(offer_id)}
             _found(events.get(event_id), "event", event_id)
-            if any(e.name == values.get("name") and e.id != event_id for e in events.values()):
-                raise Conflict(f"name: offer {offer_id} already has an event named {values['name']!r}")
-            repo.update_offer_event(event_id, values)
-            return {e.id: e for e in repo.list_offer_events(offer_id)}[event_id]
+            if any(e.name == changes.name and e.id != event_id for e in events.values()):
+                raise Conflict(f"name: offer {offer_id} already has an event named {changes.name!r}")
+            repo.update_offer_event(event_id, changes)
+            return {e.id: e for e in repo.list_offer_events(offer_id)}[event_id], offer
 
         return await self._db.write(work)
 
     # offer access
-    async def set_access(self, offer_id: object, partner_id: object, status: object, reason: object) -> OfferAccess:
-        oid, pid = _id(offer_id, "offer_id"), _id(partner_id, "partner_id")
-        try:
-            access_status = AccessStatus(str(status))
-        except ValueError:
-            raise InvalidParameter("status", "must be requested, approved or rejected") from None
-        if reason is not None and not isinstance(reason, str):
-            raise InvalidParameter("reason", "must be a string")
+    async def set_access(self, body: OfferAccessCreate) -> OfferAccess:
         now = self._clock()
 
         def work(repo: Repository) -> OfferAccess:
-            offer, partner = repo.get_offer(oid), repo.get_partner(pid)
+            offer, partner = repo.get_offer(body.offer_id), repo.get_partner(body.partner_id)
             if offer is None:
-                raise InvalidParameter("offer_id", f"offer {oid} does not exist")
+                raise InvalidParameter("offer_id", f"offer {body.offer_id} does not exist")
             if partner is None:
-                raise InvalidParameter("partner_id", f"partner {pid} does not exist")
-            before = repo.get_access(oid, pid)
-            access = repo.save_access(oid, pid, access_status.value, reason, now)
-            newly_approved = before is None or before.status is not AccessStatus.APPROVED
-            if access.status is AccessStatus.APPROVED and newly_approved:
-                emit(repo, EventType.PARTNER_APPROVED_FOR_OFFER, approved_for_offer_data(access, offer, partner), now)
+                raise InvalidParameter("partner_id", f"partner {body.partner_id} does not exist")
+            before = repo.get_access(offer.id, partner.id)
+            access = repo.save_access(body, now)
+            _approved(repo, before, access, offer, partner, now)
             return access
 
         return await self._db.write(work)
 
-    async def get_access(self, access_id: int) -> OfferAccess:
-        return _found(await self._db.read(lambda repo: repo.get_access_by_id(access_id)), "offer access", access_id)
+    async def update_access(self, access_id: int, changes: OfferAccessUpdate) -> OfferAccess:
+        now = self._clock()
+
+        def work(repo: Repository) -> OfferAccess:
+            before = _found(repo.get_access_by_id(access_id), "offer access", access_id)
+            repo.update_access(access_id, changes, now)
+            access = _found(repo.get_access_by_id(access_id), "offer access", access_id)
+            offer, partner = repo.get_offer(access.offer_id), repo.get_partner(access.partner_id)
+            if offer is not None and partner is not None:
+                _approved(repo, before, access, offer, partner, now)
+            return access
+
+        return await self._db.write(work)
 
     async def list_access(self, page: Page) -> list[OfferAccess]:
         return await self._db.read(lambda repo: repo.list_access(page))
 
     # partner payouts
-    async def set_partner_payout(self, offer_id: int, body: Body) -> PartnerPayout:
-        partner_id = _id(body.get("partner_id"), "partner_id")
-        event_id = None if body.get("event_id") is None else _id(body.get("event_id"), "event_id")
-        payout, now = PriceRule.parse(body.get("payout"), "payout"), self._clock()
+    async def set_partner_payout(self, offer_id: int, body: PartnerPayoutCreate) -> tuple[PartnerPayout, Offer]:
+        """The new partner-specific payout (replacing an earlier one), with its offer."""
+        now = self._clock()
 
-        def work(repo: Repository) -> PartnerPayout:
-            _found(repo.get_offer(offer_id), "offer", offer_id)
-            if repo.get_partner(partner_id) is None:
-                raise InvalidParameter("partner_id", f"partner {partner_id} does not exist")
-            if event_id is not None and all(e.id != event_id for e in repo.list_offer_events(offer_id)):
-                raise InvalidParameter("event_id", f"event {event_id} is not an event of offer {offer_id}")
-            return repo.insert_partner_payout(offer_id, partner_id, event_id, {"payout": payout}, now)
+        def work(repo: Repository) -> tuple[PartnerPayout, Offer]:
+            offer = _found(repo.get_offer(offer_id), "offer", offer_id)
+            if repo.get_partner(body.partner_id) is None:
+                raise InvalidParameter("partner_id", f"partner {body.partner_id} does not exist")
+            if body.event_id is not None and all(e.id != body.event_id for e in repo.list_offer_events(offer_id)):
+                raise InvalidParameter("event_id", f"event {body.event_id} is not an event of offer {offer_id}")
+            return repo.insert_partner_payout(offer_id, body, now), offer
 
         return await self._db.write(work)
 
-    async def list_partner_payouts(self, offer_id: int) -> list[PartnerPayout]:
-        return await self._db.read(lambda repo: repo.list_partner_payouts(offer_id))
+    async def list_partner_payouts(self, offer_id: int) -> tuple[list[PartnerPayout], Offer]:
+        def work(repo: Repository) -> tuple[list[PartnerPayout], Offer]:
+            offer = _found(repo.get_offer(offer_id), "offer", offer_id)
+            return repo.list_partner_payouts(offer_id), offer
 
-    async def delete_partner_payout(self, payout_id: int) -> None:
-        if not await self._db.write(lambda repo: repo.delete_partner_payout(payout_id)):
-            raise NotFound(f"partner payout {payout_id} does not exist")
+        return await self._db.read(work)
+
+    async def delete_partner_payout(self, offer_id: int, payout_id: int) -> None:
+        if not await self._db.write(lambda repo: repo.delete_partner_payout(offer_id, payout_id)):
+            raise NotFound(f"partner payout {payout_id} of offer {offer_id} does not exist")
+
+
+def _visible_offer(repo: Repository, scope: Scope, offer_id: int) -> Offer | None:
+    offer = repo.get_offer(offer_id)
+    if offer is None or scope.is_admin:
+        return offer
+    if scope.role is Role.ADVERTISER:
+        return offer if offer.advertiser_id == scope.advertiser_id else None
+    return offer if offer.visible_to_partner(repo.get_access(offer_id, _partner_of(scope))) else None
+
+
+def _partner_of(scope: Scope) -> int:
+    if scope.partner_id is None:
+        raise Forbidden("this partner key belongs to no partner")
+    return scope.partner_id
+
+
+def _approved(
+    repo: Repository, before: OfferAccess | None, access: OfferAccess, offer: Offer, partner: Partner, now: datetime
+) -> None:
+    """`partner.approved_for_offer` when the access has just become approved (not again while it stays so)."""
+    newly = before is None or before.status is not AccessStatus.APPROVED
+    if access.status is AccessStatus.APPROVED and newly:
+        emit(repo, EventType.PARTNER_APPROVED_FOR_OFFER, approved_for_offer_data(access, offer, partner), now)
 
 
 def _found(value: T | None, kind: str, ident: int) -> T:
     if value is None:
         raise NotFound(f"{kind} {ident} does not exist")
     return value
-
-
-def _id(raw: object, field: str) -> int:
-    if isinstance(raw, bool) or not isinstance(raw, int) or raw <= 0:
-        raise InvalidParameter(field, "is required and must be a positive integer")
-    return raw

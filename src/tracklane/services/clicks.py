@@ -1,4 +1,5 @@
-"""Recording a click: verdict, caps, CPC money and the redirect, in one committed write."""
+"""Recording a click: verdict, caps, CPC money and the redirect, in one committed write; for `/clk`, the
+click token that lets a pixel convert this click (see `tracklane.domain.postback`)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from tracklane.domain.caps import CapMetric, counter_key
 from tracklane.domain.macros import expand
 from tracklane.domain.model import Click, ClickDevice, Offer
 from tracklane.domain.money import price_click
+from tracklane.domain.postback import click_token
 from tracklane.services.ports import Clock, Database, NewClick, Repository
 
 
@@ -34,6 +36,7 @@ class ClickOutcome:
     click: Click
     redirect_url: str | None
     cookie_days: int
+    click_token: str | None = None  # asked for (`/clk`) and the click's offer exists
 
 
 class ClickService:
@@ -45,10 +48,11 @@ class ClickService:
         self._new_transaction_id = new_transaction_id
         self._network_fallback_url = network_fallback_url
 
-    async def record(self, request: ClickRequest) -> ClickOutcome:
+    async def record(self, request: ClickRequest, *, with_token: bool = False) -> ClickOutcome:
+        """Record the click; `with_token` also issues its click token (one more read: the advertiser)."""
         transaction_id = self._new_transaction_id()
         now = self._clock()
-        return await self._db.write(lambda repo: self._record(repo, request, transaction_id, now))
+        return await self._db.write(lambda repo: self._record(repo, request, transaction_id, now, with_token))
 
     async def preview(self, request: ClickRequest) -> str | None:
         """Where a click would go, without recording it (for HEAD); no transaction id is issued."""
@@ -60,14 +64,21 @@ class ClickService:
             access = repo.get_access(request.offer_id, request.partner_id) if offer and partner else None
             target = self._target(offer, accepted=routing.reject_reason(offer, partner, access) is None)
             values = routing.click_macro_values(
-                "", request.offer_id, request.partner_id, offer.advertiser_id if offer else None,
-                request.subs, request.source_id, now,
+                "",
+                request.offer_id,
+                request.partner_id,
+                offer.advertiser_id if offer else None,
+                request.subs,
+                request.source_id,
+                now,
             )
             return None if target is None else expand(target, values)
 
         return await self._db.read(work)
 
-    def _record(self, repo: Repository, request: ClickRequest, transaction_id: str, now: datetime) -> ClickOutcome:
+    def _record(
+        self, repo: Repository, request: ClickRequest, transaction_id: str, now: datetime, with_token: bool
+    ) -> ClickOutcome:
         offer = repo.get_offer(request.offer_id)
         partner = repo.get_partner(request.partner_id)
         access = repo.get_access(request.offer_id, request.partner_id) if offer and partner else None
@@ -87,12 +98,19 @@ class ClickService:
             )
         )  # fmt: skip
         values = routing.click_macro_values(
-            transaction_id, request.offer_id, request.partner_id, click.advertiser_id, request.subs,
-            request.source_id, now,
+            transaction_id,
+            request.offer_id,
+            request.partner_id,
+            click.advertiser_id,
+            request.subs,
+            request.source_id,
+            now,
         )
         target = self._target(offer, accepted=reason is None)
         days = offer.attribution_window_days if offer else 30
-        return ClickOutcome(click, None if target is None else expand(target, values), days)
+        advertiser = repo.get_advertiser(offer.advertiser_id) if with_token and offer else None
+        token = click_token(transaction_id, advertiser.postback_token) if advertiser else None
+        return ClickOutcome(click, None if target is None else expand(target, values), days, token)
 
     def _target(self, offer: Offer | None, accepted: bool) -> str | None:
         if offer is not None and accepted:
@@ -103,8 +121,9 @@ class ClickService:
 
 
 def _take_click_caps(repo: Repository, offer: Offer, partner_id: int, now: datetime) -> bool:
-    counters = [(counter_key(cap, partner_id, now), cap.rule.limit)
-                for cap in offer.caps if cap.rule.metric is CapMetric.CLICKS]
+    counters = [
+        (counter_key(cap, partner_id, now), cap.rule.limit) for cap in offer.caps if cap.rule.metric is CapMetric.CLICKS
+    ]
     return repo.take_caps(counters)
 
 

@@ -1,25 +1,51 @@
-"""Recording conversions and events (attribution, duplicates, caps, money, trace), and changing their status."""
+"""Recording conversions and events (owner of the channel, attribution, duplicates, caps, money, trace),
+reading them as the caller's role sees them, and changing their status.
+
+Every channel converts only the clicks it owns: `/postback` those of the advertiser whose token it carries,
+the pixel those its `ClickClaim` proves (its offer's click, by that offer's cookie or a click token; a Segment
+source checks its advertiser before it calls `_record`), and only on offers that accept the channel's
+`ConversionMethod`. A refusal raises `PostbackRefused` before anything is written.
+"""
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import partial
 
 from tracklane.domain.attribution import check_window, choose_payout, choose_status, dedup_key, match_event
 from tracklane.domain.caps import CapMetric, counter_key
-from tracklane.domain.errors import InvalidParameter, NotFound, PostbackRefused
-from tracklane.domain.model import Click, Conversion, ConversionStatus, Offer, OfferEvent, Origin
+from tracklane.domain.errors import Forbidden, InvalidParameter, NotFound, PostbackRefused
+from tracklane.domain.model import (
+    Click,
+    Conversion,
+    ConversionMethod,
+    ConversionStatus,
+    Offer,
+    OfferEvent,
+    Origin,
+    Role,
+)
 from tracklane.domain.money import price_action
-from tracklane.domain.postback import ConversionRequest
-from tracklane.domain.trace import Trace
+from tracklane.domain.postback import ClickClaim, ConversionRequest, Proof, click_mac_matches
+from tracklane.domain.tenancy import Scope, narrow, owns
+from tracklane.domain.trace import Side, Trace, TraceStep
 from tracklane.domain.webhooks import EventType, conversion_updated_data
+from tracklane.resources.conversions import ConversionRoleView, ConversionStatusChange, conversion_view_for
 from tracklane.services import outbox
 from tracklane.services.ports import Clock, Database, DuplicateKey, NewConversion, Page, Repository
 
 MAX_RACE_RETRIES = 3
+
+#: The method a channel of each origin converts by, unless it names another (the pixel's origin is `sdk`).
+METHOD_OF_ORIGIN = {
+    Origin.POSTBACK: ConversionMethod.POSTBACK,
+    Origin.SEGMENT: ConversionMethod.SEGMENT,
+    Origin.SDK: ConversionMethod.SDK,
+    Origin.API: ConversionMethod.API,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,39 +59,101 @@ class ConversionService:
         self._db = db
         self._clock = clock
 
-    async def record(self, request: ConversionRequest, origin: Origin) -> ConversionOutcome:
+    async def record(
+        self,
+        request: ConversionRequest,
+        origin: Origin,
+        *,
+        method: ConversionMethod | None = None,
+        claim: ClickClaim | None = None,
+    ) -> ConversionOutcome:
         """Attribute and record; a concurrent duplicate loses the unique key and is answered as duplicate."""
+        work = partial(_record, request=request, origin=origin, now=self._clock(), method=method, claim=claim)
         for _ in range(MAX_RACE_RETRIES):
             try:
-                return await self._db.write(partial(_record, request=request, origin=origin, now=self._clock()))
+                return await self._db.write(work)
             except DuplicateKey:
                 continue
         raise PostbackRefused("busy", "the conversion is being recorded concurrently; retry")
 
-    async def get(self, conversion_id: int) -> Conversion:
-        conversion = await self._db.read(lambda repo: repo.get_conversion(conversion_id))
-        if conversion is None:
-            raise NotFound(f"conversion {conversion_id} does not exist")
-        return conversion
+    async def get(self, scope: Scope, conversion_id: int) -> ConversionRoleView:
+        def work(repo: Repository) -> ConversionRoleView:
+            return _view(repo, scope, _visible(repo, scope, conversion_id))
 
-    async def list(self, page: Page) -> list[Conversion]:
-        return await self._db.read(lambda repo: repo.list_conversions(page))
+        return await self._db.read(work)
 
-    async def change_status(self, conversion_id: int, status: str, reason: str | None, actor: str) -> Conversion:
-        try:
-            new_status = ConversionStatus(status)
-        except ValueError:
-            raise InvalidParameter("status", "must be approved, pending or rejected") from None
+    async def list(self, scope: Scope, page: Page) -> list[ConversionRoleView]:
+        """Conversions of the caller's tenant, newest first; a filter naming another tenant is `Forbidden`."""
+        narrowed = replace(page, filters=narrow(scope, page.filters))
+
+        def work(repo: Repository) -> list[ConversionRoleView]:
+            found = repo.list_conversions(narrowed)
+            shares = _shares_amount(repo, {c.offer_id for c in found}) if scope.role is Role.PARTNER else {}
+            return [conversion_view_for(scope, c, shares.get(c.offer_id, False)) for c in found]
+
+        return await self._db.read(work)
+
+    async def change_status(
+        self, scope: Scope, conversion_id: int, change: ConversionStatusChange, actor: str
+    ) -> ConversionRoleView:
+        """Approve, hold or reject (the admin, or the conversion's advertiser; never a partner)."""
+        if scope.role is Role.PARTNER:
+            raise Forbidden("a partner key cannot change a conversion's status")
         now = self._clock()
-        return await self._db.write(lambda repo: _change_status(repo, conversion_id, new_status, reason, actor, now))
+
+        def work(repo: Repository) -> ConversionRoleView:
+            _visible(repo, scope, conversion_id)
+            if change.status is ConversionStatus.REJECTED and change.reason is None:
+                raise InvalidParameter("reason", "is required to reject a conversion")
+            return _view(repo, scope, _change_status(repo, conversion_id, change.status, change.reason, actor, now))
+
+        return await self._db.write(work)
 
 
-def _record(repo: Repository, request: ConversionRequest, origin: Origin, now: datetime) -> ConversionOutcome:
+def _visible(repo: Repository, scope: Scope, conversion_id: int) -> Conversion:
+    """The conversion, or `NotFound` when it does not exist or belongs to another tenant (the same answer)."""
+    conversion = repo.get_conversion(conversion_id)
+    if conversion is None or not owns(scope, conversion.advertiser_id, conversion.partner_id):
+        raise NotFound(f"conversion {conversion_id} does not exist")
+    return conversion
+
+
+def _view(repo: Repository, scope: Scope, conversion: Conversion) -> ConversionRoleView:
+    shares = _shares_amount(repo, [conversion.offer_id]) if scope.role is Role.PARTNER else {}
+    return conversion_view_for(scope, conversion, shares.get(conversion.offer_id, False))
+
+
+def _shares_amount(repo: Repository, offer_ids: Iterable[int]) -> dict[int, bool]:
+    """Whether each offer shows partners the sale amount (an offer that no longer exists does not)."""
+    shares = {}
+    for offer_id in set(offer_ids):
+        offer = repo.get_offer(offer_id)
+        shares[offer_id] = offer is not None and offer.share_amount_with_partners
+    return shares
+
+
+def _record(
+    repo: Repository,
+    request: ConversionRequest,
+    origin: Origin,
+    now: datetime,
+    method: ConversionMethod | None = None,
+    claim: ClickClaim | None = None,
+) -> ConversionOutcome:
+    """Record one conversion or event on `repo` (inside the caller's transaction).
+
+    `method`: the channel's conversion method (default: the one of `origin`). `claim`: what a channel
+    without the postback token proves about the click; the click must match it.
+    """
     trace = Trace()
-    click = _authenticated_click(repo, request, trace)
+    click = _authenticated_click(repo, request, claim, trace)
     offer = repo.get_offer(click.offer_id)
     if offer is None:
         raise PostbackRefused("unknown_transaction", "the click's offer no longer exists")
+    channel = method or METHOD_OF_ORIGIN[origin]
+    if not offer.accepts(channel):
+        raise PostbackRefused("method_not_enabled", f"offer #{offer.id} does not accept conversions by {channel.value}")
+    trace.add("method", channel.value, f"offer #{offer.id} accepts conversions by {channel.value}")
     event = match_event(request, repo.list_offer_events(offer.id) if request.is_event else [])
     trace.add("event", "matched", f"event #{event.id} {event.name!r}" if event else "base conversion")
     if request.currency is not None and request.currency != offer.currency:
@@ -84,7 +172,7 @@ def _record(repo: Repository, request: ConversionRequest, origin: Origin, now: d
     return ConversionOutcome("accepted", _insert(repo, request, origin, click, offer, event, key, trace, now))
 
 
-def _authenticated_click(repo: Repository, request: ConversionRequest, trace: Trace) -> Click:
+def _authenticated_click(repo: Repository, request: ConversionRequest, claim: ClickClaim | None, trace: Trace) -> Click:
     """Find the click; a postback's token must be its advertiser's (checked before revealing the click)."""
     click = repo.get_click(request.transaction_id)
     if request.token is not None:
@@ -96,24 +184,57 @@ def _authenticated_click(repo: Repository, request: ConversionRequest, trace: Tr
         trace.add("token", "valid", f"postback token of advertiser #{advertiser.id}")
     if click is None:
         raise PostbackRefused("unknown_transaction", f"no click has transaction_id {request.transaction_id}")
-    trace.add("click", "found", f"click #{click.id} on offer #{click.offer_id} by partner #{click.partner_id} "
-                                f"({click.verdict}{', bot' if click.device.is_bot else ''})")
+    if claim is not None:
+        _check_claim(repo, click, claim, trace)
+    trace.add(
+        "click",
+        "found",
+        f"click #{click.id} on offer #{click.offer_id} by partner #{click.partner_id} "
+        f"({click.verdict}{', bot' if click.device.is_bot else ''})",
+    )
     return click
 
 
+def _check_claim(repo: Repository, click: Click, claim: ClickClaim, trace: Trace) -> None:
+    """A click the claim does not cover is refused as unknown to this channel."""
+    if claim.mac is not None:
+        advertiser = repo.get_advertiser(click.advertiser_id) if click.advertiser_id else None
+        if advertiser is None or not click_mac_matches(click.transaction_id, claim.mac, advertiser.postback_token):
+            raise PostbackRefused("invalid_token", "the click token was not issued for this click, or the "
+                                                   "advertiser's postback token was rotated since")  # fmt: skip
+    if claim.offer_id is not None and click.offer_id != claim.offer_id:
+        raise PostbackRefused(
+            "unknown_transaction", f"no click of offer #{claim.offer_id} has transaction_id {click.transaction_id}"
+        )
+    details = {
+        Proof.COOKIE: f"the tl_{claim.offer_id} cookie of the offer names this click",
+        Proof.CLICK_TOKEN: "a click token issued by /clk for this click",
+    }
+    trace.add(claim.proof.value, "valid", details[claim.proof])
+
+
 def _insert(
-    repo: Repository, request: ConversionRequest, origin: Origin, click: Click, offer: Offer,
-    event: OfferEvent | None, key: str | None, trace: Trace, now: datetime,
+    repo: Repository,
+    request: ConversionRequest,
+    origin: Origin,
+    click: Click,
+    offer: Offer,
+    event: OfferEvent | None,
+    key: str | None,
+    trace: Trace,
+    now: datetime,
 ) -> Conversion:
     within_caps = click.accepted and (event is not None or _take_conversion_caps(repo, offer, click, now))
     if event is None and offer.caps:
         trace.add("caps", "within" if within_caps else "full", f"{len(offer.caps)} cap(s) checked")
     revenue_rule = event.revenue if event else offer.revenue
     revenue = price_action(revenue_rule, request.amount, offer.currency)
-    trace.add("revenue", str(revenue.amount), f"{'event' if event else 'offer'} revenue, {revenue.explanation}")
+    trace.add(
+        "revenue", str(revenue.amount), f"{'event' if event else 'offer'} revenue, {revenue.explanation}", Side.REVENUE
+    )
     choice = choose_payout(offer, event, repo.list_partner_payouts(offer.id), click.partner_id)
     payout = price_action(choice.rule, request.amount, offer.currency)
-    trace.add("payout", str(payout.amount), f"{choice.source}, {payout.explanation}")
+    trace.add("payout", str(payout.amount), f"{choice.source}, {payout.explanation}", Side.PAYOUT)
     status = choose_status(offer, click, within_caps)
     trace.add("status", status.status.value, status.detail)
     conversion = repo.insert_conversion(
@@ -124,7 +245,7 @@ def _insert(
             revenue=revenue.amount, payout=payout.amount, revenue_type=revenue_rule.type.value,
             payout_type=choice.rule.type.value, amount=request.amount, currency=offer.currency,
             order_id=request.order_id, advs=request.advs, origin=origin.value, dedup_key=key,
-            trace=trace.steps, created_at=now,
+            trace=tuple(trace.steps), created_at=now,
         )
     )  # fmt: skip
     outbox.conversion_registered(repo, conversion, click, now)
@@ -132,8 +253,11 @@ def _insert(
 
 
 def _take_conversion_caps(repo: Repository, offer: Offer, click: Click, now: datetime) -> bool:
-    counters = [(counter_key(cap, click.partner_id, now), cap.rule.limit)
-                for cap in offer.caps if cap.rule.metric is CapMetric.CONVERSIONS]
+    counters = [
+        (counter_key(cap, click.partner_id, now), cap.rule.limit)
+        for cap in offer.caps
+        if cap.rule.metric is CapMetric.CONVERSIONS
+    ]
     return repo.take_caps(counters)
 
 
@@ -146,22 +270,20 @@ def _dedup_detail(key: str | None) -> str:
 def _change_status(
     repo: Repository, conversion_id: int, status: ConversionStatus, reason: str | None, actor: str, now: datetime
 ) -> Conversion:
+    """Set the status (a rejection carries its reason) and append the change to the trace (a common step:
+    it names the actor and the reason, never money)."""
     conversion = repo.get_conversion(conversion_id)
     if conversion is None:
         raise NotFound(f"conversion {conversion_id} does not exist")
-    if status is ConversionStatus.REJECTED and not reason:
-        raise InvalidParameter("reason", "is required to reject a conversion")
-    steps: Sequence[dict[str, object]] = conversion.trace
     detail = f"{conversion.status.value} -> {status.value} by {actor}" + (f": {reason}" if reason else "")
-    change: dict[str, object] = {"step": "status_change", "outcome": status.value, "detail": detail,
-                                 "at": now.isoformat()}
-    new_trace = [*steps, change]
-    repo.update_conversion_status(conversion_id, status.value, reason, new_trace, now)
+    change = TraceStep("status_change", status.value, detail, at=now)
+    repo.update_conversion_status(conversion_id, status, reason, (*conversion.trace, change), now)
     updated = repo.get_conversion(conversion_id)
     assert updated is not None
     if updated.status is not conversion.status:
         click = repo.get_click(updated.transaction_id)
-        outbox.emit(repo, EventType.CONVERSION_UPDATED,
-                    conversion_updated_data(updated, click, conversion.status.value), now)
+        outbox.emit(
+            repo, EventType.CONVERSION_UPDATED, conversion_updated_data(updated, click, conversion.status.value), now
+        )
         outbox.fire_postbacks(repo, updated, click, now)
     return updated

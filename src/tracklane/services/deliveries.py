@@ -11,9 +11,8 @@ Both keep the reason and are logged.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
 
 from tracklane.domain.delivery import Delivery, DeliveryAttempt, DeliveryKind, DeliveryStatus
 from tracklane.domain.errors import InvalidParameter, NotFound
@@ -29,10 +28,21 @@ from tracklane.domain.retry import (
     next_delay,
 )
 from tracklane.domain.webhooks import EndpointStatus, WebhookEndpoint
-from tracklane.services.ports import Clock, Database, NewAttempt, Page, Repository, Requeue, SecretBox
+from tracklane.resources.deliveries import Replay
+from tracklane.services.ports import (
+    Clock,
+    Database,
+    EndpointState,
+    NewAttempt,
+    Page,
+    PostbackState,
+    Release,
+    Repository,
+    Requeue,
+    SecretBox,
+)
 
 log = logging.getLogger("tracklane.delivery")
-MAX_REPLAY_WINDOW = timedelta(days=31)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +73,7 @@ class DeliveryPolicy:
     lease: timedelta = timedelta(seconds=60)
     disable_after: timedelta = timedelta(hours=120)
 
+
 class DeliveryService:
     def __init__(self, db: Database, clock: Clock, random: Random, policy: DeliveryPolicy, box: SecretBox) -> None:
         self._box = box
@@ -81,7 +92,7 @@ class DeliveryService:
             for delivery in repo.claim_deliveries(worker, now, lease_until, limit):
                 message = _prepare(repo, delivery, now, self._box)
                 if message is None:
-                    repo.release_delivery(delivery.id, worker, {"status": DeliveryStatus.SKIPPED}, now)
+                    repo.release_delivery(delivery.id, worker, Release(DeliveryStatus.SKIPPED), now)
                 else:
                     messages.append(message)
             return messages
@@ -115,17 +126,16 @@ class DeliveryService:
 
     def _outcome(
         self, delivery: Delivery, verdict: Verdict, report: AttemptReport, jitter: float, now: datetime
-    ) -> dict[str, Any]:
+    ) -> Release:
         spent = verdict is not Verdict.OURS
         attempts = delivery.attempts + (1 if spent else 0)
-        changes: dict[str, Any] = {"attempts": attempts, "last_status_code": report.result.status_code,
-                                   "last_error": _describe(verdict, report)}
+        attempted = Release(DeliveryStatus.SUCCEEDED, attempts, report.result.status_code, _describe(verdict, report))
         if verdict is Verdict.SUCCESS:
-            return {**changes, "status": DeliveryStatus.SUCCEEDED}
+            return attempted
         delay = next_delay(attempts, verdict, report.result.retry_after, lambda: jitter, self._policy.retry_scale)
         if delay is None:
-            return {**changes, "status": DeliveryStatus.FAILED}
-        return {**changes, "status": DeliveryStatus.PENDING, "next_attempt_at": now + delay}
+            return replace(attempted, status=DeliveryStatus.FAILED)
+        return replace(attempted, status=DeliveryStatus.PENDING, next_attempt_at=now + delay)
 
     async def get(self, delivery_id: int) -> tuple[Delivery, list[DeliveryAttempt]]:
         def work(repo: Repository) -> tuple[Delivery | None, list[DeliveryAttempt]]:
@@ -155,29 +165,12 @@ class DeliveryService:
 
         return await self._db.write(work)
 
-    async def replay(
-        self, created_from: datetime | None, created_to: datetime | None, statuses: str | None = None,
-        endpoint_id: int | None = None, postback_id: int | None = None,
-    ) -> int:
-        """Queue again every failed or skipped delivery created in [from, to) (at most 31 days)."""
-        if created_from is None or created_to is None:
-            raise InvalidParameter("from" if created_from is None else "to", "is required for a replay")
-        if not created_from < created_to <= created_from + MAX_REPLAY_WINDOW:
-            raise InvalidParameter("to", "must be after from, and at most 31 days later")
-        requeue = Requeue(created_from, created_to, _statuses(statuses), endpoint_id, postback_id)
+    async def replay(self, replay: Replay) -> int:
+        """Queue again the deliveries created in [from, to) (at most 31 days) with the statuses asked for."""
+        requeue = Requeue(replay.created_from, replay.created_to, replay.replayed_statuses, replay.endpoint_id,
+                          replay.postback_id)  # fmt: skip
         now = self._clock()
         return await self._db.write(lambda repo: repo.requeue_deliveries(requeue, now))
-
-
-def _statuses(raw: str | None) -> frozenset[DeliveryStatus]:
-    """Comma-separated statuses to replay; default failed and skipped."""
-    if raw is None:
-        return frozenset({DeliveryStatus.FAILED, DeliveryStatus.SKIPPED})
-    names = {name.strip() for name in raw.split(",")}
-    allowed = {DeliveryStatus.FAILED.value, DeliveryStatus.SKIPPED.value, DeliveryStatus.SUCCEEDED.value}
-    if not names or not names <= allowed:
-        raise InvalidParameter("statuses", "must list failed, skipped or succeeded, comma-separated")
-    return frozenset(DeliveryStatus(name) for name in names)
 
 
 def _prepare(repo: Repository, delivery: Delivery, now: datetime, box: SecretBox) -> OutboundMessage | None:
@@ -192,8 +185,9 @@ def _prepare(repo: Repository, delivery: Delivery, now: datetime, box: SecretBox
     postback = repo.get_partner_postback(delivery.postback_id)
     if postback is None or postback.status is not PostbackStatus.ACTIVE:
         return None
-    return OutboundMessage(delivery, delivery.url, delivery.method, delivery.body,
-                           success_body_contains=postback.success_body_contains)
+    return OutboundMessage(
+        delivery, delivery.url, delivery.method, delivery.body, success_body_contains=postback.success_body_contains
+    )
 
 
 def _after_endpoint_attempt(
@@ -204,7 +198,7 @@ def _after_endpoint_attempt(
         return
     if verdict is Verdict.SUCCESS:
         if endpoint.failing_since is not None:
-            repo.update_webhook_endpoint(endpoint_id, {"failing_since": None}, now)
+            repo.set_webhook_endpoint_state(endpoint_id, replace(EndpointState.of(endpoint), failing_since=None), now)
         return
     if endpoint.status is not EndpointStatus.ACTIVE:
         return
@@ -213,18 +207,22 @@ def _after_endpoint_attempt(
     elif endpoint_should_be_disabled(endpoint.failing_since, now, disable_after):
         assert endpoint.failing_since is not None
         hours = (now - endpoint.failing_since).total_seconds() / 3600
-        _disable(repo, endpoint, f"every delivery failed for {hours:.1f} hours (since "
-                                 f"{endpoint.failing_since.isoformat()}) without a success", now)
+        _disable(
+            repo,
+            endpoint,
+            f"every delivery failed for {hours:.1f} hours (since "
+            f"{endpoint.failing_since.isoformat()}) without a success",
+            now,
+        )
     elif endpoint.failing_since is None:
-        repo.update_webhook_endpoint(endpoint_id, {"failing_since": now}, now)
+        repo.set_webhook_endpoint_state(endpoint_id, replace(EndpointState.of(endpoint), failing_since=now), now)
 
 
 def _disable(repo: Repository, endpoint: WebhookEndpoint, reason: str, now: datetime) -> None:
-    repo.update_webhook_endpoint(
-        endpoint.id, {"status": EndpointStatus.DISABLED, "disabled_reason": reason, "disabled_at": now}, now
-    )
-    log.warning("webhook endpoint %s disabled: %s; its deliveries are kept as skipped for replay",
-                endpoint.id, reason)
+    state = replace(EndpointState.of(endpoint), status=EndpointStatus.DISABLED, disabled_reason=reason,
+                    disabled_at=now)  # fmt: skip
+    repo.set_webhook_endpoint_state(endpoint.id, state, now)
+    log.warning("webhook endpoint %s disabled: %s; its deliveries are kept as skipped for replay", endpoint.id, reason)
 
 
 def _after_postback_attempt(repo: Repository, postback_id: int, verdict: Verdict, now: datetime) -> None:
@@ -233,10 +231,11 @@ def _after_postback_attempt(repo: Repository, postback_id: int, verdict: Verdict
         return
     if verdict is Verdict.SUCCESS:
         if postback.failure_count:
-            repo.update_partner_postback(postback_id, {"failure_count": 0, "failure_started_at": None}, now)
+            state = replace(PostbackState.of(postback), failure_count=0, failure_started_at=None)
+            repo.set_partner_postback_state(postback_id, state, now)
         return
     streak = FailureStreak(postback.failure_count, postback.failure_started_at).after_failure(now)
-    changes: dict[str, Any] = {"failure_count": streak.count, "failure_started_at": streak.started_at}
+    state = replace(PostbackState.of(postback), failure_count=streak.count, failure_started_at=streak.started_at)
     reason = None
     if verdict is Verdict.GONE:
         reason = "the partner's URL answered 410 Gone"
@@ -244,9 +243,9 @@ def _after_postback_attempt(repo: Repository, postback_id: int, verdict: Verdict
         window = POSTBACK_FAILURE_WINDOW.total_seconds() / 3600
         reason = f"{streak.count} consecutive failures within {window:.0f} hours"
     if reason is not None and postback.status is PostbackStatus.ACTIVE:
-        changes.update(status=PostbackStatus.INACTIVE, deactivated_reason=reason)
+        state = replace(state, status=PostbackStatus.INACTIVE, deactivated_reason=reason)
         _log_deactivation(postback, reason)
-    repo.update_partner_postback(postback_id, changes, now)
+    repo.set_partner_postback_state(postback_id, state, now)
 
 
 def _log_deactivation(postback: PartnerPostback, reason: str) -> None:

@@ -7,19 +7,18 @@ per subscribed endpoint; an endpoint that is disabled gets its delivery as `skip
 
 from __future__ import annotations
 
-import json
-
-import msgspec
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+import msgspec
+
 from tracklane.domain.delivery import DeliveryKind, DeliveryStatus
 from tracklane.domain.macros import expand
 from tracklane.domain.model import Click, Conversion, ConversionStatus
-from tracklane.domain.partner_postbacks import macro_values
 from tracklane.domain.webhooks import EndpointStatus, EventType, conversion_data, envelope
 from tracklane.resources.fields import View
+from tracklane.resources.partner_postbacks import macro_values, postback_conversion
 from tracklane.services.ports import NewDelivery, Repository
 
 
@@ -51,15 +50,23 @@ def conversion_registered(repo: Repository, conversion: Conversion, click: Click
 
 
 def fire_postbacks(repo: Repository, conversion: Conversion, click: Click | None, now: datetime) -> int:
-    """Queue the partner's matching postbacks for an approved conversion, once per (postback, conversion)."""
+    """Queue the partner's matching postbacks for an approved conversion, once per (postback, conversion).
+
+    What they carry is the partner's view of the conversion: its fields are the macro values, and the body of
+    a `POST` postback is that view as JSON (no revenue, advertiser or adv values; the amount where shared).
+    """
     if conversion.status is not ConversionStatus.APPROVED:
         return 0
-    values = macro_values(conversion, click)
+    postbacks = [p for p in repo.postbacks_of_partner(conversion.partner_id) if p.fires_for(conversion)]
+    if not postbacks:
+        return 0
+    offer = repo.get_offer(conversion.offer_id)
+    assert offer is not None, "a conversion's offer always exists"
+    shown = postback_conversion(conversion, click, offer)
+    values = macro_values(shown)
     queued = 0
-    for postback in repo.postbacks_of_partner(conversion.partner_id):
-        if not postback.fires_for(conversion):
-            continue
-        body = json.dumps(values, separators=(",", ":"), ensure_ascii=False) if postback.method == "POST" else None
+    for postback in postbacks:
+        body = msgspec.json.encode(shown).decode() if postback.method == "POST" else None
         delivery = repo.insert_delivery(NewDelivery(
             kind=DeliveryKind.POSTBACK, event_type="event" if conversion.event_id else "conversion",
             method=postback.method, body=body, status=DeliveryStatus.PENDING,

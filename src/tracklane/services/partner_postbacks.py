@@ -1,14 +1,25 @@
-"""Use cases of partner postbacks: register a URL template (macros checked on save), change, re-activate."""
+"""Use cases of partner postbacks: register a URL template (macros checked on save), change, re-activate.
+
+Partner postbacks belong to partners: an admin manages every one, a partner key its own (another partner's
+postback is not found, exactly like one that does not exist), an advertiser key none. An `offer_id` the
+caller may not see gets the very answer of an `offer_id` that does not exist, on create and on change.
+A template names only macros the partner may see; `{amount}` only on a postback bound to an offer that
+shares the sale amount.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from dataclasses import replace
 
 from tracklane.domain.destinations import AllowList, refuse_literal
-from tracklane.domain.errors import InvalidParameter, NotFound
-from tracklane.domain.partner_postbacks import PartnerPostback, PostbackStatus, parse_postback
-from tracklane.services.ports import Clock, Database, Page, Repository
+from tracklane.domain.errors import Forbidden, InvalidParameter, NotFound
+from tracklane.domain.macros import refuse_unshared_amount
+from tracklane.domain.model import Offer, Role, Visibility
+from tracklane.domain.partner_postbacks import PartnerPostback, PostbackStatus
+from tracklane.domain.tenancy import Scope, narrow, owns
+from tracklane.resources.fields import UNSET
+from tracklane.resources.partner_postbacks import GLOBAL_AMOUNT, PartnerPostbackCreate, PartnerPostbackUpdate
+from tracklane.services.ports import Clock, Database, Page, PostbackState, Repository
 
 
 class PartnerPostbackService:
@@ -17,64 +28,103 @@ class PartnerPostbackService:
         self._db = db
         self._clock = clock
 
-    async def create(self, body: Mapping[str, Any]) -> PartnerPostback:
-        partner_id = _id(body.get("partner_id"), "partner_id")
-        offer_id = None if body.get("offer_id") is None else _id(body.get("offer_id"), "offer_id")
-        values = parse_postback(body, partial=False)
-        refuse_literal(values["url"], self._allow, "url")
-        values.update(partner_id=partner_id, offer_id=offer_id, status=PostbackStatus.ACTIVE, failure_count=0)
+    async def create(self, caller: Scope, body: PartnerPostbackCreate) -> PartnerPostback:
+        partner_id = _owner(caller, body.partner_id)
+        refuse_literal(body.url, self._allow, "url")
         now = self._clock()
 
         def work(repo: Repository) -> PartnerPostback:
             if repo.get_partner(partner_id) is None:
                 raise InvalidParameter("partner_id", f"partner {partner_id} does not exist")
-            if offer_id is not None and repo.get_offer(offer_id) is None:
-                raise InvalidParameter("offer_id", f"offer {offer_id} does not exist")
-            return repo.insert_partner_postback(values, now)
+            offer = None if body.offer_id is None else _visible_offer(repo, caller, body.offer_id)
+            _refuse_unshared_amount(body.url, offer)
+            return repo.insert_partner_postback(partner_id, body, now)
 
         return await self._db.write(work)
 
-    async def get(self, postback_id: int) -> PartnerPostback:
-        return _found(await self._db.read(lambda repo: repo.get_partner_postback(postback_id)), postback_id)
+    async def get(self, caller: Scope, postback_id: int) -> PartnerPostback:
+        return await self._db.read(lambda repo: _own(repo, caller, postback_id))
 
-    async def list(self, page: Page) -> list[PartnerPostback]:
-        return await self._db.read(lambda repo: repo.list_partner_postbacks(page))
+    async def list(self, caller: Scope, page: Page, partner_id: int | None = None) -> list[PartnerPostback]:
+        """Every postback (admin, optionally of one partner), or the partner key's own."""
+        _managing(caller)
+        narrowed = replace(page, filters={**page.filters, **narrow(caller, {"partner_id": partner_id})})
+        return await self._db.read(lambda repo: repo.list_partner_postbacks(narrowed))
 
-    async def update(self, postback_id: int, body: Mapping[str, Any]) -> PartnerPostback:
+    async def update(self, caller: Scope, postback_id: int, body: PartnerPostbackUpdate) -> PartnerPostback:
         """Change the template or options; `"status": "active"` re-activates a deactivated postback."""
-        if "partner_id" in body:
-            raise InvalidParameter("partner_id", "cannot be changed")
-        changes = parse_postback(body, partial=True)
-        if "url" in changes:
-            refuse_literal(changes["url"], self._allow, "url")
-        if "offer_id" in body:
-            changes["offer_id"] = None if body["offer_id"] is None else _id(body["offer_id"], "offer_id")
-        if "status" in body:
-            try:
-                changes["status"] = PostbackStatus(body["status"])
-            except ValueError:
-                raise InvalidParameter("status", "must be active or inactive") from None
-            if changes["status"] is PostbackStatus.ACTIVE:
-                changes.update(deactivated_reason=None, failure_count=0, failure_started_at=None)
+        if isinstance(body.url, str):
+            refuse_literal(body.url, self._allow, "url")
         now = self._clock()
 
         def work(repo: Repository) -> PartnerPostback:
-            _found(repo.get_partner_postback(postback_id), postback_id)
-            if changes.get("offer_id") is not None and repo.get_offer(changes["offer_id"]) is None:
-                raise InvalidParameter("offer_id", f"offer {changes['offer_id']} does not exist")
-            repo.update_partner_postback(postback_id, changes, now)
+            current = _own(repo, caller, postback_id)
+            offer_id = current.offer_id if body.offer_id is UNSET else body.offer_id
+            if body.offer_id is not UNSET or body.url is not UNSET:
+                if offer_id is None:
+                    offer = None
+                elif body.offer_id is not UNSET:
+                    offer = _visible_offer(repo, caller, offer_id)
+                else:
+                    offer = repo.get_offer(offer_id)
+                _refuse_unshared_amount(current.url if body.url is UNSET else body.url, offer)
+            repo.update_partner_postback(postback_id, body, now)
+            if body.status is PostbackStatus.ACTIVE:
+                repo.set_partner_postback_state(postback_id, PostbackState(PostbackStatus.ACTIVE), now)
+            elif body.status is not UNSET:
+                state = replace(PostbackState.of(current), status=PostbackStatus.INACTIVE)
+                repo.set_partner_postback_state(postback_id, state, now)
             return _found(repo.get_partner_postback(postback_id), postback_id)
 
         return await self._db.write(work)
+
+
+def _owner(caller: Scope, partner_id: int | None) -> int:
+    """The partner a new postback belongs to: the one an admin names, or the partner key's own."""
+    _managing(caller)
+    if caller.partner_id is not None:
+        if partner_id is not None and partner_id != caller.partner_id:
+            raise Forbidden(f"this key sees only partner_id {caller.partner_id}")
+        return caller.partner_id
+    if partner_id is None:
+        raise InvalidParameter("partner_id", "is required with an admin key")
+    return partner_id
+
+
+def _managing(caller: Scope) -> None:
+    if caller.role is Role.ADVERTISER:
+        raise Forbidden("partner postbacks are managed by an admin or by the partner itself")
+
+
+def _own(repo: Repository, caller: Scope, postback_id: int) -> PartnerPostback:
+    _managing(caller)
+    postback = _found(repo.get_partner_postback(postback_id), postback_id)
+    if not owns(caller, None, postback.partner_id):
+        raise NotFound(f"partner postback {postback_id} does not exist")
+    return postback
+
+
+def _visible_offer(repo: Repository, caller: Scope, offer_id: int) -> Offer:
+    """The offer if the caller may see it; one it may not is refused exactly like one that does not exist."""
+    offer = repo.get_offer(offer_id)
+    if offer is not None and caller.partner_id is not None:
+        access = repo.get_access(offer_id, caller.partner_id) if offer.visibility is Visibility.PRIVATE else None
+        offer = offer if offer.visible_to_partner(access) else None
+    if offer is None:
+        raise InvalidParameter("offer_id", f"offer {offer_id} does not exist")
+    return offer
+
+
+def _refuse_unshared_amount(url: str, offer: Offer | None) -> None:
+    """`{amount}` only on a postback bound to an offer that shares the sale amount (`offer` None: every offer)."""
+    if offer is None:
+        refuse_unshared_amount(url, "url", GLOBAL_AMOUNT)
+    elif not offer.share_amount_with_partners:
+        refuse_unshared_amount(url, "url", f"offer {offer.id} does not share the sale amount with partners "
+                                           "(share_amount_with_partners)")  # fmt: skip
 
 
 def _found(postback: PartnerPostback | None, postback_id: int) -> PartnerPostback:
     if postback is None:
         raise NotFound(f"partner postback {postback_id} does not exist")
     return postback
-
-
-def _id(raw: object, field: str) -> int:
-    if isinstance(raw, bool) or not isinstance(raw, int) or raw <= 0:
-        raise InvalidParameter(field, "must be a positive integer")
-    return raw

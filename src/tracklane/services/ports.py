@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol, TypeVar
 
-from tracklane.domain.caps import CapCounterKey, CapRule
+from tracklane.domain.caps import CapCounterKey
 from tracklane.domain.delivery import Delivery, DeliveryAttempt, DeliveryKind, DeliveryStatus
+from tracklane.domain.errors import DuplicateKey as DuplicateKey  # what a write port raises for a taken key
 from tracklane.domain.model import (
     Advertiser,
     ApiKey,
@@ -29,19 +30,30 @@ from tracklane.domain.model import (
     Partner,
     PartnerPayout,
 )
-from tracklane.domain.partner_postbacks import PartnerPostback
-from tracklane.domain.segment.model import Customer, Source
-from tracklane.domain.webhooks import WebhookEndpoint
+from tracklane.domain.partner_postbacks import PartnerPostback, PostbackStatus
+from tracklane.domain.segment.model import Customer, MessageOutcome, Source, StoredMessage
+from tracklane.domain.trace import TraceStep
+from tracklane.domain.webhooks import EndpointStatus, WebhookEndpoint
 from tracklane.resources.advertisers import AdvertiserUpdate
+from tracklane.resources.fields import UNSET, Unset
+from tracklane.resources.offers import (
+    OfferAccessCreate,
+    OfferAccessUpdate,
+    OfferCreate,
+    OfferEventCreate,
+    OfferEventUpdate,
+    OfferUpdate,
+    PartnerPayoutCreate,
+)
+from tracklane.resources.partner_postbacks import PartnerPostbackCreate, PartnerPostbackUpdate
 from tracklane.resources.partners import PartnerUpdate
+from tracklane.resources.reports import ReportLine, ReportQuery
+from tracklane.resources.sources import SourceUpdate
+from tracklane.resources.webhooks import WebhookCreate, WebhookUpdate
 
 T = TypeVar("T")
 
 Clock = Callable[[], datetime]
-
-
-class DuplicateKey(Exception):
-    """A unique key was taken by a concurrent writer; the use case re-reads and answers accordingly."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +108,7 @@ class NewConversion:
     advs: tuple[str | None, ...]
     origin: str
     dedup_key: str | None
-    trace: list[dict[str, object]]
+    trace: tuple[TraceStep, ...]
     created_at: datetime
 
 
@@ -119,36 +131,47 @@ class CatalogRepository(Protocol):
     def list_partners(self, page: Page) -> list[Partner]: ...
     def update_partner(self, partner_id: int, changes: PartnerUpdate, now: datetime) -> None: ...
 
-    def insert_offer(self, values: Mapping[str, Any], caps: Sequence[CapRule], now: datetime) -> Offer: ...
+    def insert_offer(self, offer: OfferCreate, now: datetime) -> Offer: ...
     def get_offer(self, offer_id: int) -> Offer | None: ...
     def list_offers(self, page: Page) -> list[Offer]: ...
 
     def list_offers_visible_to(self, partner_id: int, page: Page) -> list[Offer]:
         """Offers that are not private, and private offers the partner was approved for."""
         ...
-    def update_offer(
-        self, offer_id: int, changes: Mapping[str, Any], caps: Sequence[CapRule] | None, now: datetime
-    ) -> None: ...
 
-    def insert_offer_event(self, offer_id: int, values: Mapping[str, Any], now: datetime) -> OfferEvent: ...
+    def update_offer(self, offer_id: int, changes: OfferUpdate, now: datetime) -> None:
+        """Apply the fields sent; caps that did not change keep their ids (and so their counters)."""
+        ...
+
+    def insert_offer_event(self, offer_id: int, event: OfferEventCreate, now: datetime) -> OfferEvent: ...
     def list_offer_events(self, offer_id: int) -> list[OfferEvent]: ...
-    def update_offer_event(self, event_id: int, changes: Mapping[str, Any]) -> None: ...
+    def update_offer_event(self, event_id: int, changes: OfferEventUpdate) -> None: ...
 
     def get_access(self, offer_id: int, partner_id: int) -> OfferAccess | None: ...
     def get_access_by_id(self, access_id: int) -> OfferAccess | None: ...
-    def save_access(
-        self, offer_id: int, partner_id: int, status: str, reason: str | None, now: datetime
-    ) -> OfferAccess: ...
+    def save_access(self, access: OfferAccessCreate, now: datetime) -> OfferAccess:
+        """Give the partner this access to the offer, replacing the status and reason of an earlier one."""
+        ...
+
+    def update_access(self, access_id: int, changes: OfferAccessUpdate, now: datetime) -> None: ...
     def list_access(self, page: Page) -> list[OfferAccess]: ...
 
-    def insert_partner_payout(
-        self, offer_id: int, partner_id: int, event_id: int | None, values: Mapping[str, Any], now: datetime
-    ) -> PartnerPayout: ...
+    def insert_partner_payout(self, offer_id: int, payout: PartnerPayoutCreate, now: datetime) -> PartnerPayout:
+        """Store the payout, replacing the partner's earlier one for the same offer and event."""
+        ...
+
     def list_partner_payouts(self, offer_id: int) -> list[PartnerPayout]: ...
-    def delete_partner_payout(self, payout_id: int) -> bool: ...
+    def delete_partner_payout(self, offer_id: int, payout_id: int) -> bool:
+        """False when the offer has no such payout."""
+        ...
 
     def insert_api_key(
-        self, role: str, advertiser_id: int | None, partner_id: int | None, key_hash: str, prefix: str,
+        self,
+        role: str,
+        advertiser_id: int | None,
+        partner_id: int | None,
+        key_hash: str,
+        prefix: str,
         now: datetime,
     ) -> ApiKey: ...
     def find_api_key(self, key_hash: str) -> ApiKey | None: ...
@@ -173,13 +196,94 @@ class TrackingRepository(Protocol):
     def get_conversion(self, conversion_id: int) -> Conversion | None: ...
     def list_conversions(self, page: Page) -> list[Conversion]: ...
     def update_conversion_status(
-        self, conversion_id: int, status: str, reason: str | None, trace: list[dict[str, object]], now: datetime
-    ) -> None: ...
+        self,
+        conversion_id: int,
+        status: ConversionStatus,
+        reason: str | None,
+        trace: Sequence[TraceStep],
+        now: datetime,
+    ) -> None:
+        """Set the status and its reason, and replace the trace (the old steps and the change)."""
+        ...
 
-    def report(
-        self, group_by: Sequence[str], created_from: datetime | None, created_to: datetime | None,
-        filters: Mapping[str, int],
-    ) -> list[dict[str, Any]]: ...
+    def report(self, query: ReportQuery) -> list[ReportLine]:
+        """One line per group with data, in the order of the group's values."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class NewSource:
+    name: str
+    advertiser_id: int
+    preset: str
+    write_key: str
+    webhook_secret: str
+    settings: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class NewSegmentMessage:
+    """A message as received; it is stored with outcome `ignored` until `MessageResult` says what it did."""
+
+    source_id: int
+    message_id: str
+    type: str
+    event: str | None
+    user_id: str | None
+    anonymous_id: str | None
+    timestamp: datetime
+    original_timestamp: datetime
+    sent_at: datetime | None
+    received_at: datetime
+    relayed: bool
+    payload: Mapping[str, Any]
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class MessageResult:
+    outcome: MessageOutcome
+    detail: str
+    conversion_id: int | None
+    customer_id: int | None
+    mapped: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerChanges:
+    """The customer fields to change; a field left `UNSET` keeps its value."""
+
+    user_id: str | Unset | None = UNSET
+    traits: Mapping[str, Any] | Unset = UNSET
+    group_id: str | Unset | None = UNSET
+    group_traits: Mapping[str, Any] | Unset = UNSET
+    audiences: Sequence[str] | Unset = UNSET
+    previous_ids: Sequence[str] | Unset = UNSET
+    status: str | Unset = UNSET
+    transaction_id: str | Unset | None = UNSET
+    offer_id: int | Unset | None = UNSET
+    partner_id: int | Unset | None = UNSET
+    visits: int | Unset = UNSET
+    signed_up_at: datetime | Unset | None = UNSET
+    churned_at: datetime | Unset | None = UNSET
+
+    def given(self) -> dict[str, Any]:
+        """The fields set, by name (the names of the customer's attributes and columns)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not UNSET}
+
+
+@dataclass(frozen=True, slots=True)
+class NewCustomerActivity:
+    source_id: int
+    customer_id: int
+    kind: str  # signup, payment, refund, churn
+    amount: Decimal | None
+    currency: str | None
+    offer_id: int | None
+    partner_id: int | None
+    message_id: str
+    occurred_at: datetime
+    created_at: datetime
 
 
 class SegmentRepository(Protocol):
@@ -189,18 +293,23 @@ class SegmentRepository(Protocol):
         """A nested transaction: work inside it that raises is undone alone."""
         ...
 
-    def insert_source(self, values: Mapping[str, Any], now: datetime) -> Source: ...
+    def insert_source(self, source: NewSource, now: datetime) -> Source:
+        """`Conflict` naming `write_key` when another source has it."""
+        ...
+
     def get_source(self, source_id: int) -> Source | None: ...
     def find_source_by_write_key(self, write_key: str) -> Source | None: ...
     def list_sources(self, page: Page) -> list[Source]: ...
-    def update_source(self, source_id: int, changes: Mapping[str, Any], now: datetime) -> None: ...
+    def update_source(self, source_id: int, changes: SourceUpdate, now: datetime) -> None:
+        """Apply the fields sent (settings already checked against the source's preset)."""
+        ...
 
-    def insert_segment_message(self, values: Mapping[str, Any]) -> int | None:
+    def insert_segment_message(self, message: NewSegmentMessage) -> int | None:
         """The stored row's id, or None when the source already has this messageId."""
         ...
 
-    def update_segment_message(self, row_id: int, changes: Mapping[str, Any]) -> None: ...
-    def list_segment_messages(self, page: Page) -> list[dict[str, Any]]: ...
+    def update_segment_message(self, row_id: int, result: MessageResult) -> None: ...
+    def list_segment_messages(self, page: Page) -> list[StoredMessage]: ...
 
     def find_customers(self, source_id: int, identities: Sequence[str]) -> list[Customer]: ...
     def get_customer(self, customer_id: int) -> Customer | None: ...
@@ -210,9 +319,9 @@ class SegmentRepository(Protocol):
         """Point the identity at the customer; `DuplicateKey` when a concurrent writer linked it first."""
         ...
 
-    def update_customer(self, customer_id: int, changes: Mapping[str, Any], now: datetime) -> None: ...
+    def update_customer(self, customer_id: int, changes: CustomerChanges, now: datetime) -> None: ...
     def merge_customers(self, keep_id: int, drop_id: int) -> None: ...
-    def insert_customer_activity(self, values: Mapping[str, Any]) -> None: ...
+    def insert_customer_activity(self, activity: NewCustomerActivity) -> None: ...
     def set_activity_attribution(self, customer_id: int, offer_id: int, partner_id: int) -> None: ...
     def customer_report(
         self, group_by: str, created_from: datetime | None, created_to: datetime | None, filters: Mapping[str, int]
@@ -248,6 +357,26 @@ class NewAttempt:
 
 
 @dataclass(frozen=True, slots=True)
+class Release:
+    """What a worker writes back when it gives up the lease of a delivery: the new status and, when an
+    attempt was made, the attempt count, the last answer and when to try next."""
+
+    status: DeliveryStatus
+    attempts: int | None = None  # None: no attempt was made (e.g. the endpoint was disabled: skipped)
+    last_status_code: int | None = None
+    last_error: str | None = None
+    next_attempt_at: datetime | None = None
+
+    def columns(self) -> dict[str, object]:
+        values: dict[str, object] = {"status": self.status.value}
+        if self.attempts is not None:
+            values.update(attempts=self.attempts, last_status_code=self.last_status_code, last_error=self.last_error)
+        if self.next_attempt_at is not None:
+            values["next_attempt_at"] = self.next_attempt_at
+        return values
+
+
+@dataclass(frozen=True, slots=True)
 class Requeue:
     """Which deliveries a replay puts back in the queue: created in [created_from, created_to)."""
 
@@ -258,20 +387,74 @@ class Requeue:
     postback_id: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class EndpointState:
+    """Whether a webhook endpoint receives deliveries, why not, and since when every delivery fails."""
+
+    status: EndpointStatus
+    disabled_reason: str | None = None
+    disabled_at: datetime | None = None
+    failing_since: datetime | None = None
+
+    @classmethod
+    def of(cls, endpoint: WebhookEndpoint) -> EndpointState:
+        return cls(endpoint.status, endpoint.disabled_reason, endpoint.disabled_at, endpoint.failing_since)
+
+
+@dataclass(frozen=True, slots=True)
+class SecretRotation:
+    """A new signing secret; the previous one keeps signing too until `previous_expires_at` (all sealed)."""
+
+    secret: str
+    previous_secret: str
+    previous_expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PostbackState:
+    """Whether a partner postback fires, why not, and its current streak of failures."""
+
+    status: PostbackStatus
+    deactivated_reason: str | None = None
+    failure_count: int = 0
+    failure_started_at: datetime | None = None
+
+    @classmethod
+    def of(cls, postback: PartnerPostback) -> PostbackState:
+        return cls(postback.status, postback.deactivated_reason, postback.failure_count, postback.failure_started_at)
+
+
 class DeliveryRepository(Protocol):
     """Webhook endpoints, partner postbacks and the outbox of deliveries with their attempts."""
 
-    def insert_webhook_endpoint(self, values: Mapping[str, Any], now: datetime) -> WebhookEndpoint: ...
+    def insert_webhook_endpoint(self, endpoint: WebhookCreate, secret: str, now: datetime) -> WebhookEndpoint:
+        """A new active endpoint signing with `secret` (sealed)."""
+        ...
+
     def get_webhook_endpoint(self, endpoint_id: int) -> WebhookEndpoint | None: ...
     def list_webhook_endpoints(self, page: Page) -> list[WebhookEndpoint]: ...
     def all_webhook_endpoints(self) -> list[WebhookEndpoint]: ...
-    def update_webhook_endpoint(self, endpoint_id: int, changes: Mapping[str, Any], now: datetime) -> None: ...
+    def update_webhook_endpoint(self, endpoint_id: int, changes: WebhookUpdate, now: datetime) -> None:
+        """Apply the url, event types and description sent (the status goes through `set_webhook_endpoint_state`)."""
+        ...
 
-    def insert_partner_postback(self, values: Mapping[str, Any], now: datetime) -> PartnerPostback: ...
+    def set_webhook_endpoint_state(self, endpoint_id: int, state: EndpointState, now: datetime) -> None: ...
+    def rotate_webhook_secret(self, endpoint_id: int, rotation: SecretRotation, now: datetime) -> None: ...
+
+    def insert_partner_postback(
+        self, partner_id: int, postback: PartnerPostbackCreate, now: datetime
+    ) -> PartnerPostback:
+        """A new active postback of `partner_id` (the body's own `partner_id` is not read)."""
+        ...
+
     def get_partner_postback(self, postback_id: int) -> PartnerPostback | None: ...
     def list_partner_postbacks(self, page: Page) -> list[PartnerPostback]: ...
     def postbacks_of_partner(self, partner_id: int) -> list[PartnerPostback]: ...
-    def update_partner_postback(self, postback_id: int, changes: Mapping[str, Any], now: datetime) -> None: ...
+    def update_partner_postback(self, postback_id: int, changes: PartnerPostbackUpdate, now: datetime) -> None:
+        """Apply the template and options sent (the status goes through `set_partner_postback_state`)."""
+        ...
+
+    def set_partner_postback_state(self, postback_id: int, state: PostbackState, now: datetime) -> None: ...
 
     def insert_delivery(self, delivery: NewDelivery) -> Delivery | None:
         """None when a delivery with the same dedup key exists already."""
@@ -284,7 +467,7 @@ class DeliveryRepository(Protocol):
         """Take due pending deliveries and those whose lease expired; no two workers get the same one."""
         ...
 
-    def release_delivery(self, delivery_id: int, worker: str, changes: Mapping[str, Any], now: datetime) -> bool:
+    def release_delivery(self, delivery_id: int, worker: str, release: Release, now: datetime) -> bool:
         """Apply the outcome of an attempt if `worker` still holds the lease; false when it lost it."""
         ...
 

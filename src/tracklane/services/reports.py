@@ -1,65 +1,75 @@
-"""The performance report and click lookups: read-only use cases."""
+"""The performance report and click lookups: read-only use cases, answered as the caller's role sees them.
+
+Every read is narrowed to the caller's tenant here (`tracklane.domain.tenancy`): a click of another tenant
+is `NotFound`, exactly like one that does not exist; a filter naming another tenant is `Forbidden`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from datetime import datetime
-from decimal import Decimal
-from typing import Any
+from collections.abc import Iterable
+from dataclasses import replace
 
 from tracklane.domain.errors import InvalidParameter, NotFound
 from tracklane.domain.model import Click
-from tracklane.services.ports import Database, Page
+from tracklane.domain.tenancy import Scope, narrow, owns
+from tracklane.resources.clicks import ClickRoleView, click_view_for
+from tracklane.resources.reports import ReportLine, ReportQuery, ReportRoleView, report_view_for
+from tracklane.services.ports import Database, Page, Repository
 
 DIMENSIONS = (
     "offer", "partner", "advertiser", "day",
     "sub1", "sub2", "sub3", "sub4", "sub5", "source_id", "country", "device_type",
 )  # fmt: skip
-FILTERS = ("offer_id", "partner_id", "advertiser_id")
+DEFAULT_CURRENCY = "USD"  # the currency of a click whose offer does not exist
 
 
 class ReportService:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def run(
-        self, group_by: Sequence[str], created_from: datetime | None, created_to: datetime | None,
-        filters: Mapping[str, int],
-    ) -> dict[str, Any]:
+    async def run(self, scope: Scope, query: ReportQuery) -> ReportRoleView:
         """Rows per group with clicks, conversions, events, money, CVR and EPC, and their totals."""
-        for dimension in group_by:
+        for dimension in query.group_by:
             if dimension not in DIMENSIONS:
                 raise InvalidParameter("group_by", f"{dimension!r} is not one of {', '.join(DIMENSIONS)}")
-        if len(set(group_by)) != len(group_by):
+        if len(set(query.group_by)) != len(query.group_by):
             raise InvalidParameter("group_by", "names a dimension twice")
-        rows = await self._db.read(lambda repo: repo.report(group_by, created_from, created_to, filters))
-        totals = _totals(rows)
-        return {"rows": [_with_ratios(r) for r in rows], "totals": _with_ratios(totals)}
+        asked = {"offer_id": query.offer_id, "partner_id": query.partner_id, "advertiser_id": query.advertiser_id}
+        narrowed = replace(query, **narrow(scope, asked))
+        lines = await self._db.read(lambda repo: repo.report(narrowed))
+        totals = ReportLine()
+        for line in lines:
+            totals = totals.plus(line)
+        return report_view_for(scope, lines, totals)
 
-    async def clicks(self, page: Page) -> list[Click]:
-        return await self._db.read(lambda repo: repo.list_clicks(page))
+    async def clicks(self, scope: Scope, page: Page) -> list[ClickRoleView]:
+        """Clicks of the caller's tenant, newest first."""
+        narrowed = replace(page, filters=narrow(scope, page.filters))
 
-    async def click(self, transaction_id: str) -> Click:
-        click = await self._db.read(lambda repo: repo.get_click(transaction_id))
-        if click is None:
-            raise NotFound(f"no click has transaction_id {transaction_id}")
-        return click
+        def work(repo: Repository) -> list[ClickRoleView]:
+            found = repo.list_clicks(narrowed)
+            currencies = _currencies(repo, {c.offer_id for c in found})
+            return [click_view_for(scope, c, currencies[c.offer_id]) for c in found]
+
+        return await self._db.read(work)
+
+    async def click(self, scope: Scope, transaction_id: str) -> ClickRoleView:
+        def work(repo: Repository) -> ClickRoleView:
+            click = repo.get_click(transaction_id)
+            if click is None or not _sees(scope, click):
+                raise NotFound(f"no click has transaction_id {transaction_id}")
+            return click_view_for(scope, click, _currencies(repo, [click.offer_id])[click.offer_id])
+
+        return await self._db.read(work)
 
 
-def _totals(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    totals: dict[str, Any] = {}
-    for row in rows:
-        for name, value in row.items():
-            if isinstance(value, int | Decimal) and name not in DIMENSIONS:
-                totals[name] = totals.get(name, 0) + value
-    return totals
+def _sees(scope: Scope, click: Click) -> bool:
+    return owns(scope, click.advertiser_id, click.partner_id)
 
 
-def _with_ratios(row: Mapping[str, Any]) -> dict[str, Any]:
-    """Conversion rate (percent of billable clicks) and earnings per click (payout / clicks)."""
-    clicks = int(row.get("clicks", 0))
-    result = dict(row)
-    conversions = Decimal(int(row.get("conversions", 0)))
-    result["cvr"] = (conversions * 100 / clicks).quantize(Decimal("0.01")) if clicks else None
-    result["epc"] = (Decimal(row.get("payout", 0)) / clicks).quantize(Decimal("0.0001")) if clicks else None
-    return result
+def _currencies(repo: Repository, offer_ids: Iterable[int]) -> dict[int, str]:
+    currencies = {}
+    for offer_id in set(offer_ids):
+        offer = repo.get_offer(offer_id)
+        currencies[offer_id] = offer.currency if offer is not None else DEFAULT_CURRENCY
+    return currencies

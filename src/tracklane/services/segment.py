@@ -5,6 +5,12 @@ A message that cannot be read is dropped with a reason and the rest of its batch
 conversion attribution refuses (unknown click, no prior conversion, outside the window) is still stored
 with the refusal as its outcome, and its customer data is kept; a message with bad input (a malformed
 amount, a currency that is not the offer's) is stored as refused and nothing else of it is applied.
+
+A source belongs to one advertiser and sees only that advertiser's clicks and conversions: a click of
+another advertiser is treated exactly like a click that does not exist (it converts nothing, links no
+customer, and the message's detail reveals nothing of it), a refund rejects only that advertiser's
+conversions, and only offers that accept the `segment` conversion method convert. A source without an
+advertiser (migrated without one) attributes nothing.
 """
 
 from __future__ import annotations
@@ -16,14 +22,25 @@ from functools import partial
 from typing import Any
 
 from tracklane.domain.errors import InvalidParameter, PostbackRefused, TracklaneError
-from tracklane.domain.model import Click, ConversionStatus, Origin
+from tracklane.domain.model import Click, ConversionMethod, ConversionStatus, Origin
 from tracklane.domain.postback import ConversionRequest
 from tracklane.domain.segment.mapping import ConversionIntent, Meaning, map_message
 from tracklane.domain.segment.messages import Envelope, Message, read_message
 from tracklane.domain.segment.model import Customer, MessageOutcome, Source
 from tracklane.domain.segment.settings import SourceSettings, source_settings
+from tracklane.resources.fields import UNSET
 from tracklane.services.conversions import _change_status, _record
-from tracklane.services.ports import Clock, Database, DuplicateKey, Page, Repository
+from tracklane.services.ports import (
+    Clock,
+    CustomerChanges,
+    Database,
+    DuplicateKey,
+    MessageResult,
+    NewCustomerActivity,
+    NewSegmentMessage,
+    Page,
+    Repository,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +61,8 @@ class _Applied:
 
 
 SOURCE_CACHE_SECONDS = 5
+NO_ADVERTISER = "this source belongs to no advertiser: it attributes nothing until an admin sets its advertiser_id"
+NOT_THIS_ADVERTISERS = "no click of an offer of this source's advertiser"
 MAX_RACE_RETRIES = 3
 SOURCE_CACHE_SIZE = 1024
 
@@ -71,8 +90,14 @@ class SegmentService:
         return await self._db.read(lambda repo: repo.get_source(source_id))
 
     async def ingest(
-        self, source: Source, envelope: Envelope, received_at: datetime, *, relayed: bool,
-        sent_header: str | None = None, client_ip: str | None = None,
+        self,
+        source: Source,
+        envelope: Envelope,
+        received_at: datetime,
+        *,
+        relayed: bool,
+        sent_header: str | None = None,
+        client_ip: str | None = None,
     ) -> IngestReport:
         """Read every message, store the valid ones (once each) and apply them; durable when this returns."""
         messages: list[Message] = []
@@ -93,12 +118,16 @@ class SegmentService:
 
 
 def _ingest(
-    repo: Repository, source: Source, settings: SourceSettings, messages: Sequence[Message], relayed: bool,
+    repo: Repository,
+    source: Source,
+    settings: SourceSettings,
+    messages: Sequence[Message],
+    relayed: bool,
     now: datetime,
 ) -> tuple[int, int]:
     stored = duplicates = 0
     for message in messages:
-        row_id = repo.insert_segment_message(_message_row(source, message, relayed, now))
+        row_id = repo.insert_segment_message(_received(source, message, relayed, now))
         if row_id is None:
             duplicates += 1
             continue
@@ -108,10 +137,10 @@ def _ingest(
             "summary": meaning.summary, "click_reference": meaning.click_reference,
             "parameters": dict(meaning.parameters), "items": [dict(i) for i in meaning.items],
         }  # fmt: skip
-        repo.update_segment_message(row_id, {
-            "outcome": applied.outcome.value, "detail": applied.detail[:2000], "conversion_id": applied.conversion_id,
-            "customer_id": applied.customer_id, "mapped": mapped,
-        })  # fmt: skip
+        repo.update_segment_message(row_id, MessageResult(
+            outcome=applied.outcome, detail=applied.detail[:2000], conversion_id=applied.conversion_id,
+            customer_id=applied.customer_id, mapped=mapped,
+        ))  # fmt: skip
     return stored, duplicates
 
 
@@ -133,41 +162,69 @@ def _apply_once(
     raise PostbackRefused("busy", "the customer is being changed concurrently; retry")
 
 
-def _message_row(source: Source, message: Message, relayed: bool, now: datetime) -> dict[str, object]:
-    return {
-        "source_id": source.id, "message_id": message.message_id, "type": message.type, "event": message.event,
-        "user_id": message.user_id, "anonymous_id": message.anonymous_id, "timestamp": message.timestamp,
-        "original_timestamp": message.original_timestamp, "sent_at": message.sent_at,
-        "received_at": message.received_at, "relayed": relayed, "outcome": MessageOutcome.IGNORED.value,
-        "detail": None, "mapped": {}, "payload": {**message.raw, "context": dict(message.context)}, "created_at": now,
-    }  # fmt: skip
+def _received(source: Source, message: Message, relayed: bool, now: datetime) -> NewSegmentMessage:
+    return NewSegmentMessage(
+        source_id=source.id, message_id=message.message_id, type=message.type, event=message.event,
+        user_id=message.user_id, anonymous_id=message.anonymous_id, timestamp=message.timestamp,
+        original_timestamp=message.original_timestamp, sent_at=message.sent_at, received_at=message.received_at,
+        relayed=relayed, payload={**message.raw, "context": dict(message.context)}, created_at=now,
+    )  # fmt: skip
 
 
 def _apply(repo: Repository, source: Source, message: Message, meaning: Meaning, now: datetime) -> _Applied:
     applied = _Applied(detail=meaning.summary)
     customer = _customer(repo, source, message, meaning, now)
-    click, customer = _linked_click(repo, customer, meaning, now)
+    click, customer = _linked_click(repo, source, customer, meaning, now)
     if customer is not None:
         applied.customer_id = customer.id
         customer = _update_customer(repo, customer, message, meaning, now)
         if _touches_customer(meaning):
             applied.outcome = MessageOutcome.CUSTOMER
-    # The click the message names; else (none named, or not one of ours) the click its customer came from.
-    transaction_id = click.transaction_id if click else None
-    if transaction_id is None and customer is not None:
-        transaction_id = customer.transaction_id
-    if transaction_id is None:
-        transaction_id = meaning.click_reference
+    if source.advertiser_id is None:
+        _attribute_nothing(meaning, applied)
+        return applied
+    # The click the message names; else (none named, or not one of this advertiser's) the click its customer
+    # came from; else the reference as named, which finds no click.
+    if click is None and customer is not None and customer.transaction_id is not None:
+        click = _own_click(repo, source, customer.transaction_id)
+    transaction_id = click.transaction_id if click else meaning.click_reference
     if meaning.refunds_order:
         applied.outcome, applied.detail = MessageOutcome.REFUND, _refund(repo, source, meaning, transaction_id, now)
     if meaning.conversion is not None:
-        _convert(repo, meaning.conversion, transaction_id, applied, now)
+        _convert(repo, meaning.conversion, click, transaction_id, applied, now)
     return applied
 
 
+def _own_click(repo: Repository, source: Source, transaction_id: str) -> Click | None:
+    """The click if it is one of the source's advertiser's; a click of another advertiser is not found."""
+    click = repo.get_click(transaction_id)
+    if click is None or source.advertiser_id is None or click.advertiser_id != source.advertiser_id:
+        return None
+    return click
+
+
+def _attribute_nothing(meaning: Meaning, applied: _Applied) -> None:
+    """A source without an advertiser: customer data applies, attribution and refunds do not."""
+    intent = meaning.conversion
+    if meaning.refunds_order:
+        applied.outcome = MessageOutcome.REFUND
+    elif intent is not None and not intent.skip_if_no_event:
+        applied.outcome = MessageOutcome.UNATTRIBUTED
+    elif meaning.click_reference is None and intent is None:
+        return
+    applied.detail += f"; {NO_ADVERTISER}"
+
+
 def _touches_customer(meaning: Meaning) -> bool:
-    return bool(meaning.activity or meaning.visit or meaning.traits or meaning.audiences or meaning.group
-                or meaning.alias or meaning.links_click)
+    return bool(
+        meaning.activity
+        or meaning.visit
+        or meaning.traits
+        or meaning.audiences
+        or meaning.group
+        or meaning.alias
+        or meaning.links_click
+    )
 
 
 def _customer(repo: Repository, source: Source, message: Message, meaning: Meaning, now: datetime) -> Customer | None:
@@ -202,40 +259,48 @@ def _customer(repo: Repository, source: Source, message: Message, meaning: Meani
 def _worth_a_customer(message: Message, meaning: Meaning) -> bool:
     """A new person is recorded once something about them is known: a click, two ids to stitch, traits,
     audiences, a group, an alias, a visit or activity. A lone track from an unknown id records none."""
-    return bool(meaning.click_reference or len(message.identities) > 1 or meaning.traits or meaning.audiences
-                or meaning.group or meaning.alias or meaning.visit or meaning.activity or (meaning.conversion
-                and not meaning.conversion.skip_if_no_event))
+    return bool(
+        meaning.click_reference
+        or len(message.identities) > 1
+        or meaning.traits
+        or meaning.audiences
+        or meaning.group
+        or meaning.alias
+        or meaning.visit
+        or meaning.activity
+        or (meaning.conversion and not meaning.conversion.skip_if_no_event)
+    )
 
 
 def _merge(repo: Repository, keep: Customer, other: Customer, now: datetime) -> None:
-    changes: dict[str, object] = {
-        "traits": {**other.traits, **keep.traits}, "audiences": sorted({*keep.audiences, *other.audiences}),
-        "previous_ids": [*keep.previous_ids, *other.previous_ids], "visits": keep.visits + other.visits,
-    }  # fmt: skip
-    if keep.user_id is None and other.user_id is not None:
-        changes["user_id"] = other.user_id
+    user_id = other.user_id if keep.user_id is None and other.user_id is not None else UNSET
+    changes = CustomerChanges(
+        traits={**other.traits, **keep.traits}, audiences=sorted({*keep.audiences, *other.audiences}),
+        previous_ids=[*keep.previous_ids, *other.previous_ids], visits=keep.visits + other.visits, user_id=user_id,
+    )  # fmt: skip
     repo.merge_customers(keep.id, other.id)
     repo.update_customer(keep.id, changes, now)
 
 
 def _linked_click(
-    repo: Repository, customer: Customer | None, meaning: Meaning, now: datetime
+    repo: Repository, source: Source, customer: Customer | None, meaning: Meaning, now: datetime
 ) -> tuple[Click | None, Customer | None]:
-    """The click the message names; the first click linked to a customer is the one that acquired them."""
+    """The click the message names, if it is the source's advertiser's; the first click linked to a customer
+    is the one that acquired them."""
     if meaning.click_reference is None:
         return None, customer
-    click = repo.get_click(meaning.click_reference)
+    click = _own_click(repo, source, meaning.click_reference)
     if click is None or customer is None or customer.transaction_id is not None or not meaning.links_click:
         return click, customer
-    link: dict[str, Any] = {"transaction_id": click.transaction_id, "offer_id": click.offer_id,
-                            "partner_id": click.partner_id}
+    link = CustomerChanges(transaction_id=click.transaction_id, offer_id=click.offer_id, partner_id=click.partner_id)
     repo.update_customer(customer.id, link, now)
     repo.set_activity_attribution(customer.id, click.offer_id, click.partner_id)
-    return click, replace(customer, **link)
+    return click, replace(customer, **link.given())
 
 
-def _update_customer(repo: Repository, customer: Customer, message: Message, meaning: Meaning,
-                     now: datetime) -> Customer:
+def _update_customer(
+    repo: Repository, customer: Customer, message: Message, meaning: Meaning, now: datetime
+) -> Customer:
     changes: dict[str, Any] = {}
     if message.user_id and customer.user_id != message.user_id and meaning.alias is None:
         changes["user_id"] = message.user_id
@@ -252,8 +317,9 @@ def _update_customer(repo: Repository, customer: Customer, message: Message, mea
     if meaning.alias is not None:
         previous, new = meaning.alias
         changes["user_id"] = new
-        changes["previous_ids"] = [*customer.previous_ids, previous] if previous not in customer.previous_ids \
-            else list(customer.previous_ids)
+        changes["previous_ids"] = (
+            [*customer.previous_ids, previous] if previous not in customer.previous_ids else list(customer.previous_ids)
+        )
     if meaning.visit:
         changes["visits"] = customer.visits + 1
     if meaning.activity == "signup" and customer.signed_up_at is None:
@@ -261,21 +327,27 @@ def _update_customer(repo: Repository, customer: Customer, message: Message, mea
     if meaning.activity == "churn":
         changes.update(status="churned", churned_at=message.timestamp)
     if changes:
-        repo.update_customer(customer.id, changes, now)
+        repo.update_customer(customer.id, CustomerChanges(**changes), now)
     if meaning.activity is not None:
-        repo.insert_customer_activity({
-            "source_id": customer.source_id, "customer_id": customer.id, "kind": meaning.activity,
-            "amount": meaning.activity_amount, "currency": meaning.activity_currency,
-            "offer_id": customer.offer_id, "partner_id": customer.partner_id, "message_id": message.message_id,
-            "occurred_at": message.timestamp, "created_at": now,
-        })  # fmt: skip
+        repo.insert_customer_activity(NewCustomerActivity(
+            source_id=customer.source_id, customer_id=customer.id, kind=meaning.activity,
+            amount=meaning.activity_amount, currency=meaning.activity_currency, offer_id=customer.offer_id,
+            partner_id=customer.partner_id, message_id=message.message_id, occurred_at=message.timestamp,
+            created_at=now,
+        ))  # fmt: skip
     return replace(customer, **changes) if changes else customer
 
 
 def _convert(
-    repo: Repository, intent: ConversionIntent, transaction_id: str | None, applied: _Applied, now: datetime
+    repo: Repository,
+    intent: ConversionIntent,
+    click: Click | None,
+    transaction_id: str | None,
+    applied: _Applied,
+    now: datetime,
 ) -> None:
-    """Record the conversion or event with the same rules as a postback (origin `segment`)."""
+    """Record the conversion or event with the same rules as a postback (origin `segment`) on `click`, the
+    source's advertiser's click (None when `transaction_id` names none), if its offer accepts the method."""
     if transaction_id is None:
         if intent.skip_if_no_event:
             return  # a track that may name an offer event, with no click to find the offer by
@@ -284,12 +356,21 @@ def _convert(
         return
     event_name = intent.event_name
     if event_name is not None and (intent.base_if_no_event or intent.skip_if_no_event):
-        click = repo.get_click(transaction_id)
         events = repo.list_offer_events(click.offer_id) if click else []
         if not any(e.name == event_name for e in events):
             if intent.skip_if_no_event:
                 return
             event_name = None
+    if click is None:
+        # Whether the click does not exist or is another advertiser's, the answer is the same.
+        applied.outcome = MessageOutcome.REFUSED
+        applied.detail = f"unknown_transaction: {NOT_THIS_ADVERTISERS} has transaction_id {transaction_id}"
+        return
+    offer = repo.get_offer(click.offer_id)
+    if offer is not None and not offer.accepts(ConversionMethod.SEGMENT):
+        applied.outcome = MessageOutcome.REFUSED
+        applied.detail = f"method_not_enabled: offer #{offer.id} does not enable the segment conversion method"
+        return
     request = ConversionRequest(
         transaction_id=transaction_id, token=None, event_id=intent.event_id, event_name=event_name,
         amount=intent.amount, order_id=intent.order_id, currency=intent.currency, advs=intent.advs,
@@ -313,7 +394,7 @@ def _refund(repo: Repository, source: Source, meaning: Meaning, transaction_id: 
     """Reject the conversions of the refunded order (the reason and the message go into their trace)."""
     if meaning.refund_order_id is None:
         return "refund without an order id: nothing to reject"
-    filters: dict[str, object] = {"order_id": meaning.refund_order_id}
+    filters: dict[str, object] = {"order_id": meaning.refund_order_id, "advertiser_id": source.advertiser_id}
     if transaction_id is not None:
         filters["transaction_id"] = transaction_id
     found = repo.list_conversions(Page(limit=20, filters=filters))

@@ -3,19 +3,18 @@ re-enable, rotate."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import timedelta
-from decimal import Decimal
-from typing import Any
 
 from tracklane.domain.destinations import AllowList, refuse_literal
-from tracklane.domain.errors import InvalidParameter, NotFound
-from tracklane.domain.webhooks import EndpointStatus, WebhookEndpoint, parse_endpoint
-from tracklane.services.ports import Clock, Database, Page, Repository, SecretBox
+from tracklane.domain.errors import NotFound
+from tracklane.domain.webhooks import EndpointStatus, WebhookEndpoint
+from tracklane.resources.fields import UNSET
+from tracklane.resources.webhooks import RotateSecret, WebhookCreate, WebhookUpdate
+from tracklane.services.ports import Clock, Database, EndpointState, Page, Repository, SecretBox, SecretRotation
 
-DEFAULT_OVERLAP = timedelta(hours=24)
-MAX_OVERLAP = timedelta(days=7)
+DISABLED_BY_ADMIN = "disabled by an administrator"
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,14 +35,11 @@ class WebhookService:
         self._new_secret = new_secret
         self._box = box
 
-    async def create(self, body: Mapping[str, Any]) -> WithSecret:
-        values = parse_endpoint(body, partial=False)
-        refuse_literal(values["url"], self._allow, "url")
-        values.setdefault("event_types", None)
+    async def create(self, body: WebhookCreate) -> WithSecret:
+        refuse_literal(body.url, self._allow, "url")
         secret, now = self._new_secret(), self._clock()
-        values.update(status=EndpointStatus.ACTIVE, secret=self._box.seal(secret),
-                      event_types=None if values["event_types"] is None else list(values["event_types"]))
-        endpoint = await self._db.write(lambda repo: repo.insert_webhook_endpoint(values, now))
+        sealed = self._box.seal(secret)
+        endpoint = await self._db.write(lambda repo: repo.insert_webhook_endpoint(body, sealed, now))
         return WithSecret(endpoint, secret)
 
     async def get(self, endpoint_id: int) -> WebhookEndpoint:
@@ -52,57 +48,37 @@ class WebhookService:
     async def list(self, page: Page) -> list[WebhookEndpoint]:
         return await self._db.read(lambda repo: repo.list_webhook_endpoints(page))
 
-    async def update(self, endpoint_id: int, body: Mapping[str, Any]) -> WebhookEndpoint:
+    async def update(self, endpoint_id: int, body: WebhookUpdate) -> WebhookEndpoint:
         """Change the URL, types or description; `"status": "active"` re-enables a disabled endpoint."""
-        changes = parse_endpoint(body, partial=True)
-        if "url" in changes:
-            refuse_literal(changes["url"], self._allow, "url")
-        if changes.get("event_types") is not None:
-            changes["event_types"] = list(changes["event_types"])
-        if "status" in body:
-            try:
-                status = EndpointStatus(body["status"])
-            except ValueError:
-                raise InvalidParameter("status", "must be active or disabled") from None
-            changes["status"] = status
-            if status is EndpointStatus.ACTIVE:
-                changes.update(disabled_reason=None, disabled_at=None, failing_since=None)
-            else:
-                changes.update(disabled_reason="disabled by an administrator")
+        if isinstance(body.url, str):
+            refuse_literal(body.url, self._allow, "url")
         now = self._clock()
-        if changes.get("status") is EndpointStatus.DISABLED:
-            changes["disabled_at"] = now
 
         def work(repo: Repository) -> WebhookEndpoint:
-            _found(repo.get_webhook_endpoint(endpoint_id), endpoint_id)
-            repo.update_webhook_endpoint(endpoint_id, changes, now)
+            current = _found(repo.get_webhook_endpoint(endpoint_id), endpoint_id)
+            repo.update_webhook_endpoint(endpoint_id, body, now)
+            if body.status is EndpointStatus.ACTIVE:
+                repo.set_webhook_endpoint_state(endpoint_id, EndpointState(EndpointStatus.ACTIVE), now)
+            elif body.status is not UNSET:
+                state = replace(EndpointState.of(current), status=EndpointStatus.DISABLED,
+                                disabled_reason=DISABLED_BY_ADMIN, disabled_at=now)  # fmt: skip
+                repo.set_webhook_endpoint_state(endpoint_id, state, now)
             return _found(repo.get_webhook_endpoint(endpoint_id), endpoint_id)
 
         return await self._db.write(work)
 
-    async def rotate_secret(self, endpoint_id: int, body: Mapping[str, Any]) -> WithSecret:
+    async def rotate_secret(self, endpoint_id: int, body: RotateSecret) -> WithSecret:
         """Issue a new secret; the old one keeps signing too until the overlap ends (default 24 h)."""
-        overlap = _overlap(body.get("overlap_hours", DEFAULT_OVERLAP.total_seconds() / 3600))
+        overlap = timedelta(hours=body.overlap_hours)
         secret, now = self._new_secret(), self._clock()
         sealed = self._box.seal(secret)
 
         def work(repo: Repository) -> WebhookEndpoint:
             current = _found(repo.get_webhook_endpoint(endpoint_id), endpoint_id)
-            repo.update_webhook_endpoint(endpoint_id, {
-                "secret": sealed, "previous_secret": current.secret, "previous_secret_expires_at": now + overlap,
-            }, now)  # fmt: skip
+            repo.rotate_webhook_secret(endpoint_id, SecretRotation(sealed, current.secret, now + overlap), now)
             return _found(repo.get_webhook_endpoint(endpoint_id), endpoint_id)
 
         return WithSecret(await self._db.write(work), secret)
-
-
-def _overlap(raw: object) -> timedelta:
-    if isinstance(raw, bool) or not isinstance(raw, int | float | Decimal):
-        raise InvalidParameter("overlap_hours", "must be a number of hours")
-    hours = timedelta(hours=float(raw))
-    if not timedelta(0) <= hours <= MAX_OVERLAP:
-        raise InvalidParameter("overlap_hours", f"must be from 0 to {int(MAX_OVERLAP.total_seconds() // 3600)}")
-    return hours
 
 
 def _found(endpoint: WebhookEndpoint | None, endpoint_id: int) -> WebhookEndpoint:

@@ -7,14 +7,15 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+import msgspec
 from sqlalchemy import Connection, Table, bindparam, delete, insert, or_, select, update
 
 from tracklane.domain.caps import Cap, CapRule
 from tracklane.domain.model import (
-    DEFAULT_CONVERSION_METHODS,
     AccessStatus,
     Advertiser,
     ApiKey,
+    ConversionMethod,
     Offer,
     OfferAccess,
     OfferEvent,
@@ -22,8 +23,17 @@ from tracklane.domain.model import (
     PartnerPayout,
     Visibility,
 )
-from tracklane.domain.money import PriceRule
 from tracklane.resources.advertisers import AdvertiserUpdate
+from tracklane.resources.offers import (
+    OfferAccessCreate,
+    OfferAccessUpdate,
+    OfferCreate,
+    OfferEventCreate,
+    OfferEventUpdate,
+    OfferUpdate,
+    PartnerPayoutCreate,
+    PriceRuleBody,
+)
 from tracklane.resources.partners import PartnerUpdate
 from tracklane.services.ports import Page
 from tracklane.storage import rows
@@ -32,6 +42,7 @@ from tracklane.storage.paging import paged
 from tracklane.storage.schema import (
     advertisers,
     api_keys,
+    cap_counters,
     offer_access,
     offer_caps,
     offer_events,
@@ -42,15 +53,16 @@ from tracklane.storage.schema import (
 
 
 def _columns(values: Mapping[str, Any]) -> dict[str, Any]:
-    """Domain values to columns: price rules spread over their three columns, enums to their values."""
+    """Resource values to columns: price rules spread over their three columns, enums to their values,
+    conversion methods as a list in their declared order."""
     columns: dict[str, Any] = {}
     for name, value in values.items():
-        if isinstance(value, PriceRule):
-            columns.update(rows.price_columns(name, value))
+        if isinstance(value, PriceRuleBody):
+            columns.update(rows.price_columns(name, value.rule()))
+        elif name == "conversion_methods":
+            columns[name] = [m.value for m in ConversionMethod if m in value]
         elif isinstance(value, StrEnum):
             columns[name] = value.value
-        elif isinstance(value, frozenset):
-            columns[name] = sorted(str(item) for item in value)
         else:
             columns[name] = value
     return columns
@@ -85,8 +97,13 @@ class SqlCatalog:
 
     # advertisers
     def insert_advertiser(self, name: str, postback_token: str, now: datetime) -> Advertiser:
-        values = {"name": name, "status": "active", "postback_token": postback_token,
-                  "created_at": now, "updated_at": now}
+        values = {
+            "name": name,
+            "status": "active",
+            "postback_token": postback_token,
+            "created_at": now,
+            "updated_at": now,
+        }
         return rows.advertiser(self._insert(advertisers, values))
 
     def get_advertiser(self, advertiser_id: int) -> Advertiser | None:
@@ -133,9 +150,10 @@ class SqlCatalog:
         self._update(partners, partner_id, {**rows.set_fields(changes), "updated_at": now})
 
     # offers
-    def insert_offer(self, values: Mapping[str, Any], caps: Sequence[CapRule], now: datetime) -> Offer:
-        defaults = {"conversion_methods": DEFAULT_CONVERSION_METHODS, "share_amount_with_partners": False}
-        row = self._insert(offers, {**defaults, **values, "created_at": now, "updated_at": now})
+    def insert_offer(self, offer: OfferCreate, now: datetime) -> Offer:
+        values = msgspec.structs.asdict(offer)
+        caps = [c.rule() for c in values.pop("caps")]
+        row = self._insert(offers, {**values, "created_at": now, "updated_at": now})
         self._replace_caps(row.id, caps)
         return rows.offer(row, self._caps(row.id))
 
@@ -158,12 +176,12 @@ class SqlCatalog:
         visible = select(offers).where(or_(offers.c.visibility != Visibility.PRIVATE.value, offers.c.id.in_(approved)))
         return [rows.offer(r, self._caps(r.id)) for r in self.conn.execute(paged(visible, offers, page))]
 
-    def update_offer(
-        self, offer_id: int, changes: Mapping[str, Any], caps: Sequence[CapRule] | None, now: datetime
-    ) -> None:
-        self._update(offers, offer_id, {**changes, "updated_at": now})
+    def update_offer(self, offer_id: int, changes: OfferUpdate, now: datetime) -> None:
+        values = rows.set_fields(changes, exclude=frozenset({"advertiser_id"}))
+        caps = values.pop("caps", None)
+        self._update(offers, offer_id, {**values, "updated_at": now})
         if caps is not None:
-            self._replace_caps(offer_id, caps)
+            self._replace_caps(offer_id, [c.rule() for c in caps])
 
     def _caps(self, offer_id: int) -> list[Cap]:
         return [rows.cap(r) for r in self.conn.execute(_CAPS_OF_OFFER, {"offer_id": offer_id})]
@@ -174,24 +192,32 @@ class SqlCatalog:
         keep = {existing[rule] for rule in caps if rule in existing}
         drop = [cap_id for cap_id in existing.values() if cap_id not in keep]
         if drop:
+            # SQLite may give a dropped cap's id to the next new cap: its counters must not count for it.
+            self.conn.execute(delete(cap_counters).where(cap_counters.c.cap_id.in_(drop)))
             self.conn.execute(delete(offer_caps).where(offer_caps.c.id.in_(drop)))
         for rule in caps:
             if rule not in existing:
-                self.conn.execute(insert(offer_caps).values(
-                    offer_id=offer_id, metric=rule.metric.value, period=rule.period.value,
-                    cap_limit=rule.limit, per_partner=rule.per_partner,
-                ))
+                self.conn.execute(
+                    insert(offer_caps).values(
+                        offer_id=offer_id,
+                        metric=rule.metric.value,
+                        period=rule.period.value,
+                        cap_limit=rule.limit,
+                        per_partner=rule.per_partner,
+                    )
+                )
 
     # offer events
-    def insert_offer_event(self, offer_id: int, values: Mapping[str, Any], now: datetime) -> OfferEvent:
-        return rows.offer_event(self._insert(offer_events, {**values, "offer_id": offer_id, "created_at": now}))
+    def insert_offer_event(self, offer_id: int, event: OfferEventCreate, now: datetime) -> OfferEvent:
+        values = {**msgspec.structs.asdict(event), "offer_id": offer_id, "created_at": now}
+        return rows.offer_event(self._insert(offer_events, values))
 
     def list_offer_events(self, offer_id: int) -> list[OfferEvent]:
         query = select(offer_events).where(offer_events.c.offer_id == offer_id).order_by(offer_events.c.id)
         return [rows.offer_event(r) for r in self.conn.execute(query)]
 
-    def update_offer_event(self, event_id: int, changes: Mapping[str, Any]) -> None:
-        self._update(offer_events, event_id, changes)
+    def update_offer_event(self, event_id: int, changes: OfferEventUpdate) -> None:
+        self._update(offer_events, event_id, rows.set_fields(changes))
 
     # offer access
     def get_access(self, offer_id: int, partner_id: int) -> OfferAccess | None:
@@ -208,48 +234,59 @@ class SqlCatalog:
         row = self._get(offer_access, access_id)
         return None if row is None else rows.access(row)
 
-    def save_access(
-        self, offer_id: int, partner_id: int, status: str, reason: str | None, now: datetime
-    ) -> OfferAccess:
-        current = self.get_access(offer_id, partner_id)
+    def save_access(self, access: OfferAccessCreate, now: datetime) -> OfferAccess:
+        current = self.get_access(access.offer_id, access.partner_id)
         if current is None:
-            values = {"offer_id": offer_id, "partner_id": partner_id, "status": status, "reason": reason,
-                      "created_at": now, "updated_at": now}
+            values = {**msgspec.structs.asdict(access), "created_at": now, "updated_at": now}
             return rows.access(self._insert(offer_access, values))
-        self._update(offer_access, current.id, {"status": status, "reason": reason, "updated_at": now})
+        self._update(offer_access, current.id, {"status": access.status, "reason": access.reason, "updated_at": now})
         return rows.access(self._get(offer_access, current.id))
+
+    def update_access(self, access_id: int, changes: OfferAccessUpdate, now: datetime) -> None:
+        self._update(offer_access, access_id, {**rows.set_fields(changes), "updated_at": now})
 
     def list_access(self, page: Page) -> list[OfferAccess]:
         return [rows.access(r) for r in self.conn.execute(paged(select(offer_access), offer_access, page))]
 
     # partner payouts
-    def insert_partner_payout(
-        self, offer_id: int, partner_id: int, event_id: int | None, values: Mapping[str, Any], now: datetime
-    ) -> PartnerPayout:
+    def insert_partner_payout(self, offer_id: int, payout: PartnerPayoutCreate, now: datetime) -> PartnerPayout:
         replaced = delete(partner_payouts).where(
             partner_payouts.c.offer_id == offer_id,
-            partner_payouts.c.partner_id == partner_id,
-            partner_payouts.c.event_id.is_(None) if event_id is None else partner_payouts.c.event_id == event_id,
-        )
+            partner_payouts.c.partner_id == payout.partner_id,
+            partner_payouts.c.event_id.is_(None) if payout.event_id is None
+            else partner_payouts.c.event_id == payout.event_id,
+        )  # fmt: skip
         self.conn.execute(replaced)
-        row = self._insert(partner_payouts, {**values, "offer_id": offer_id, "partner_id": partner_id,
-                                             "event_id": event_id, "created_at": now})
+        row = self._insert(partner_payouts, {**msgspec.structs.asdict(payout), "offer_id": offer_id,
+                                             "created_at": now})  # fmt: skip
         return rows.partner_payout(row)
 
     def list_partner_payouts(self, offer_id: int) -> list[PartnerPayout]:
         query = select(partner_payouts).where(partner_payouts.c.offer_id == offer_id).order_by(partner_payouts.c.id)
         return [rows.partner_payout(r) for r in self.conn.execute(query)]
 
-    def delete_partner_payout(self, payout_id: int) -> bool:
-        return bool(self.conn.execute(delete(partner_payouts).where(partner_payouts.c.id == payout_id)).rowcount)
+    def delete_partner_payout(self, offer_id: int, payout_id: int) -> bool:
+        query = delete(partner_payouts).where(partner_payouts.c.id == payout_id, partner_payouts.c.offer_id == offer_id)
+        return bool(self.conn.execute(query).rowcount)
 
     # API keys
     def insert_api_key(
-        self, role: str, advertiser_id: int | None, partner_id: int | None, key_hash: str, prefix: str,
+        self,
+        role: str,
+        advertiser_id: int | None,
+        partner_id: int | None,
+        key_hash: str,
+        prefix: str,
         now: datetime,
     ) -> ApiKey:
-        values = {"role": role, "advertiser_id": advertiser_id, "partner_id": partner_id,
-                  "key_hash": key_hash, "prefix": prefix, "created_at": now}
+        values = {
+            "role": role,
+            "advertiser_id": advertiser_id,
+            "partner_id": partner_id,
+            "key_hash": key_hash,
+            "prefix": prefix,
+            "created_at": now,
+        }
         return rows.api_key(self._insert(api_keys, values))
 
     def find_api_key(self, key_hash: str) -> ApiKey | None:

@@ -5,6 +5,11 @@ takes all writes waiting in its queue, runs them in one transaction (again, each
 if one of them failed: one failing write cannot spoil the others), commits them together, and only then
 resolves their futures: each caller is answered after its work is durable, while one commit (and one
 fsync) covers many requests.
+
+This is also the one place where the driver's errors become the domain's (`translate`): whatever a read
+or a write raises reaches its caller as `DuplicateKey` (a unique violation, naming the column),
+`StorageUnavailable` (the database cannot be reached or cannot work now), or, for any other fault, as the
+driver raised it.
 """
 
 from __future__ import annotations
@@ -12,19 +17,32 @@ from __future__ import annotations
 import asyncio
 import logging
 import queue
+import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy import Connection, Engine, PrimaryKeyConstraint, UniqueConstraint
+from sqlalchemy.exc import (
+    DBAPIError,
+    DisconnectionError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    SQLAlchemyError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from tracklane.domain.errors import DuplicateKey, StorageUnavailable
 from tracklane.services.ports import Repository
 from tracklane.storage.catalog_cache import CatalogCache
 from tracklane.storage.repository import SqlRepository
+from tracklane.storage.schema import metadata
 
 T = TypeVar("T")
 log = logging.getLogger("tracklane.storage")
@@ -175,26 +193,111 @@ def _is_retryable(error: DBAPIError) -> bool:
     return error.connection_invalidated or code in ("40001", "40P01") or isinstance(error, OperationalError)
 
 
+_UNAVAILABLE = (OperationalError, InterfaceError, DisconnectionError, PoolTimeout)
+_SQLITE_UNIQUE_NAMES = frozenset({"SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY"})
+_SQLITE_UNIQUE = re.compile(r"UNIQUE constraint failed: (?P<columns>.+)")
+_POSTGRES_KEY = re.compile(r"Key \((?P<columns>[^)]*)\)=")
+_POSTGRES_UNIQUE_VIOLATION = "23505"
+
+
+def translate(error: SQLAlchemyError) -> Exception:
+    """The domain's error for a driver error; see the module docstring.
+
+    A unique violation (SQLite or PostgreSQL) is `DuplicateKey` naming the key's last column (the columns
+    before it scope it, as `offer_id` scopes an event's `name`). Operational and interface errors, lost
+    connections and pool timeouts are `StorageUnavailable`. Anything else is returned unchanged: a fault.
+    """
+    if isinstance(error, IntegrityError) and _is_unique_violation(error):
+        columns = _unique_columns(error)
+        if not columns:
+            return DuplicateKey("a unique value is already taken")
+        *scope, column = columns
+        within = f" for this {', '.join(scope)}" if scope else ""
+        return DuplicateKey(f"{column}: this value is already taken{within}", field=column)
+    if isinstance(error, _UNAVAILABLE) or (isinstance(error, DBAPIError) and error.connection_invalidated):
+        return StorageUnavailable()
+    return error
+
+
+@contextmanager
+def translated() -> Iterator[None]:
+    """Raise the domain's error in place of a driver error (see `translate`), chained to it."""
+    try:
+        yield
+    except SQLAlchemyError as error:
+        domain_error = translate(error)
+        if domain_error is error:
+            raise
+        raise domain_error from error
+
+
+async def _awaited(pending: Awaitable[T]) -> T:
+    with translated():
+        return await pending
+
+
+def _is_unique_violation(error: IntegrityError) -> bool:
+    if getattr(error.orig, "sqlstate", None) == _POSTGRES_UNIQUE_VIOLATION:
+        return True
+    if getattr(error.orig, "sqlite_errorname", None) in _SQLITE_UNIQUE_NAMES:
+        return True
+    return _SQLITE_UNIQUE.search(str(error.orig)) is not None
+
+
+def _unique_columns(error: IntegrityError) -> list[str]:
+    """The columns of the violated key, from the constraint's name (PostgreSQL) or the message."""
+    diag = getattr(error.orig, "diag", None)
+    constraint = getattr(diag, "constraint_name", None)
+    if constraint and constraint in _unique_keys():
+        return list(_unique_keys()[constraint])
+    message = str(error.orig)
+    if found := _SQLITE_UNIQUE.search(message):  # "UNIQUE constraint failed: offer_events.offer_id, ..."
+        if (named := found["columns"].strip()).startswith("index "):  # an index on expressions: by its name
+            return list(_unique_keys().get(named.removeprefix("index ").strip("'\""), ()))
+        return [column.strip().rpartition(".")[2] for column in found["columns"].split(",")]
+    if found := _POSTGRES_KEY.search(message):  # DETAIL: Key (offer_id, name)=(...) already exists.
+        return [column.strip().strip('"') for column in found["columns"].split(",")]
+    table = getattr(diag, "table_name", None)
+    if constraint and table and constraint.startswith(prefix := f"uq_{table}_"):
+        return [constraint.removeprefix(prefix)]
+    return []
+
+
+@cache
+def _unique_keys() -> dict[str, tuple[str, ...]]:
+    """Every unique key of the schema by its name: primary keys, unique constraints and unique indexes."""
+    keys: dict[str, tuple[str, ...]] = {}
+    for table in metadata.tables.values():
+        for constraint in table.constraints:
+            if isinstance(constraint, PrimaryKeyConstraint | UniqueConstraint) and constraint.name:
+                keys[str(constraint.name)] = tuple(column.name for column in constraint.columns)
+        for index in table.indexes:
+            if index.unique and index.name:
+                keys[str(index.name)] = tuple(column.name for column in index.columns)
+    return keys
+
+
 class SqlDatabase:
-    """Implements `tracklane.services.ports.Database`."""
+    """Implements `tracklane.services.ports.Database`; every error it raises is translated (`translate`)."""
 
     def __init__(self, writer_engine: Engine, reader_engine: Engine, catalog_cache_seconds: float = 0) -> None:
         self.writer = GroupCommitWriter(writer_engine, CatalogCache(catalog_cache_seconds))
         self._readers = reader_engine
 
-    def write(self, work: Callable[[Repository], T]) -> asyncio.Future[T]:
-        return asyncio.wrap_future(self.writer.submit(work))
+    def write(self, work: Callable[[Repository], T]) -> Awaitable[T]:
+        return _awaited(asyncio.wrap_future(self.writer.submit(work)))
 
     async def read(self, work: Callable[[Repository], T]) -> T:
         return await asyncio.to_thread(self.read_now, work)
 
     def read_now(self, work: Callable[[Repository], T]) -> T:
-        with self._readers.connect() as connection, connection.begin():
+        with translated(), self._readers.connect() as connection, connection.begin():
             return work(SqlRepository(connection))
 
     def write_now(self, work: Callable[[Repository], T]) -> T:
         """Run a write from synchronous code (CLI, demo set-up) and wait for its commit."""
-        return self.writer.submit(work).result()
+        with translated():
+            return self.writer.submit(work).result()
 
     def close(self) -> None:
         self.writer.close()

@@ -18,9 +18,20 @@ from sqlalchemy import Connection, and_, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from tracklane.domain.delivery import Delivery, DeliveryAttempt, DeliveryStatus
-from tracklane.domain.partner_postbacks import PartnerPostback
-from tracklane.domain.webhooks import WebhookEndpoint
-from tracklane.services.ports import NewAttempt, NewDelivery, Page, Requeue
+from tracklane.domain.partner_postbacks import PartnerPostback, PostbackStatus
+from tracklane.domain.webhooks import EndpointStatus, WebhookEndpoint
+from tracklane.resources.partner_postbacks import PartnerPostbackCreate, PartnerPostbackUpdate
+from tracklane.resources.webhooks import WebhookCreate, WebhookUpdate
+from tracklane.services.ports import (
+    EndpointState,
+    NewAttempt,
+    NewDelivery,
+    Page,
+    PostbackState,
+    Release,
+    Requeue,
+    SecretRotation,
+)
 from tracklane.storage import rows
 from tracklane.storage.paging import paged
 from tracklane.storage.schema import deliveries, delivery_attempts, partner_postbacks, webhook_endpoints
@@ -42,12 +53,17 @@ class SqlDelivery:
     conn: Connection
 
     # webhook endpoints
-    def insert_webhook_endpoint(self, values: Mapping[str, Any], now: datetime) -> WebhookEndpoint:
-        row = self.conn.execute(
-            insert(webhook_endpoints)
-            .values(**_plain(values), created_at=now, updated_at=now)
-            .returning(*webhook_endpoints.c)
-        ).one()
+    def insert_webhook_endpoint(self, endpoint: WebhookCreate, secret: str, now: datetime) -> WebhookEndpoint:
+        values = {
+            "url": endpoint.url,
+            "description": endpoint.description,
+            "event_types": endpoint.event_types,
+            "status": EndpointStatus.ACTIVE.value,
+            "secret": secret,
+            "created_at": now,
+            "updated_at": now,
+        }
+        row = self.conn.execute(insert(webhook_endpoints).values(**values).returning(*webhook_endpoints.c)).one()
         return rows.webhook_endpoint(row)
 
     def get_webhook_endpoint(self, endpoint_id: int) -> WebhookEndpoint | None:
@@ -62,17 +78,34 @@ class SqlDelivery:
         query = select(webhook_endpoints).order_by(webhook_endpoints.c.id)
         return [rows.webhook_endpoint(r) for r in self.conn.execute(query)]
 
-    def update_webhook_endpoint(self, endpoint_id: int, changes: Mapping[str, Any], now: datetime) -> None:
+    def update_webhook_endpoint(self, endpoint_id: int, changes: WebhookUpdate, now: datetime) -> None:
+        self._update_endpoint(endpoint_id, rows.set_fields(changes, exclude=frozenset({"status"})), now)
+
+    def set_webhook_endpoint_state(self, endpoint_id: int, state: EndpointState, now: datetime) -> None:
+        self._update_endpoint(endpoint_id, {
+            "status": state.status.value, "disabled_reason": state.disabled_reason, "disabled_at": state.disabled_at,
+            "failing_since": state.failing_since,
+        }, now)  # fmt: skip
+
+    def rotate_webhook_secret(self, endpoint_id: int, rotation: SecretRotation, now: datetime) -> None:
+        self._update_endpoint(endpoint_id, {
+            "secret": rotation.secret, "previous_secret": rotation.previous_secret,
+            "previous_secret_expires_at": rotation.previous_expires_at,
+        }, now)  # fmt: skip
+
+    def _update_endpoint(self, endpoint_id: int, values: Mapping[str, Any], now: datetime) -> None:
         query = update(webhook_endpoints).where(webhook_endpoints.c.id == endpoint_id)
-        self.conn.execute(query.values(**_plain(changes), updated_at=now))
+        self.conn.execute(query.values(**_plain(values), updated_at=now))
 
     # partner postbacks
-    def insert_partner_postback(self, values: Mapping[str, Any], now: datetime) -> PartnerPostback:
-        row = self.conn.execute(
-            insert(partner_postbacks)
-            .values(**_plain(values), created_at=now, updated_at=now)
-            .returning(*partner_postbacks.c)
-        ).one()
+    def insert_partner_postback(
+        self, partner_id: int, postback: PartnerPostbackCreate, now: datetime
+    ) -> PartnerPostback:
+        values = {
+            **_plain(rows.set_fields(postback, exclude=frozenset({"partner_id"}))), "partner_id": partner_id,
+            "status": PostbackStatus.ACTIVE.value, "failure_count": 0, "created_at": now, "updated_at": now,
+        }  # fmt: skip
+        row = self.conn.execute(insert(partner_postbacks).values(**values).returning(*partner_postbacks.c)).one()
         return rows.partner_postback(row)
 
     def get_partner_postback(self, postback_id: int) -> PartnerPostback | None:
@@ -88,9 +121,18 @@ class SqlDelivery:
         query = select(partner_postbacks).where(partner_postbacks.c.partner_id == partner_id)
         return [rows.partner_postback(r) for r in self.conn.execute(query.order_by(partner_postbacks.c.id))]
 
-    def update_partner_postback(self, postback_id: int, changes: Mapping[str, Any], now: datetime) -> None:
+    def update_partner_postback(self, postback_id: int, changes: PartnerPostbackUpdate, now: datetime) -> None:
+        self._update_postback(postback_id, rows.set_fields(changes, exclude=frozenset({"partner_id", "status"})), now)
+
+    def set_partner_postback_state(self, postback_id: int, state: PostbackState, now: datetime) -> None:
+        self._update_postback(postback_id, {
+            "status": state.status.value, "deactivated_reason": state.deactivated_reason,
+            "failure_count": state.failure_count, "failure_started_at": state.failure_started_at,
+        }, now)  # fmt: skip
+
+    def _update_postback(self, postback_id: int, values: Mapping[str, Any], now: datetime) -> None:
         query = update(partner_postbacks).where(partner_postbacks.c.id == postback_id)
-        self.conn.execute(query.values(**_plain(changes), updated_at=now))
+        self.conn.execute(query.values(**_plain(values), updated_at=now))
 
     # the outbox
     def insert_delivery(self, delivery: NewDelivery) -> Delivery | None:
@@ -140,11 +182,11 @@ class SqlDelivery:
         )
         return sorted((rows.delivery(r) for r in self.conn.execute(claim)), key=lambda d: d.next_attempt_at)
 
-    def release_delivery(self, delivery_id: int, worker: str, changes: Mapping[str, Any], now: datetime) -> bool:
+    def release_delivery(self, delivery_id: int, worker: str, release: Release, now: datetime) -> bool:
         query = update(deliveries).where(
             deliveries.c.id == delivery_id, deliveries.c.status == _SENDING, deliveries.c.lease_owner == worker
         )
-        values = {**_plain(changes), "lease_owner": None, "lease_expires_at": None, "updated_at": now}
+        values = {**release.columns(), "lease_owner": None, "lease_expires_at": None, "updated_at": now}
         return bool(self.conn.execute(query.values(**values)).rowcount)
 
     def insert_attempt(self, attempt: NewAttempt) -> None:
@@ -173,5 +215,11 @@ class SqlDelivery:
 
 
 def _fresh(now: datetime) -> dict[str, Any]:
-    return {"status": _PENDING, "attempts": 0, "next_attempt_at": now, "lease_owner": None,
-            "lease_expires_at": None, "updated_at": now}
+    return {
+        "status": _PENDING,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "lease_owner": None,
+        "lease_expires_at": None,
+        "updated_at": now,
+    }

@@ -1,13 +1,14 @@
-"""SQL for the performance report: clicks and conversions grouped by the asked dimensions, then merged."""
+"""SQL for the performance report: clicks and conversions grouped by the asked dimensions, then merged into
+one `ReportLine` per group."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from datetime import datetime
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import BigInteger, Case, ColumnElement, Connection, Select, Table, and_, case, func, select, type_coerce
 
+from tracklane.resources.reports import ReportLine, ReportQuery
 from tracklane.storage.schema import clicks, conversions
 from tracklane.storage.types import from_units
 
@@ -19,20 +20,18 @@ DIMENSIONS = (*OWN_DIMENSIONS, "day", *CLICK_DIMENSIONS)
 class SqlReports:
     conn: Connection
 
-    def report(
-        self, group_by: Sequence[str], created_from: datetime | None, created_to: datetime | None,
-        filters: Mapping[str, int],
-    ) -> list[dict[str, Any]]:
+    def report(self, query: ReportQuery) -> list[ReportLine]:
+        group_by = query.group_by
         merged: dict[tuple[Any, ...], dict[str, Any]] = {}
-        queries = ((self._click_query(group_by), clicks), (self._conversion_query(group_by), conversions))
-        for query, table in queries:
-            query = _restrict(query, table, created_from, created_to, filters)
-            for row in self.conn.execute(query):
+        selects = ((self._click_query(group_by), clicks), (self._conversion_query(group_by), conversions))
+        for select_, table in selects:
+            for row in self.conn.execute(_restrict(select_, table, query)):
                 mapping = dict(row._mapping)
                 key = tuple(mapping[d] for d in group_by)
                 target = merged.setdefault(key, {d: mapping[d] for d in group_by})
                 target.update({k: v for k, v in mapping.items() if k not in group_by})
-        return [_finish(row) for _, row in sorted(merged.items(), key=lambda item: _sort_key(item[0]))]
+        ordered = sorted(merged.items(), key=lambda item: _sort_key(item[0]))
+        return [_line(row, group_by) for _, row in ordered]
 
     def _dimension(self, name: str, table: Table) -> ColumnElement[Any]:
         if name in OWN_DIMENSIONS:
@@ -81,17 +80,16 @@ class SqlReports:
         )
 
 
-def _restrict(
-    query: Select[Any], table: Table, created_from: datetime | None, created_to: datetime | None,
-    filters: Mapping[str, int],
-) -> Select[Any]:
-    if created_from is not None:
-        query = query.where(table.c.created_at >= created_from)
-    if created_to is not None:
-        query = query.where(table.c.created_at < created_to)
+def _restrict(select_: Select[Any], table: Table, query: ReportQuery) -> Select[Any]:
+    if query.created_from is not None:
+        select_ = select_.where(table.c.created_at >= query.created_from)
+    if query.created_to is not None:
+        select_ = select_.where(table.c.created_at < query.created_to)
+    filters = {"offer_id": query.offer_id, "partner_id": query.partner_id, "advertiser_id": query.advertiser_id}
     for column, value in filters.items():
-        query = query.where(table.c[column] == value)
-    return query
+        if value is not None:
+            select_ = select_.where(table.c[column] == value)
+    return select_
 
 
 def _units(expression: ColumnElement[Any]) -> ColumnElement[Any]:
@@ -104,20 +102,28 @@ def _flag(condition: ColumnElement[bool]) -> Case[int]:
 
 
 _COUNTS = ("gross_clicks", "clicks", "bot_clicks", "rejected_clicks", "conversions", "events", "pending", "rejected")
-_MONEY = ("click_revenue", "click_payout", "conversion_revenue", "conversion_payout", "pending_revenue",
-          "pending_payout", "sale_amount")
+_MONEY = (
+    "click_revenue",
+    "click_payout",
+    "conversion_revenue",
+    "conversion_payout",
+    "pending_revenue",
+    "pending_payout",
+    "sale_amount",
+)
 
 
-def _finish(row: dict[str, Any]) -> dict[str, Any]:
-    """Fill absent metrics with zero and add the money totals (approved conversions plus CPC clicks)."""
-    for name in _COUNTS:
-        row[name] = int(row.get(name) or 0)
-    for name in _MONEY:
-        row[name] = from_units(row.get(name) or 0)
-    row["revenue"] = row.pop("click_revenue") + row.pop("conversion_revenue")
-    row["payout"] = row.pop("click_payout") + row.pop("conversion_payout")
-    row["profit"] = row["revenue"] - row["payout"]
-    return row
+def _line(row: dict[str, Any], group_by: Sequence[str]) -> ReportLine:
+    """Absent metrics are zero; the money is approved conversions plus CPC clicks."""
+    counts = {name: int(row.get(name) or 0) for name in _COUNTS}
+    money = {name: from_units(row.get(name) or 0) for name in _MONEY}
+    return ReportLine(
+        group={d: row[d] for d in group_by}, **counts,
+        revenue=money["click_revenue"] + money["conversion_revenue"],
+        payout=money["click_payout"] + money["conversion_payout"],
+        pending_revenue=money["pending_revenue"], pending_payout=money["pending_payout"],
+        sale_amount=money["sale_amount"],
+    )  # fmt: skip
 
 
 def _sort_key(key: tuple[Any, ...]) -> tuple[tuple[bool, str], ...]:

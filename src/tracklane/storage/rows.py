@@ -12,13 +12,13 @@ from sqlalchemy import Row
 from tracklane.domain.caps import Cap, CapMetric, CapPeriod, CapRule
 from tracklane.domain.delivery import Delivery, DeliveryAttempt, DeliveryKind, DeliveryStatus
 from tracklane.domain.model import (
-    ConversionMethod,
     AccessStatus,
     Advertiser,
     ApiKey,
     Click,
     ClickDevice,
     Conversion,
+    ConversionMethod,
     ConversionStatus,
     Offer,
     OfferAccess,
@@ -33,6 +33,7 @@ from tracklane.domain.model import (
 )
 from tracklane.domain.money import PriceRule, PriceType
 from tracklane.domain.partner_postbacks import FiresOn, PartnerPostback, PostbackStatus
+from tracklane.domain.trace import read_steps
 from tracklane.domain.webhooks import EndpointStatus, WebhookEndpoint
 
 
@@ -165,7 +166,7 @@ def conversion(row: Row[Any]) -> Conversion:
         order_id=row.order_id,
         advs=(row.adv1, row.adv2, row.adv3, row.adv4, row.adv5),
         origin=Origin(row.origin),
-        trace=list(row.trace),
+        trace=read_steps(row.trace),
         created_at=row.created_at,
         updated_at=row.updated_at,
     )

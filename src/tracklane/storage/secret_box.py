@@ -28,7 +28,7 @@ class FernetBox:
         if not sealed.startswith(_PREFIX):
             return sealed
         try:
-            return self._fernet.decrypt(sealed[len(_PREFIX):].encode()).decode()
+            return self._fernet.decrypt(sealed[len(_PREFIX) :].encode()).decode()
         except InvalidToken:
             raise ValueError("a webhook secret was sealed with another TRACKLANE_SECRETS_KEY") from None
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import fields
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -15,9 +16,19 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from tracklane.domain.errors import Conflict
-from tracklane.domain.segment.model import Customer, Source
-from tracklane.services.ports import DuplicateKey, Page
+from tracklane.domain.segment.model import Customer, MessageOutcome, Source, StoredMessage
+from tracklane.resources.sources import SourceUpdate
+from tracklane.services.ports import (
+    CustomerChanges,
+    DuplicateKey,
+    MessageResult,
+    NewCustomerActivity,
+    NewSegmentMessage,
+    NewSource,
+    Page,
+)
 from tracklane.storage.paging import paged
+from tracklane.storage.rows import set_fields
 from tracklane.storage.schema import (
     conversions,
     customer_activities,
@@ -33,22 +44,36 @@ CUSTOMER_DIMENSIONS = {"partner": "partner_id", "offer": "offer_id", "source": "
 # Statements run for every message are built once, so SQLAlchemy reuses their compiled form.
 # A duplicate (source, messageId) inserts nothing and returns no row: no savepoint, no error to undo.
 _INSERT_MESSAGE = {
-    name: upsert(segment_messages).on_conflict_do_nothing(index_elements=["source_id", "message_id"])
+    name: upsert(segment_messages)
+    .on_conflict_do_nothing(index_elements=["source_id", "message_id"])
     .returning(segment_messages.c.id)
     for name, upsert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
 }
-_UPDATE_MESSAGE = update(segment_messages).where(segment_messages.c.id == bindparam("row_id"))
-_CUSTOMERS_BY_IDENTITY = select(customers).where(customers.c.id.in_(
-    select(customer_identities.c.customer_id).where(
-        customer_identities.c.source_id == bindparam("source_id"),
-        customer_identities.c.identity.in_(bindparam("identities", expanding=True)))
-)).order_by(customers.c.id)
+_UPDATE_MESSAGE = (
+    update(segment_messages)
+    .where(segment_messages.c.id == bindparam("row_id"))
+    .values(**{name: bindparam(name) for name in ("outcome", "detail", "conversion_id", "customer_id", "mapped")})
+)
+_CUSTOMERS_BY_IDENTITY = (
+    select(customers)
+    .where(
+        customers.c.id.in_(
+            select(customer_identities.c.customer_id).where(
+                customer_identities.c.source_id == bindparam("source_id"),
+                customer_identities.c.identity.in_(bindparam("identities", expanding=True)),
+            )
+        )
+    )
+    .order_by(customers.c.id)
+)
 _CUSTOMER_BY_ID = select(customers).where(customers.c.id == bindparam("customer_id"))
 _IDENTITIES_OF = select(customer_identities.c.identity).where(
-    customer_identities.c.customer_id == bindparam("customer_id"))
+    customer_identities.c.customer_id == bindparam("customer_id")
+)
 _INSERT_CUSTOMER = insert(customers).returning(*customers.c)
 _UNLINK_IDENTITY = delete(customer_identities).where(
-    customer_identities.c.source_id == bindparam("source_id"), customer_identities.c.identity == bindparam("identity"))
+    customer_identities.c.source_id == bindparam("source_id"), customer_identities.c.identity == bindparam("identity")
+)
 _LINK_IDENTITY = insert(customer_identities)
 _UPDATE_CUSTOMER = update(customers).where(customers.c.id == bindparam("customer_id"))
 _INSERT_ACTIVITY = insert(customer_activities)
@@ -58,7 +83,7 @@ def jsonable(value: Any) -> Any:
     """JSON columns get exact decimals as strings (money in JSON is a decimal string), never floats."""
     if isinstance(value, Decimal):
         return str(value)
-    if isinstance(value, dict):
+    if isinstance(value, Mapping):
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [jsonable(v) for v in value]
@@ -74,12 +99,11 @@ class SqlSegment:
             yield
 
     # sources
-    def insert_source(self, values: Mapping[str, Any], now: datetime) -> Source:
+    def insert_source(self, source: NewSource, now: datetime) -> Source:
+        values = {**_values(source), "settings": jsonable(source.settings), "created_at": now, "updated_at": now}
         try:
             with self.conn.begin_nested():
-                row = self.conn.execute(
-                    insert(sources).values(**values, created_at=now, updated_at=now).returning(*sources.c)
-                ).one()
+                row = self.conn.execute(insert(sources).values(**values).returning(*sources.c)).one()
         except IntegrityError:
             raise Conflict("write_key: another source has this write key") from None
         return _source(row)
@@ -95,23 +119,32 @@ class SqlSegment:
     def list_sources(self, page: Page) -> list[Source]:
         return [_source(r) for r in self.conn.execute(paged(select(sources), sources, page))]
 
-    def update_source(self, source_id: int, changes: Mapping[str, Any], now: datetime) -> None:
-        self.conn.execute(update(sources).where(sources.c.id == source_id).values(**changes, updated_at=now))
+    def update_source(self, source_id: int, changes: SourceUpdate, now: datetime) -> None:
+        values = {name: jsonable(value) for name, value in set_fields(changes).items()}
+        self.conn.execute(update(sources).where(sources.c.id == source_id).values(**values, updated_at=now))
 
     # messages
-    def insert_segment_message(self, values: Mapping[str, Any]) -> int | None:
+    def insert_segment_message(self, message: NewSegmentMessage) -> int | None:
         """Store a message; None when the source already has one with this messageId (a duplicate)."""
-        stored = {**values, "payload": jsonable(values["payload"]), "mapped": jsonable(values.get("mapped", {}))}
+        stored = {**_values(message), "payload": jsonable(message.payload), "outcome": MessageOutcome.IGNORED.value,
+                  "detail": None, "mapped": {}}  # fmt: skip
         message_id: int | None = self.conn.execute(_INSERT_MESSAGE[self.conn.dialect.name], stored).scalar()
         return message_id
 
-    def update_segment_message(self, row_id: int, changes: Mapping[str, Any]) -> None:
-        stored = {k: jsonable(v) if k == "mapped" else v for k, v in changes.items()}
-        self.conn.execute(_UPDATE_MESSAGE.values(**{k: bindparam(k) for k in stored}), {**stored, "row_id": row_id})
+    def update_segment_message(self, row_id: int, result: MessageResult) -> None:
+        values = {
+            "outcome": result.outcome.value,
+            "detail": result.detail,
+            "conversion_id": result.conversion_id,
+            "customer_id": result.customer_id,
+            "mapped": jsonable(result.mapped),
+            "row_id": row_id,
+        }
+        self.conn.execute(_UPDATE_MESSAGE, values)
 
-    def list_segment_messages(self, page: Page) -> list[dict[str, Any]]:
+    def list_segment_messages(self, page: Page) -> list[StoredMessage]:
         query = paged(select(segment_messages), segment_messages, page)
-        return [dict(r._mapping) for r in self.conn.execute(query)]
+        return [_message(r) for r in self.conn.execute(query)]
 
     # customers
     def find_customers(self, source_id: int, identities: Sequence[str]) -> list[Customer]:
@@ -129,14 +162,26 @@ class SqlSegment:
         identity = filters.pop("identity", None)
         query = select(customers)
         if identity is not None:
-            query = query.where(customers.c.id.in_(
-                select(customer_identities.c.customer_id).where(customer_identities.c.identity == identity)))
+            query = query.where(
+                customers.c.id.in_(
+                    select(customer_identities.c.customer_id).where(customer_identities.c.identity == identity)
+                )
+            )
         narrowed = Page(page.limit, page.cursor, page.created_from, page.created_to, filters)
         return [self._customer(r) for r in self.conn.execute(paged(query, customers, narrowed))]
 
     def insert_customer(self, source_id: int, now: datetime) -> Customer:
-        values = {"source_id": source_id, "previous_ids": [], "traits": {}, "group_traits": {}, "audiences": [],
-                  "status": "active", "visits": 0, "created_at": now, "updated_at": now}
+        values = {
+            "source_id": source_id,
+            "previous_ids": [],
+            "traits": {},
+            "group_traits": {},
+            "audiences": [],
+            "status": "active",
+            "visits": 0,
+            "created_at": now,
+            "updated_at": now,
+        }
         row = self.conn.execute(_INSERT_CUSTOMER, values).one()
         return self._customer(row, identities=[])
 
@@ -149,8 +194,8 @@ class SqlSegment:
         except IntegrityError as error:  # another process linked it first: the caller re-reads
             raise DuplicateKey(identity) from error
 
-    def update_customer(self, customer_id: int, changes: Mapping[str, Any], now: datetime) -> None:
-        values = {k: jsonable(v) if isinstance(v, dict | list | tuple) else v for k, v in changes.items()}
+    def update_customer(self, customer_id: int, changes: CustomerChanges, now: datetime) -> None:
+        values = {k: jsonable(v) if isinstance(v, Mapping | list | tuple) else v for k, v in changes.given().items()}
         values["updated_at"] = now
         statement = _UPDATE_CUSTOMER.values(**{k: bindparam(k) for k in values})
         self.conn.execute(statement, {**values, "customer_id": customer_id})
@@ -164,8 +209,8 @@ class SqlSegment:
         )
         self.conn.execute(delete(customers).where(customers.c.id == drop_id))
 
-    def insert_customer_activity(self, values: Mapping[str, Any]) -> None:
-        self.conn.execute(_INSERT_ACTIVITY, dict(values))
+    def insert_customer_activity(self, activity: NewCustomerActivity) -> None:
+        self.conn.execute(_INSERT_ACTIVITY, _values(activity))
 
     def set_activity_attribution(self, customer_id: int, offer_id: int, partner_id: int) -> None:
         """Activity recorded before the customer's click was known now counts for that click's partner."""
@@ -207,8 +252,12 @@ class SqlSegment:
         return result
 
     def _add_payout(
-        self, rows: dict[Any, dict[str, Any]], group_by: str, created_from: datetime | None,
-        created_to: datetime | None, filters: Mapping[str, int],
+        self,
+        rows: dict[Any, dict[str, Any]],
+        group_by: str,
+        created_from: datetime | None,
+        created_to: datetime | None,
+        filters: Mapping[str, int],
     ) -> None:
         c = conversions.c
         dimension = c[CUSTOMER_DIMENSIONS[group_by]]
@@ -248,6 +297,31 @@ def _units(expression: Any) -> Any:
     return func.sum(type_coerce(expression, BigInteger), type_=BigInteger)
 
 
+def _values(command: Any) -> dict[str, Any]:
+    """A write port's dataclass as column values (its fields are named after the columns)."""
+    return {f.name: getattr(command, f.name) for f in fields(command)}
+
+
+def _message(row: Any) -> StoredMessage:
+    return StoredMessage(
+        id=row.id, source_id=row.source_id, message_id=row.message_id, type=row.type, event=row.event,
+        user_id=row.user_id, anonymous_id=row.anonymous_id, timestamp=row.timestamp,
+        original_timestamp=row.original_timestamp, sent_at=row.sent_at, received_at=row.received_at,
+        relayed=bool(row.relayed), outcome=MessageOutcome(row.outcome), detail=row.detail,
+        conversion_id=row.conversion_id, customer_id=row.customer_id, mapped=dict(row.mapped),
+        payload=dict(row.payload), created_at=row.created_at,
+    )  # fmt: skip
+
+
 def _source(row: Any) -> Source:
-    return Source(row.id, row.name, row.preset, row.write_key, row.webhook_secret, dict(row.settings),
-                  row.created_at, row.updated_at, row.advertiser_id)
+    return Source(
+        row.id,
+        row.name,
+        row.preset,
+        row.write_key,
+        row.webhook_secret,
+        dict(row.settings),
+        row.created_at,
+        row.updated_at,
+        row.advertiser_id,
+    )

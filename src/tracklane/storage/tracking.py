@@ -11,7 +11,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from tracklane.domain.caps import CapCounterKey
-from tracklane.domain.model import Click, Conversion
+from tracklane.domain.model import Click, Conversion, ConversionStatus
+from tracklane.domain.trace import TraceStep, stored_steps
 from tracklane.services.ports import DuplicateKey, NewClick, NewConversion, Page
 from tracklane.storage import rows
 from tracklane.storage.paging import paged
@@ -97,11 +98,10 @@ class SqlTracking:
 
     def insert_conversion(self, conversion: NewConversion) -> Conversion:
         values: dict[str, Any] = {
-            name: getattr(conversion, name)
-            for name in NewConversion.__dataclass_fields__
-            if name not in ("advs",)
+            name: getattr(conversion, name) for name in NewConversion.__dataclass_fields__ if name not in ("advs",)
         }
         values["status"] = conversion.status.value
+        values["trace"] = stored_steps(conversion.trace)
         values["updated_at"] = conversion.created_at
         values.update({f"adv{i}": adv for i, adv in enumerate(conversion.advs, start=1)})
         row = self.conn.execute(_INSERT_CONVERSION[self.conn.dialect.name], values).one_or_none()
@@ -117,12 +117,17 @@ class SqlTracking:
         return [rows.conversion(r) for r in self.conn.execute(paged(select(conversions), conversions, page))]
 
     def update_conversion_status(
-        self, conversion_id: int, status: str, reason: str | None, trace: list[dict[str, object]], now: datetime
+        self,
+        conversion_id: int,
+        status: ConversionStatus,
+        reason: str | None,
+        trace: Sequence[TraceStep],
+        now: datetime,
     ) -> None:
         self.conn.execute(
             update(conversions)
             .where(conversions.c.id == conversion_id)
-            .values(status=status, status_reason=reason, trace=trace, updated_at=now)
+            .values(status=status.value, status_reason=reason, trace=stored_steps(trace), updated_at=now)
         )
 
 

@@ -1,4 +1,9 @@
-"""The ASGI app: tracking routes first (the hot path), then the API, its documentation and the demo page."""
+"""The ASGI app: tracking routes first (the hot path), then the API, its documentation and the demo page.
+
+The app is handed a function that builds the services (`tracklane.services.registry.Services`); it calls
+it at start-up, runs their background workers while it serves, and closes them at shutdown. Handlers
+reach the services through `request.app.state.services`.
+"""
 
 from __future__ import annotations
 
@@ -17,8 +22,7 @@ from starlette.routing import Route
 from starlette.staticfiles import StaticFiles
 
 from tracklane import __version__
-from tracklane.bootstrap import Container, delivery_worker
-from tracklane.settings import Settings
+from tracklane.services.registry import Services
 from tracklane.web import errors, segment, tracking
 from tracklane.web.api import activity, catalog, contract, customers, delivery, keys, sources
 
@@ -29,19 +33,24 @@ Authenticate with `Authorization: Bearer <api key>`. Money is a decimal string; 
 lists are `{"data": [...], "next_cursor"}`; errors are `{"error", "message"}`."""
 
 
-def build_app(settings: Settings, build: Callable[[Settings], Container]) -> FastAPI:
+def build_app(build: Callable[[], Services]) -> FastAPI:
+    """The whole server as one ASGI app; `build` opens the database and builds the services at start-up."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        container = app.state.container = build(settings)
-        worker = delivery_worker(container) if settings.delivery_in_serve else None
-        task = asyncio.create_task(worker.run(), name="tracklane-delivery") if worker else None
+        services: Services = build()
+        app.state.services = services
+        tasks = [
+            asyncio.create_task(worker.run(), name=f"tracklane-worker-{index}")
+            for index, worker in enumerate(services.workers)
+        ]
         try:
             yield
         finally:
-            if worker is not None and task is not None:
+            for worker in services.workers:
                 worker.stop()
-                await task
-            container.close()
+            await asyncio.gather(*tasks)
+            services.close()
 
     app = FastAPI(
         title="Tracklane management API",

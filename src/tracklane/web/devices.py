@@ -24,9 +24,7 @@ def detect_device(user_agent: str | None) -> ClickDevice:
     if device == "Spider":
         return ClickDevice("bot", os_family, browser, is_bot=True)
     lowered = (device + " " + user_agent).lower()
-    if any(marker in lowered for marker in _TABLETS) or (
-        os_family == "Android" and "mobile" not in user_agent.lower()
-    ):
+    if any(marker in lowered for marker in _TABLETS) or (os_family == "Android" and "mobile" not in user_agent.lower()):
         kind = "tablet"
     elif os_family and os_family.lower() in _MOBILE_OS:
         kind = "mobile"

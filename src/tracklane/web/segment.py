@@ -18,62 +18,62 @@ import json
 import logging
 import re
 import zlib
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from tracklane.bootstrap import Container
-from tracklane.domain.errors import InvalidParameter, PostbackRefused
+from tracklane.domain.errors import IntakeError, InvalidParameter, PostbackRefused, StorageUnavailable
 from tracklane.domain.segment.messages import MAX_REQUEST_BYTES, TYPE_BY_PATH, Envelope, read_envelope
 from tracklane.domain.segment.model import Source
+from tracklane.services.registry import Services
 
 log = logging.getLogger("tracklane.segment")
 
-ALLOW_HEADERS = ("content-type, content-encoding, authorization, x-retry-count, x-write-key, anonymousid, sentat, "
-                 "rsa-retry-attempt, rsa-since-last-attempt, rsa-since-first-attempt, rsa-retry-reason, "
-                 "rsa-recovered")
+ALLOW_HEADERS = (
+    "content-type, content-encoding, authorization, x-retry-count, x-write-key, anonymousid, sentat, "
+    "rsa-retry-attempt, rsa-since-last-attempt, rsa-since-first-attempt, rsa-retry-reason, "
+    "rsa-recovered"
+)
 SUCCESS = {"success": True}
 _BUNDLE = re.compile(r"^[\w.-]+\.js$")
 BATCH_PATHS = ("batch", "b", "import")
 
 
-class IntakeError(Exception):
-    """An answer other than success: status, code and message."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-
-
-def _container(request: Request) -> Container:
-    container: Container = request.app.state.container
-    return container
+def _container(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
 
 
 def cors(request: Request) -> dict[str, str]:
     """Every response's CORS headers; a browser's origin is echoed so credentialed requests work too."""
     origin = request.headers.get("origin")
-    headers = {"Access-Control-Allow-Origin": origin or "*", "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
-               "Access-Control-Allow-Headers": request.headers.get("access-control-request-headers") or ALLOW_HEADERS,
-               "Access-Control-Max-Age": "86400", "Vary": "Origin"}
+    headers = {
+        "Access-Control-Allow-Origin": origin or "*",
+        "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+        "Access-Control-Allow-Headers": request.headers.get("access-control-request-headers") or ALLOW_HEADERS,
+        "Access-Control-Max-Age": "86400",
+        "Vary": "Origin",
+    }
     if origin:
         headers["Access-Control-Allow-Credentials"] = "true"
     return headers
 
 
-def _answer(request: Request, body: dict[str, Any], status: int = 200, **extra: str) -> Response:
-    return JSONResponse(body, status_code=status, headers={**cors(request), **extra})
+def _answer(
+    request: Request, body: dict[str, Any], status: int = 200, headers: Mapping[str, str] | None = None
+) -> Response:
+    return JSONResponse(body, status_code=status, headers={**cors(request), **(headers or {})})
 
 
 def _error(request: Request, error: IntakeError) -> Response:
     extra = {"Retry-After": "1"} if error.status in (429, 503) else {}
-    return _answer(request, {"code": error.code, "message": error.message}, error.status, **extra)
+    return _answer(request, {"code": error.code, "message": error.message}, error.status, extra)
 
 
 async def read_body(request: Request) -> bytes:
@@ -172,13 +172,19 @@ async def _intake(request: Request) -> Response:
     return _answer(request, SUCCESS)
 
 
-async def _ingest(request: Request, source: Source, envelope: Envelope, received_at: datetime, *,
-                  relayed: bool) -> None:
+async def _ingest(
+    request: Request, source: Source, envelope: Envelope, received_at: datetime, *, relayed: bool
+) -> None:
     try:
         report = await _container(request).segment.ingest(
-            source, envelope, received_at, relayed=relayed, sent_header=request.headers.get("sentat"),
-            client_ip=request.client.host if request.client else None)
-    except SQLAlchemyError:
+            source,
+            envelope,
+            received_at,
+            relayed=relayed,
+            sent_header=request.headers.get("sentat"),
+            client_ip=request.client.host if request.client else None,
+        )
+    except StorageUnavailable:
         log.exception("segment batch for source %s could not be stored", source.id)
         raise IntakeError(503, "unavailable", "storage is unavailable; retry") from None
     except PostbackRefused as error:  # only "busy": concurrent writers kept colliding
@@ -215,7 +221,7 @@ async def project_settings(request: Request) -> Response:
         "analyticsNextEnabled": True, "middlewareSettings": {}, "enabledMiddleware": {},
         "metrics": {"sampleRate": 0}, "legacyVideoPluginsEnabled": False, "remotePlugins": [],
     }  # fmt: skip
-    return _answer(request, settings, **{"Cache-Control": "public, max-age=300"})
+    return _answer(request, settings, headers={"Cache-Control": "public, max-age=300"})
 
 
 async def browser_bundle(request: Request) -> Response:
@@ -228,8 +234,9 @@ async def browser_bundle(request: Request) -> Response:
     path = Path(directory) / name if directory and _BUNDLE.match(name) else None
     if path is None or not path.is_file():
         return _error(request, IntakeError(404, "not_found", f"no browser bundle {name!r} is served here"))
-    return FileResponse(path, media_type="application/javascript",
-                        headers={**cors(request), "Cache-Control": "public, max-age=3600"})
+    return FileResponse(
+        path, media_type="application/javascript", headers={**cors(request), "Cache-Control": "public, max-age=3600"}
+    )
 
 
 async def source_config(request: Request) -> Response:
@@ -240,8 +247,17 @@ async def source_config(request: Request) -> Response:
     source = await _container(request).segment.source_for_write_key(key) if key else None
     if source is None:
         return _error(request, IntakeError(401, "invalid_write_key", "the write key is unknown"))
-    body = {"source": {"id": str(source.id), "name": source.name, "writeKey": source.write_key, "config": {},
-                       "enabled": True, "workspaceId": "tracklane", "destinations": []}}
+    body = {
+        "source": {
+            "id": str(source.id),
+            "name": source.name,
+            "writeKey": source.write_key,
+            "config": {},
+            "enabled": True,
+            "workspaceId": "tracklane",
+            "destinations": [],
+        }
+    }
     return _answer(request, body)
 
 

@@ -1,4 +1,8 @@
-"""The tracking hot path: `/r/{offer_id}/{partner_id}`, `/clk`, `/postback` and `/pixel` (plain Starlette)."""
+"""The tracking hot path: `/r/{offer_id}/{partner_id}`, `/clk`, `/postback` and `/pixel` (plain Starlette).
+
+`/pixel` converts only a click of its own offer, shown by that offer's first-party cookie `tl_{offer_id}`
+or by a `click_token` that `/clk` issued for the click; a bare `transaction_id` converts nothing.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +10,17 @@ import base64
 import logging
 from typing import Any
 
-from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from tracklane.bootstrap import Container
-from tracklane.domain.errors import InvalidParameter, PostbackRefused, TracklaneError
-from tracklane.domain.model import Origin
+from tracklane.domain.errors import InvalidParameter, PostbackRefused, StorageUnavailable, TracklaneError
+from tracklane.domain.model import ConversionMethod, Origin
 from tracklane.domain.money import format_money
-from tracklane.domain.postback import parse_conversion_request
+from tracklane.domain.postback import ClickClaim, Proof, parse_conversion_request, split_click_token
 from tracklane.services.clicks import ClickOutcome, ClickRequest
 from tracklane.services.conversions import ConversionOutcome
+from tracklane.services.registry import Services
 from tracklane.web.devices import detect_device
 from tracklane.web.errors import error_response
 from tracklane.web.params import all_params, positive_int
@@ -25,19 +28,22 @@ from tracklane.web.params import all_params, positive_int
 log = logging.getLogger("tracklane.tracking")
 
 NO_STORE = {"Cache-Control": "no-store"}
-CORS = {"Access-Control-Allow-Origin": "*", "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
-        "Access-Control-Allow-Headers": "Content-Type", "Access-Control-Max-Age": "86400"}
+CORS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+    "Access-Control-Allow-Headers": "Content-Type",
+    "Access-Control-Max-Age": "86400",
+}
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 NOT_AVAILABLE = (
-    "<!doctype html><meta charset=utf-8><title>Link not available</title>"
-    "<p>This link is not available right now.</p>"
+    "<!doctype html><meta charset=utf-8><title>Link not available</title><p>This link is not available right now.</p>"
 )
 SUB_FIELDS = ("sub1", "sub2", "sub3", "sub4", "sub5")
 
 
-def _container(request: Request) -> Container:
-    container: Container = request.app.state.container
-    return container
+def _container(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
 
 
 def _clip(value: Any, limit: int = 255) -> str | None:
@@ -50,8 +56,13 @@ def _click_request(request: Request, params: dict[str, Any], offer_id: int, part
     settings = _container(request).settings
     user_agent = request.headers.get("user-agent")
     country = request.headers.get(settings.country_header) if settings.country_header else None
-    subs = (_clip(params.get("sub1")), _clip(params.get("sub2")), _clip(params.get("sub3")),
-            _clip(params.get("sub4")), _clip(params.get("sub5")))
+    subs = (
+        _clip(params.get("sub1")),
+        _clip(params.get("sub2")),
+        _clip(params.get("sub3")),
+        _clip(params.get("sub4")),
+        _clip(params.get("sub5")),
+    )
     return ClickRequest(
         offer_id=offer_id,
         partner_id=partner_id,
@@ -90,8 +101,13 @@ async def redirect_click(request: Request) -> Response:
 
 def _set_click_cookie(request: Request, response: Response, outcome: ClickOutcome) -> None:
     response.set_cookie(
-        f"tl_{outcome.click.offer_id}", outcome.click.transaction_id, max_age=outcome.cookie_days * 86400,
-        path="/", samesite="lax", secure=request.url.scheme == "https", httponly=False,
+        f"tl_{outcome.click.offer_id}",
+        outcome.click.transaction_id,
+        max_age=outcome.cookie_days * 86400,
+        path="/",
+        samesite="lax",
+        secure=request.url.scheme == "https",
+        httponly=False,
     )
 
 
@@ -105,11 +121,13 @@ async def create_click(request: Request) -> Response:
         partner_id = positive_int(params.get("partner_id"), "partner_id")
     except TracklaneError as error:
         return error_response(error, headers={**CORS, **NO_STORE})
-    outcome = await _container(request).clicks.record(_click_request(request, params, offer_id, partner_id))
+    click_request = _click_request(request, params, offer_id, partner_id)
+    outcome = await _container(request).clicks.record(click_request, with_token=True)
     body: dict[str, Any] = {"transaction_id": outcome.click.transaction_id, "verdict": outcome.click.verdict}
     if outcome.click.reject_reason:
         body["reject_reason"] = outcome.click.reject_reason
     body["redirect_url"] = outcome.redirect_url
+    body["click_token"] = outcome.click_token
     return JSONResponse(body, headers={**CORS, **NO_STORE})
 
 
@@ -140,24 +158,43 @@ def outcome_body(outcome: ConversionOutcome) -> dict[str, Any]:
     }
 
 
+#: Parameters of `/pixel` that never reach the conversion: a browser carries no postback token, and the
+#: click comes from the cookie or the click token only.
+_NOT_PIXEL_FIELDS = frozenset({"secure", "transaction_id", "click_token"})
+
+
 async def pixel(request: Request) -> Response:
-    """Image-pixel conversion from the `tl_{offer_id}` cookie; always a 1x1 GIF."""
+    """Image-pixel conversion of the offer's own click (by its cookie or a click token); always a 1x1 GIF."""
     params: dict[str, Any] = dict(request.query_params)
     try:
         offer_id = positive_int(params.get("offer_id"), "offer_id")
-        transaction_id = request.cookies.get(f"tl_{offer_id}") or params.get("transaction_id")
-        params.pop("secure", None)
-        conversion_request = parse_conversion_request({**params, "transaction_id": transaction_id},
-                                                      token_required=False)
-        outcome = await _container(request).conversions.record(conversion_request, Origin.SDK)
-        if outcome.conversion.offer_id != offer_id:
-            log.warning("pixel for offer %s matched a click of offer %s", offer_id, outcome.conversion.offer_id)
+        transaction_id, claim = _pixel_claim(request, params, offer_id)
+        fields = {name: value for name, value in params.items() if name not in _NOT_PIXEL_FIELDS}
+        conversion_request = parse_conversion_request({**fields, "transaction_id": transaction_id},
+                                                      token_required=False)  # fmt: skip
+        outcome = await _container(request).conversions.record(
+            conversion_request, Origin.SDK, method=ConversionMethod.PIXEL, claim=claim
+        )
         log.info("pixel conversion %s: %s", outcome.conversion.id, outcome.result)
+    except StorageUnavailable as error:
+        log.error("pixel conversion could not be recorded: %s", error.message)
     except TracklaneError as error:
         log.info("pixel conversion refused: %s %s", error.code, error.message)
-    except SQLAlchemyError:
-        log.exception("pixel conversion could not be stored")
+    except Exception:  # the browser gets its GIF whatever happens, storage faults included
+        log.exception("pixel conversion could not be recorded")
     return Response(PIXEL, media_type="image/gif", headers={**NO_STORE, "Access-Control-Allow-Origin": "*"})
+
+
+def _pixel_claim(request: Request, params: dict[str, Any], offer_id: int) -> tuple[str, ClickClaim]:
+    """The click the pixel names and its proof: a `click_token` parameter, else the offer's cookie."""
+    token = params.get("click_token")
+    if token:
+        transaction_id, mac = split_click_token(str(token))
+        return transaction_id, ClickClaim(Proof.CLICK_TOKEN, offer_id=offer_id, mac=mac)
+    cookie = request.cookies.get(f"tl_{offer_id}")
+    if cookie:
+        return cookie, ClickClaim(Proof.COOKIE, offer_id=offer_id)
+    raise PostbackRefused("invalid_token", f"neither the offer's tl_{offer_id} cookie nor a click_token was sent")
 
 
 routes = [

@@ -95,8 +95,7 @@ def _track(message: Message, settings: SourceSettings, common: dict[str, Any]) -
     if conversion is not None:
         meaning["conversion"] = conversion
         named = conversion.event_id is not None or conversion.event_name is not None
-        parts.append("conversion" if not named else "conversion or event" if conversion.base_if_no_event
-                     else "event")
+        parts.append("conversion" if not named else "conversion or event" if conversion.base_if_no_event else "event")
     if name in settings.refund_events:
         meaning.update(refunds_order=True, refund_order_id=order_id(message, settings))
         parts.append("order refund")
@@ -113,8 +112,12 @@ def _track(message: Message, settings: SourceSettings, common: dict[str, Any]) -
 
 
 def _activity(name: str, settings: SourceSettings) -> str | None:
-    for kind, names in (("signup", settings.signup_events), ("payment", settings.payment_events),
-                        ("refund", settings.customer_refund_events), ("churn", settings.churn_events)):
+    for kind, names in (
+        ("signup", settings.signup_events),
+        ("payment", settings.payment_events),
+        ("refund", settings.customer_refund_events),
+        ("churn", settings.churn_events),
+    ):
         if name in names:
             return kind
     return None
@@ -134,8 +137,11 @@ def _conversion_intent(message: Message, settings: SourceSettings, name: str) ->
         return ConversionIntent(None, target, **details)
     if name in settings.conversion_events or name in settings.install_events:
         if settings.event_type_id:
-            return ConversionIntent(int(settings.event_type_id) if settings.event_type_id.isdigit() else None,
-                                    None if settings.event_type_id.isdigit() else settings.event_type_id, **details)
+            return ConversionIntent(
+                int(settings.event_type_id) if settings.event_type_id.isdigit() else None,
+                None if settings.event_type_id.isdigit() else settings.event_type_id,
+                **details,
+            )
         if settings.match_offer_event_names and settings.impact_parameters:
             return ConversionIntent(None, name, base_if_no_event=True, **details)
         return ConversionIntent(None, None, **details)
@@ -225,8 +231,9 @@ def order_id(message: Message, settings: SourceSettings) -> str | None:
     return None
 
 
-def advs(message: Message, settings: SourceSettings) -> tuple[str | None, str | None, str | None, str | None,
-                                                              str | None]:
+def advs(
+    message: Message, settings: SourceSettings
+) -> tuple[str | None, str | None, str | None, str | None, str | None]:
     """adv1..adv5: `properties.advN` pass through unless the parameter mapping names another path."""
     values = []
     for name in ADV_FIELDS:
@@ -276,8 +283,11 @@ def product_items(message: Message, settings: SourceSettings) -> list[dict[str, 
 def split_audiences(message: Message) -> tuple[dict[str, Any], dict[str, bool]]:
     """An identify's traits, and the audience memberships among them (snake_case names with true/false)."""
     personas = message.context.get("personas")
-    computed = personas.get("computation_key") if isinstance(personas, dict) and \
-        personas.get("computation_class") == "audience" else None
+    computed = (
+        personas.get("computation_key")
+        if isinstance(personas, dict) and personas.get("computation_class") == "audience"
+        else None
+    )
     traits: dict[str, Any] = {}
     audiences: dict[str, bool] = {}
     for name, value in message.traits.items():

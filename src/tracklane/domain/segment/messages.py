@@ -100,7 +100,12 @@ def _write_key(body: Mapping[str, Any]) -> str | None:
 
 
 def read_message(
-    raw: object, batch: Mapping[str, Any], received_at: datetime, *, trusted: bool, sent_header: str | None = None,
+    raw: object,
+    batch: Mapping[str, Any],
+    received_at: datetime,
+    *,
+    trusted: bool,
+    sent_header: str | None = None,
     client_ip: str | None = None,
 ) -> Message:
     """Validate and normalise one message; raises `InvalidParameter` naming the field when it must be dropped.
@@ -140,9 +145,23 @@ def _client_side(context: Mapping[str, Any]) -> bool:
     """Browser and mobile libraries (or `context.direct: true`): their connection is the user's."""
     library = context.get("library")
     name = library.get("name") if isinstance(library, dict) else None
-    return context.get("direct") is True or context.get("channel") in ("browser", "mobile", "client") or (
-        isinstance(name, str) and name.startswith(("analytics.js", "analytics-ios", "analytics-android",
-                                                   "analytics-kotlin", "analytics-swift", "RudderLabs JavaScript")))
+    return (
+        context.get("direct") is True
+        or context.get("channel") in ("browser", "mobile", "client")
+        or (
+            isinstance(name, str)
+            and name.startswith(
+                (
+                    "analytics.js",
+                    "analytics-ios",
+                    "analytics-android",
+                    "analytics-kotlin",
+                    "analytics-swift",
+                    "RudderLabs JavaScript",
+                )
+            )
+        )
+    )
 
 
 def _check_identity(

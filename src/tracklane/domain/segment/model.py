@@ -1,4 +1,5 @@
-"""Sources (a write key plus mapping settings), customers seen through Segment calls, and message outcomes."""
+"""Sources (a write key plus mapping settings, owned by one advertiser), customers seen through Segment calls,
+stored messages and their outcomes."""
 
 from __future__ import annotations
 
@@ -31,6 +32,31 @@ class Source:
     created_at: datetime
     updated_at: datetime
     advertiser_id: int | None = None  # None only for a source migrated without one: it attributes nothing
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """A message a source received, as stored: its ids, times, what it was mapped to and its outcome."""
+
+    id: int
+    source_id: int
+    message_id: str
+    type: str
+    event: str | None
+    user_id: str | None
+    anonymous_id: str | None
+    timestamp: datetime
+    original_timestamp: datetime
+    sent_at: datetime | None
+    received_at: datetime
+    relayed: bool
+    outcome: MessageOutcome
+    detail: str | None
+    conversion_id: int | None
+    customer_id: int | None
+    mapped: Mapping[str, Any]
+    payload: Mapping[str, Any]
+    created_at: datetime
 
 
 @dataclass(frozen=True, slots=True)

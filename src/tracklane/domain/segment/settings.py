@@ -142,8 +142,9 @@ def _setting(name: str, value: object) -> object:
             raise InvalidParameter(where, "must be true or false")
         return value
     if name in _MAPS:
-        if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str | int) and
-                                                  not isinstance(v, bool) for k, v in value.items()):
+        if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, str | int) and not isinstance(v, bool) for k, v in value.items()
+        ):
             raise InvalidParameter(where, "must be an object of names to names")
         return {k.strip(): str(v).strip() for k, v in value.items()}
     if name == "event_type_id":
@@ -158,6 +159,7 @@ def settings_json(settings: SourceSettings) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for item in fields(SourceSettings):
         value = getattr(settings, item.name)
-        result[item.name] = list(value) if isinstance(value, tuple) else dict(value) if isinstance(
-            value, Mapping) else value
+        result[item.name] = (
+            list(value) if isinstance(value, tuple) else dict(value) if isinstance(value, Mapping) else value
+        )
     return result

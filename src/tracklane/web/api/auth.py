@@ -6,15 +6,15 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from tracklane.bootstrap import Container
-from tracklane.domain.errors import Forbidden
+from tracklane.domain.errors import Forbidden, Unauthorized
 from tracklane.domain.model import ApiKey, Role
 from tracklane.domain.tenancy import Scope, scope_of
-from tracklane.web.errors import Unauthorized
+from tracklane.services import registry
 
 
-def container(request: Request) -> Container:
-    value: Container = request.app.state.container
+def services(request: Request) -> registry.Services:
+    """The services the app was built with (see `tracklane.web.app.build_app`)."""
+    value: registry.Services = request.app.state.services
     return value
 
 
@@ -23,7 +23,7 @@ async def api_key(request: Request) -> ApiKey:
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
         raise Unauthorized()
-    found = await container(request).api_keys.authenticate(key.strip())
+    found = await services(request).api_keys.authenticate(key.strip())
     if found is None:
         raise Unauthorized("the API key is unknown or revoked")
     return found
@@ -39,7 +39,7 @@ async def caller(key: Annotated[ApiKey, Depends(api_key)]) -> Scope:
     return scope_of(key)
 
 
-Services = Annotated[Container, Depends(container)]
+Services = Annotated[registry.Services, Depends(services)]
 Admin = Annotated[ApiKey, Depends(admin)]
 Caller = Annotated[Scope, Depends(caller)]
 Key = Annotated[ApiKey, Depends(api_key)]

@@ -10,8 +10,9 @@ and the error statuses each operation can answer.
 
 from __future__ import annotations
 
+import types
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Union, get_args, get_origin
 
 import msgspec
 from fastapi import FastAPI, Request
@@ -32,12 +33,14 @@ _declared: list[Any] = []
 _documented_bodies: dict[int, tuple[Any, Any]] = {}
 
 
-class Error(View):
-    """Every error answer: a code, a sentence, and for invalid input the field at fault."""
+class Error(View, frozen=True):
+    """Every error answer: a code, a sentence, the field at fault (invalid input, conflicts) and, for a
+    fault, the request id it was logged under."""
 
     error: str
     message: str
     field: str | None = None
+    request_id: str | None = None
 
 
 _ERRORS = {
@@ -107,9 +110,11 @@ def documented(
         if answer is None:
             extra["responses"][str(status)] = {"description": "No content"}
             continue
-        _declared.append(answer)
+        members = _members(answer)
+        _declared.extend(members)
+        schema = _ref(answer) if len(members) == 1 else {"anyOf": [_ref(m) for m in members]}
         extra["responses"][str(status)] = {
-            "description": "Success", "content": {"application/json": {"schema": _ref(answer)}}
+            "description": "Success", "content": {"application/json": {"schema": schema}}
         }  # fmt: skip
     for status in errors:
         extra["responses"][str(status)] = _error_response(status)
@@ -124,13 +129,22 @@ def documented_body(openapi_extra: object) -> tuple[Any, Any] | None:
     return _documented_bodies.get(id(openapi_extra))
 
 
+def _members(type_: Any) -> list[Any]:
+    """The views an answer may be: each member of a union of role views (msgspec documents a union of
+    untagged structs only member by member), else the one type."""
+    if isinstance(type_, types.UnionType) or get_origin(type_) is Union:
+        return list(get_args(type_))
+    return [type_]
+
+
 def _ref(type_: Any) -> dict[str, Any]:
     (schema,), _ = msgspec.json.schema_components([type_], ref_template=REF)
     return schema
 
 
 def _error_response(status: int) -> dict[str, Any]:
-    return {"description": _ERRORS[status], "content": {"application/json": {"schema": {"$ref": REF.format(name="Error")}}}}
+    schema = {"$ref": REF.format(name="Error")}
+    return {"description": _ERRORS[status], "content": {"application/json": {"schema": schema}}}
 
 
 def install(app: FastAPI) -> None:

@@ -3,160 +3,241 @@ and the delivery log (list, one with its attempts, resend, replay a time range).
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from enum import StrEnum
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Response
 
-from tracklane.bootstrap import Container
-from tracklane.domain.errors import Forbidden, InvalidParameter, NotFound
-from tracklane.domain.model import Role
-from tracklane.domain.partner_postbacks import PartnerPostback
-from tracklane.domain.tenancy import Scope, narrow, owns
+from tracklane.domain.delivery import DeliveryKind, DeliveryStatus
+from tracklane.resources.deliveries import (
+    DeliveryDetailView,
+    DeliveryView,
+    Replay,
+    ReplayResult,
+    delivery_detail_view,
+    delivery_view,
+)
+from tracklane.resources.partner_postbacks import (
+    PartnerPostbackCreate,
+    PartnerPostbackUpdate,
+    PartnerPostbackView,
+    partner_postback_view,
+)
+from tracklane.resources.webhooks import (
+    RotateSecret,
+    WebhookCreate,
+    WebhookEndpointIssued,
+    WebhookEndpointView,
+    WebhookUpdate,
+    webhook_endpoint_issued,
+    webhook_endpoint_view,
+)
 from tracklane.services.ports import Page
-from tracklane.web.api import representations as rep
-from tracklane.web.api import schemas
 from tracklane.web.api.auth import Admin, Caller, Services
-from tracklane.web.api.listing import listed, page, parse_time, with_filters
-from tracklane.web.params import json_object
+from tracklane.web.api.contract import body, documented, encoded, listing, optional_body
+from tracklane.web.api.listing import PathId, QueryId, listed, page, with_filters
 
 router = APIRouter()
 Paging = Annotated[Page, Depends(page)]
 
+WebhookEndpointList = listing(WebhookEndpointView, "WebhookEndpointList")
+PartnerPostbackList = listing(PartnerPostbackView, "PartnerPostbackList")
+DeliveryList = listing(DeliveryView, "DeliveryList")
 
-@router.post("/webhooks", status_code=201, tags=["webhooks"], openapi_extra=schemas.body_doc(schemas.WebhookIn))
-async def create_webhook(request: Request, services: Services, _: Admin) -> dict[str, Any]:
+
+@router.post(
+    "/webhooks",
+    status_code=201,
+    tags=["webhooks"],
+    openapi_extra=documented(
+        body=WebhookCreate,
+        responses={201: WebhookEndpointIssued},
+        example={"url": "https://hooks.example.com/tracklane", "event_types": ["conversion.registered"]},
+    ),
+)
+async def create_webhook(
+    payload: Annotated[WebhookCreate, Depends(body(WebhookCreate))], services: Services, _: Admin
+) -> Response:
     """Register an endpoint; the answer carries its `whsec_` secret, shown this once."""
-    issued = await services.webhooks.create(await json_object(request))
-    return rep.webhook_endpoint(issued.endpoint, issued.secret)
+    issued = await services.webhooks.create(payload)
+    return encoded(webhook_endpoint_issued(issued.endpoint, issued.secret), 201)
 
 
-@router.get("/webhooks", tags=["webhooks"])
-async def list_webhooks(services: Services, _: Admin, paging: Paging) -> dict[str, Any]:
+@router.get("/webhooks", tags=["webhooks"], openapi_extra=documented(responses={200: WebhookEndpointList}))
+async def list_webhooks(services: Services, _: Admin, paging: Paging) -> Response:
     items = await services.webhooks.list(paging)
-    return listed(items, [rep.webhook_endpoint(e) for e in items], paging.limit)
+    return encoded(listed(items, [webhook_endpoint_view(e) for e in items], paging.limit))
 
 
-@router.get("/webhooks/{endpoint_id}", tags=["webhooks"])
-async def get_webhook(endpoint_id: int, services: Services, _: Admin) -> dict[str, Any]:
-    return rep.webhook_endpoint(await services.webhooks.get(endpoint_id))
+@router.get(
+    "/webhooks/{endpoint_id}", tags=["webhooks"], openapi_extra=documented(responses={200: WebhookEndpointView})
+)
+async def get_webhook(endpoint_id: PathId, services: Services, _: Admin) -> Response:
+    return encoded(webhook_endpoint_view(await services.webhooks.get(endpoint_id)))
 
 
-@router.patch("/webhooks/{endpoint_id}", tags=["webhooks"], openapi_extra=schemas.body_doc(schemas.WebhookUpdate))
-async def update_webhook(endpoint_id: int, request: Request, services: Services, _: Admin) -> dict[str, Any]:
-    return rep.webhook_endpoint(await services.webhooks.update(endpoint_id, await json_object(request)))
+@router.patch(
+    "/webhooks/{endpoint_id}",
+    tags=["webhooks"],
+    openapi_extra=documented(body=WebhookUpdate, responses={200: WebhookEndpointView}, example={"status": "active"}),
+)
+async def update_webhook(
+    endpoint_id: PathId,
+    payload: Annotated[WebhookUpdate, Depends(body(WebhookUpdate))],
+    services: Services,
+    _: Admin,
+) -> Response:
+    """Change `url`, `event_types`, `description`; `"status": "active"` re-enables a disabled endpoint."""
+    return encoded(webhook_endpoint_view(await services.webhooks.update(endpoint_id, payload)))
 
 
-@router.post("/webhooks/{endpoint_id}/rotate-secret", tags=["webhooks"],
-             openapi_extra=schemas.body_doc(schemas.RotateSecretIn))
-async def rotate_webhook_secret(endpoint_id: int, request: Request, services: Services, _: Admin) -> dict[str, Any]:
-    """A new secret (shown once); the old one keeps signing too during the overlap (default 24 h)."""
-    body = await json_object(request) if await request.body() else {}
-    issued = await services.webhooks.rotate_secret(endpoint_id, body)
-    return rep.webhook_endpoint(issued.endpoint, issued.secret)
+@router.post(
+    "/webhooks/{endpoint_id}/rotate-secret",
+    tags=["webhooks"],
+    openapi_extra=documented(body=RotateSecret, responses={200: WebhookEndpointIssued}, example={"overlap_hours": 24}),
+)
+async def rotate_webhook_secret(
+    endpoint_id: PathId,
+    payload: Annotated[RotateSecret, Depends(optional_body(RotateSecret))],
+    services: Services,
+    _: Admin,
+) -> Response:
+    """A new secret (shown once); the old one keeps signing too during the overlap (default 24 h; the body may
+    be left out)."""
+    issued = await services.webhooks.rotate_secret(endpoint_id, payload)
+    return encoded(webhook_endpoint_issued(issued.endpoint, issued.secret))
 
 
-@router.get("/webhooks/{endpoint_id}/deliveries", tags=["webhooks"])
+@router.get(
+    "/webhooks/{endpoint_id}/deliveries", tags=["webhooks"], openapi_extra=documented(responses={200: DeliveryList})
+)
 async def list_webhook_deliveries(
-    endpoint_id: int, services: Services, _: Admin, paging: Paging, status: Annotated[str | None, Query()] = None
-) -> dict[str, Any]:
+    endpoint_id: PathId,
+    services: Services,
+    _: Admin,
+    paging: Paging,
+    status: Annotated[DeliveryStatus | None, Query()] = None,
+) -> Response:
     await services.webhooks.get(endpoint_id)
-    items = await services.deliveries.list(with_filters(paging, endpoint_id=endpoint_id, status=status))
-    return listed(items, [rep.delivery(d) for d in items], paging.limit)
-
-
-@router.post("/partner-postbacks", status_code=201, tags=["partner postbacks"],
-             openapi_extra=schemas.body_doc(schemas.PartnerPostbackIn))
-async def create_partner_postback(request: Request, services: Services, scope: Caller) -> dict[str, Any]:
-    """An admin registers a postback for any partner; a partner key for itself (`partner_id` may be left out)."""
-    body = dict(await json_object(request))
-    if not scope.is_admin:
-        body.update(narrow(_postback_owner(scope), {"partner_id": body.get("partner_id")}))
-        if isinstance(body.get("offer_id"), int):
-            await services.catalog.visible_offer(scope, body["offer_id"])
-    return rep.partner_postback(await services.partner_postbacks.create(body))
-
-
-@router.get("/partner-postbacks", tags=["partner postbacks"])
-async def list_partner_postbacks(
-    services: Services, scope: Caller, paging: Paging, partner_id: Annotated[int | None, Query()] = None
-) -> dict[str, Any]:
-    filters = narrow(_postback_owner(scope), {"partner_id": partner_id})
-    items = await services.partner_postbacks.list(with_filters(paging, **filters))
-    return listed(items, [rep.partner_postback(p) for p in items], paging.limit)
-
-
-@router.get("/partner-postbacks/{postback_id}", tags=["partner postbacks"])
-async def get_partner_postback(postback_id: int, services: Services, scope: Caller) -> dict[str, Any]:
-    return rep.partner_postback(await _own_postback(services, scope, postback_id))
-
-
-@router.patch("/partner-postbacks/{postback_id}", tags=["partner postbacks"],
-              openapi_extra=schemas.body_doc(schemas.PartnerPostbackUpdate))
-async def update_partner_postback(
-    postback_id: int, request: Request, services: Services, scope: Caller
-) -> dict[str, Any]:
-    await _own_postback(services, scope, postback_id)
-    body = await json_object(request)
-    return rep.partner_postback(await services.partner_postbacks.update(postback_id, body))
-
-
-def _postback_owner(scope: Scope) -> Scope:
-    """Partner postbacks belong to partners: an admin manages all, a partner its own, an advertiser none."""
-    if scope.role is Role.ADVERTISER:
-        raise Forbidden("partner postbacks are managed by an admin or by the partner itself")
-    return scope
-
-
-async def _own_postback(services: Container, scope: Scope, postback_id: int) -> PartnerPostback:
-    postback = await services.partner_postbacks.get(postback_id)
-    if not owns(_postback_owner(scope), None, postback.partner_id):
-        raise NotFound(f"partner postback {postback_id} does not exist")
-    return postback
-
-
-@router.get("/deliveries", tags=["deliveries"])
-async def list_deliveries(
-    services: Services, _: Admin, paging: Paging,
-    status: Annotated[str | None, Query()] = None, kind: Annotated[str | None, Query()] = None,
-    endpoint_id: Annotated[int | None, Query()] = None, postback_id: Annotated[int | None, Query()] = None,
-    event_type: Annotated[str | None, Query()] = None,
-) -> dict[str, Any]:
-    filters = {"status": status, "kind": kind, "endpoint_id": endpoint_id, "postback_id": postback_id,
-               "event_type": event_type}
+    filters = {"endpoint_id": endpoint_id, "status": _value(status)}
     items = await services.deliveries.list(with_filters(paging, **filters))
-    return listed(items, [rep.delivery(d) for d in items], paging.limit)
+    return encoded(listed(items, [delivery_view(d) for d in items], paging.limit))
 
 
-@router.get("/deliveries/{delivery_id}", tags=["deliveries"])
-async def get_delivery(delivery_id: int, services: Services, _: Admin) -> dict[str, Any]:
+@router.post(
+    "/partner-postbacks",
+    status_code=201,
+    tags=["partner postbacks"],
+    openapi_extra=documented(
+        body=PartnerPostbackCreate,
+        responses={201: PartnerPostbackView},
+        example={
+            "partner_id": 3,
+            "offer_id": 1,
+            "on": "conversion",
+            "url": "https://track.partner.example/pb?click={transaction_id}&payout={payout}&s1={sub1}",
+        },
+    ),
+)
+async def create_partner_postback(
+    payload: Annotated[PartnerPostbackCreate, Depends(body(PartnerPostbackCreate))],
+    services: Services,
+    scope: Caller,
+) -> Response:
+    """An admin registers a postback for any partner (`partner_id` required); a partner key for itself
+    (`partner_id` may be left out). The template may name only macros the partner may see."""
+    return encoded(partner_postback_view(await services.partner_postbacks.create(scope, payload)), 201)
+
+
+@router.get(
+    "/partner-postbacks", tags=["partner postbacks"], openapi_extra=documented(responses={200: PartnerPostbackList})
+)
+async def list_partner_postbacks(
+    services: Services, scope: Caller, paging: Paging, partner_id: QueryId = None
+) -> Response:
+    """Every postback (admin, optionally of one partner), or the partner key's own."""
+    items = await services.partner_postbacks.list(scope, paging, partner_id)
+    return encoded(listed(items, [partner_postback_view(p) for p in items], paging.limit))
+
+
+@router.get(
+    "/partner-postbacks/{postback_id}",
+    tags=["partner postbacks"],
+    openapi_extra=documented(responses={200: PartnerPostbackView}),
+)
+async def get_partner_postback(postback_id: PathId, services: Services, scope: Caller) -> Response:
+    return encoded(partner_postback_view(await services.partner_postbacks.get(scope, postback_id)))
+
+
+@router.patch(
+    "/partner-postbacks/{postback_id}",
+    tags=["partner postbacks"],
+    openapi_extra=documented(
+        body=PartnerPostbackUpdate,
+        responses={200: PartnerPostbackView},
+        example={"method": "POST", "delay_seconds": 60},
+    ),
+)
+async def update_partner_postback(
+    postback_id: PathId,
+    payload: Annotated[PartnerPostbackUpdate, Depends(body(PartnerPostbackUpdate))],
+    services: Services,
+    scope: Caller,
+) -> Response:
+    """Change the template or options; `"status": "active"` re-activates a deactivated postback."""
+    return encoded(partner_postback_view(await services.partner_postbacks.update(scope, postback_id, payload)))
+
+
+def _value(choice: StrEnum | None) -> str | None:
+    """A filter's value as the column holds it."""
+    return None if choice is None else choice.value
+
+
+@router.get("/deliveries", tags=["deliveries"], openapi_extra=documented(responses={200: DeliveryList}))
+async def list_deliveries(
+    services: Services,
+    _: Admin,
+    paging: Paging,
+    status: Annotated[DeliveryStatus | None, Query()] = None,
+    kind: Annotated[DeliveryKind | None, Query()] = None,
+    endpoint_id: QueryId = None,
+    postback_id: QueryId = None,
+    event_type: Annotated[str | None, Query()] = None,
+) -> Response:
+    filters = {"status": _value(status), "kind": _value(kind), "endpoint_id": endpoint_id,
+               "postback_id": postback_id, "event_type": event_type}  # fmt: skip
+    items = await services.deliveries.list(with_filters(paging, **filters))
+    return encoded(listed(items, [delivery_view(d) for d in items], paging.limit))
+
+
+@router.get(
+    "/deliveries/{delivery_id}", tags=["deliveries"], openapi_extra=documented(responses={200: DeliveryDetailView})
+)
+async def get_delivery(delivery_id: PathId, services: Services, _: Admin) -> Response:
     """One delivery with its body and every attempt (status, latency, error class, first KB of the answer)."""
     delivery, attempts = await services.deliveries.get(delivery_id)
-    return rep.delivery(delivery, attempts)
+    return encoded(delivery_detail_view(delivery, attempts))
 
 
-@router.post("/deliveries/{delivery_id}/resend", tags=["deliveries"])
-async def resend_delivery(delivery_id: int, services: Services, _: Admin) -> dict[str, Any]:
+@router.post(
+    "/deliveries/{delivery_id}/resend", tags=["deliveries"], openapi_extra=documented(responses={200: DeliveryView})
+)
+async def resend_delivery(delivery_id: PathId, services: Services, _: Admin) -> Response:
     """Send again now, with the same `webhook-id`."""
-    return rep.delivery(await services.deliveries.resend(delivery_id))
+    return encoded(delivery_view(await services.deliveries.resend(delivery_id)))
 
 
-@router.post("/deliveries/replay", tags=["deliveries"], openapi_extra=schemas.body_doc(schemas.ReplayIn))
-async def replay_deliveries(request: Request, services: Services, _: Admin) -> dict[str, Any]:
+@router.post(
+    "/deliveries/replay",
+    tags=["deliveries"],
+    openapi_extra=documented(
+        body=Replay,
+        responses={200: ReplayResult},
+        example={"from": "2026-01-01T00:00:00Z", "to": "2026-01-02T00:00:00Z", "statuses": "failed,skipped"},
+    ),
+)
+async def replay_deliveries(
+    payload: Annotated[Replay, Depends(body(Replay))], services: Services, _: Admin
+) -> Response:
     """Queue again the failed and skipped deliveries created in [from, to), keeping their `webhook-id`."""
-    body = await json_object(request)
-    statuses = body.get("statuses")
-    if statuses is not None and not isinstance(statuses, str):
-        raise InvalidParameter("statuses", "must be a comma-separated string")
-    count = await services.deliveries.replay(
-        parse_time(body.get("from"), "from"), parse_time(body.get("to"), "to"), statuses,
-        _optional_id(body.get("endpoint_id"), "endpoint_id"), _optional_id(body.get("postback_id"), "postback_id"),
-    )
-    return {"replayed": count}
-
-
-def _optional_id(raw: object, field: str) -> int | None:
-    if raw is None:
-        return None
-    if isinstance(raw, bool) or not isinstance(raw, int) or raw <= 0:
-        raise InvalidParameter(field, "must be a positive integer")
-    return raw
+    return encoded(ReplayResult(replayed=await services.deliveries.replay(payload)))

@@ -1,35 +1,46 @@
-"""Routes of API keys: create (the key is shown once), list, revoke."""
+"""Routes of API keys (admin only): create (the key is shown once), list, revoke."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Response
 
+from tracklane.resources.api_keys import ApiKeyCreate, ApiKeyIssued, ApiKeyView, api_key_issued, api_key_view
 from tracklane.services.ports import Page
-from tracklane.web.api import representations as rep
-from tracklane.web.api import schemas
 from tracklane.web.api.auth import Admin, Services
-from tracklane.web.api.listing import listed, page
-from tracklane.web.params import json_object
+from tracklane.web.api.contract import body, documented, encoded, listing
+from tracklane.web.api.listing import PathId, listed, page
 
 router = APIRouter()
 
-
-@router.post("/api-keys", status_code=201, tags=["api keys"], openapi_extra=schemas.body_doc(schemas.ApiKeyIn))
-async def create_api_key(request: Request, services: Services, _: Admin) -> dict[str, Any]:
-    body = await json_object(request)
-    key, secret = await services.api_keys.create(body.get("role"), body.get("advertiser_id"), body.get("partner_id"))
-    return {**rep.api_key(key), "key": secret}
+ApiKeyList = listing(ApiKeyView, "ApiKeyList")
 
 
-@router.get("/api-keys", tags=["api keys"])
-async def list_api_keys(services: Services, _: Admin, paging: Annotated[Page, Depends(page)]) -> dict[str, Any]:
+@router.post(
+    "/api-keys",
+    status_code=201,
+    tags=["api keys"],
+    openapi_extra=documented(
+        body=ApiKeyCreate, responses={201: ApiKeyIssued}, example={"role": "advertiser", "advertiser_id": 1}
+    ),
+)
+async def create_api_key(
+    services: Services, _: Admin, payload: Annotated[ApiKeyCreate, Depends(body(ApiKeyCreate))]
+) -> Response:
+    key, secret = await services.api_keys.create(payload)
+    return encoded(api_key_issued(key, secret), 201)
+
+
+@router.get("/api-keys", tags=["api keys"], openapi_extra=documented(responses={200: ApiKeyList}))
+async def list_api_keys(services: Services, _: Admin, paging: Annotated[Page, Depends(page)]) -> Response:
     items = await services.api_keys.list(paging)
-    return listed(items, [rep.api_key(k) for k in items], paging.limit)
+    return encoded(listed(items, [api_key_view(k) for k in items], paging.limit))
 
 
-@router.delete("/api-keys/{key_id}", status_code=204, tags=["api keys"])
-async def revoke_api_key(key_id: int, services: Services, _: Admin) -> Response:
+@router.delete(
+    "/api-keys/{key_id}", status_code=204, tags=["api keys"], openapi_extra=documented(responses={204: None})
+)
+async def revoke_api_key(key_id: PathId, services: Services, _: Admin) -> Response:
     await services.api_keys.revoke(key_id)
     return Response(status_code=204)

@@ -33,13 +33,18 @@ def page(
 ) -> Page:
     if cursor is not None and not cursor.isdigit():
         raise InvalidParameter("cursor", "is not a cursor this API gave")
-    return Page(limit=limit, cursor=int(cursor) if cursor else None,
-                created_from=parse_time(from_, "from"), created_to=parse_time(to, "to"))
+    return Page(
+        limit=limit,
+        cursor=int(cursor) if cursor else None,
+        created_from=parse_time(from_, "from"),
+        created_to=parse_time(to, "to"),
+    )
 
 
 def with_filters(base: Page, **filters: Any) -> Page:
-    return Page(base.limit, base.cursor, base.created_from, base.created_to,
-                {k: v for k, v in filters.items() if v is not None})
+    return Page(
+        base.limit, base.cursor, base.created_from, base.created_to, {k: v for k, v in filters.items() if v is not None}
+    )
 
 
 PathId = Annotated[int, Path(ge=1, le=MAX_ID, description="a positive integer id")]

@@ -1,55 +1,80 @@
-"""Routes of Segment sources: create (answers the write key and webhook secret), list, read, change
-settings, and the messages a source received with their outcomes."""
+"""Routes of Segment sources (admin only for now): create (answers the write key and webhook secret), list,
+read, change name, settings or advertiser, and the messages a source received with their outcomes."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Response
 
+from tracklane.resources.customers import SegmentMessageView, segment_message_view
+from tracklane.resources.sources import SourceCreate, SourceUpdate, SourceView, source_view
 from tracklane.services.ports import Page
-from tracklane.web.api import representations as rep
-from tracklane.web.api import schemas
 from tracklane.web.api.auth import Admin, Services
-from tracklane.web.api.listing import listed, page, with_filters
-from tracklane.web.params import json_object
+from tracklane.web.api.contract import body, documented, encoded, listing
+from tracklane.web.api.listing import PathId, listed, page, with_filters
 
 router = APIRouter()
 Paging = Annotated[Page, Depends(page)]
 
-
-@router.post("/sources", status_code=201, tags=["sources"], openapi_extra=schemas.body_doc(schemas.SourceIn))
-async def create_source(request: Request, services: Services, _: Admin) -> dict[str, Any]:
-    """A Segment-compatible input; `preset` is default, everflow, impact or tractionboard."""
-    return rep.source(await services.sources.create(await json_object(request)))
+SourceList = listing(SourceView, "SourceList")
+SegmentMessageList = listing(SegmentMessageView, "SegmentMessageList")
 
 
-@router.get("/sources", tags=["sources"])
-async def list_sources(services: Services, _: Admin, paging: Paging) -> dict[str, Any]:
+@router.post(
+    "/sources",
+    status_code=201,
+    tags=["sources"],
+    openapi_extra=documented(
+        body=SourceCreate,
+        responses={201: SourceView},
+        errors=[409],
+        example={"name": "Web shop", "advertiser_id": 1, "preset": "default"},
+    ),
+)
+async def create_source(
+    payload: Annotated[SourceCreate, Depends(body(SourceCreate))], services: Services, _: Admin
+) -> Response:
+    """A Segment-compatible input of one advertiser; `preset` is default, everflow, impact or tractionboard."""
+    return encoded(source_view(await services.sources.create(payload)), 201)
+
+
+@router.get("/sources", tags=["sources"], openapi_extra=documented(responses={200: SourceList}))
+async def list_sources(services: Services, _: Admin, paging: Paging) -> Response:
     items = await services.sources.list(paging)
-    return listed(items, [rep.source(s) for s in items], paging.limit)
+    return encoded(listed(items, [source_view(s) for s in items], paging.limit))
 
 
-@router.get("/sources/{source_id}", tags=["sources"])
-async def get_source(source_id: int, services: Services, _: Admin) -> dict[str, Any]:
-    return rep.source(await services.sources.get(source_id))
+@router.get("/sources/{source_id}", tags=["sources"], openapi_extra=documented(responses={200: SourceView}))
+async def get_source(source_id: PathId, services: Services, _: Admin) -> Response:
+    return encoded(source_view(await services.sources.get(source_id)))
 
 
-@router.patch("/sources/{source_id}", tags=["sources"], openapi_extra=schemas.body_doc(schemas.SourceUpdate))
-async def update_source(source_id: int, request: Request, services: Services, _: Admin) -> dict[str, Any]:
-    return rep.source(await services.sources.update(source_id, await json_object(request)))
+@router.patch(
+    "/sources/{source_id}",
+    tags=["sources"],
+    openapi_extra=documented(body=SourceUpdate, responses={200: SourceView}, example={"advertiser_id": 1}),
+)
+async def update_source(
+    source_id: PathId, payload: Annotated[SourceUpdate, Depends(body(SourceUpdate))], services: Services, _: Admin
+) -> Response:
+    return encoded(source_view(await services.sources.update(source_id, payload)))
 
 
-@router.get("/sources/{source_id}/messages", tags=["sources"])
+@router.get(
+    "/sources/{source_id}/messages", tags=["sources"], openapi_extra=documented(responses={200: SegmentMessageList})
+)
 async def list_messages(
-    source_id: int, services: Services, _: Admin, paging: Paging,
+    source_id: PathId,
+    services: Services,
+    _: Admin,
+    paging: Paging,
     message_id: Annotated[str | None, Query()] = None,
     type: Annotated[str | None, Query()] = None,
     outcome: Annotated[str | None, Query()] = None,
-) -> dict[str, Any]:
+) -> Response:
     """Stored messages, newest first: corrected timestamp, outcome, conversion, customer and mapping."""
     await services.sources.get(source_id)
     filtered = with_filters(paging, source_id=source_id, message_id=message_id, type=type, outcome=outcome)
     items = await services.customers.messages(filtered)
-    next_cursor = str(items[-1]["id"]) if len(items) == paging.limit and items else None
-    return {"data": [rep.segment_message(m) for m in items], "next_cursor": next_cursor}
+    return encoded(listed(items, [segment_message_view(m) for m in items], paging.limit))
