@@ -15,7 +15,8 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Connection, and_, insert, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from tracklane.domain.delivery import Delivery, DeliveryAttempt, DeliveryStatus
 from tracklane.domain.partner_postbacks import PartnerPostback, PostbackStatus
@@ -47,6 +48,12 @@ def new_message_id() -> str:
 
 def _plain(values: Mapping[str, Any]) -> dict[str, Any]:
     return {k: (v.value if isinstance(v, StrEnum) else v) for k, v in values.items()}
+
+
+_INSERT_DELIVERY = {
+    name: upsert(deliveries).on_conflict_do_nothing(index_elements=["dedup_key"]).returning(*deliveries.c)
+    for name, upsert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
+}
 
 
 class SqlDelivery:
@@ -143,14 +150,10 @@ class SqlDelivery:
             "status": delivery.status.value, "attempts": 0, "next_attempt_at": delivery.next_attempt_at,
             "created_at": delivery.created_at, "updated_at": delivery.created_at,
         }  # fmt: skip
-        statement = insert(deliveries).values(**values).returning(*deliveries.c)
-        if delivery.dedup_key is None:
-            return rows.delivery(self.conn.execute(statement).one())
-        try:
-            with self.conn.begin_nested():
-                return rows.delivery(self.conn.execute(statement).one())
-        except IntegrityError:
-            return None
+        # Only a taken dedup key is a duplicate (no row returned); any other violation is an error.
+        statement = _INSERT_DELIVERY[self.conn.dialect.name].values(**values)
+        row = self.conn.execute(statement).one_or_none()
+        return None if row is None else rows.delivery(row)
 
     def get_delivery(self, delivery_id: int) -> Delivery | None:
         row = self.conn.execute(select(deliveries).where(deliveries.c.id == delivery_id)).one_or_none()

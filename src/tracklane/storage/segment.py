@@ -104,7 +104,9 @@ class SqlSegment:
         try:
             with self.conn.begin_nested():
                 row = self.conn.execute(insert(sources).values(**values).returning(*sources.c)).one()
-        except IntegrityError:
+        except IntegrityError as error:
+            if "write_key" not in str(error.orig):
+                raise
             raise Conflict("write_key: another source has this write key") from None
         return _source(row)
 
