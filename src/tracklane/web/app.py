@@ -11,9 +11,9 @@ import asyncio
 import html
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from importlib import resources
 from pathlib import Path
 
-import swagger_ui_bundle
 from fastapi import APIRouter, FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from starlette.requests import Request
@@ -75,10 +75,12 @@ def build_app(build: Callable[[], Services]) -> FastAPI:
     return app
 
 
+DOCS_ASSETS = Path(str(resources.files("fastapi_offline") / "static"))
+
+
 def _install_docs(app: FastAPI) -> None:
-    """Swagger UI served from the installed bundle: browsable docs with no CDN."""
-    assets = Path(swagger_ui_bundle.swagger_ui_path)
-    app.mount("/api/docs/assets", StaticFiles(directory=assets), name="swagger-assets")
+    """Swagger UI (5.x, which renders OpenAPI 3.1) served from the installed package: browsable docs, no CDN."""
+    app.mount("/api/docs/assets", StaticFiles(directory=DOCS_ASSETS), name="swagger-assets")
 
     async def docs(_request: Request) -> Response:
         return get_swagger_ui_html(
@@ -86,7 +88,7 @@ def _install_docs(app: FastAPI) -> None:
             title="Tracklane API",
             swagger_js_url="/api/docs/assets/swagger-ui-bundle.js",
             swagger_css_url="/api/docs/assets/swagger-ui.css",
-            swagger_favicon_url="/api/docs/assets/favicon-32x32.png",
+            swagger_favicon_url="/api/docs/assets/favicon.png",
         )
 
     app.router.routes.append(Route("/api/docs", docs, methods=["GET"], include_in_schema=False))
