@@ -102,6 +102,22 @@ def test_every_handler_decodes_the_documented_body_type_and_its_example(app: Fas
     assert checked >= 20
 
 
+def test_every_handler_checks_the_key_before_it_reads_the_body(app: FastAPI) -> None:
+    """A caller without the right key is refused (401/403) whatever it sends: the key's dependency comes
+    before the body's in every handler that has both."""
+    from tracklane.web.api import auth
+
+    checks = {auth.api_key, auth.admin, auth.caller, auth.reviewer, auth.partner_side}
+    late = []
+    for path, route in _api_routes(app):
+        calls = [d.call for d in route.dependant.dependencies]
+        keyed = [i for i, call in enumerate(calls) if call in checks]
+        bodies = [i for i, call in enumerate(calls) if hasattr(call, "resource_type")]
+        if bodies and (not keyed or keyed[0] > bodies[0]) and not path.endswith("-signups"):
+            late.append(f"{sorted(route.methods)[0]} {path}")
+    assert late == []
+
+
 def test_no_pydantic_copy_of_a_resource_remains(document: dict[str, Any]) -> None:
     """Every schema component comes from a resource type: no FastAPI validation-error or pydantic leftovers."""
     names = set(document["components"]["schemas"])

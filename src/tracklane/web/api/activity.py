@@ -23,7 +23,7 @@ from tracklane.resources.conversions import (
 from tracklane.resources.reports import ReportAdvertiserView, ReportPartnerView, ReportQuery, ReportView
 from tracklane.services.ports import Page
 from tracklane.services.reports import DIMENSIONS
-from tracklane.web.api.auth import Caller, Key, Services
+from tracklane.web.api.auth import Caller, Reviewer, Services
 from tracklane.web.api.contract import body, documented, encoded, listing
 from tracklane.web.api.listing import PathId, QueryId, listed, page, parse_time, with_filters
 
@@ -124,8 +124,8 @@ async def get_conversion(conversion_id: PathId, services: Services, scope: Calle
 )
 async def change_conversion_status(
     conversion_id: PathId,
+    key: Reviewer,
     services: Services,
-    key: Key,
     payload: Annotated[ConversionStatusChange, Depends(body(ConversionStatusChange))],
 ) -> Response:
     """Approve, hold or reject a conversion (the admin, or the advertiser it belongs to; a partner key is

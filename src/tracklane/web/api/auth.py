@@ -35,12 +35,28 @@ async def admin(key: Annotated[ApiKey, Depends(api_key)]) -> ApiKey:
     return key
 
 
+async def reviewer(key: Annotated[ApiKey, Depends(api_key)]) -> ApiKey:
+    """A key that may review conversions: the admin's, or an advertiser's (for its own conversions)."""
+    if key.role is Role.PARTNER:
+        raise Forbidden("a partner key cannot change a conversion's status")
+    return key
+
+
 async def caller(key: Annotated[ApiKey, Depends(api_key)]) -> Scope:
     return scope_of(key)
+
+
+async def partner_side(scope: Annotated[Scope, Depends(caller)]) -> Scope:
+    """A key of the partner side: the admin's, or a partner's (partner postbacks belong to partners)."""
+    if scope.role is Role.ADVERTISER:
+        raise Forbidden("partner postbacks are managed by an admin or by the partner itself")
+    return scope
 
 
 Services = Annotated[registry.Services, Depends(services)]
 Admin = Annotated[ApiKey, Depends(admin)]
 Caller = Annotated[Scope, Depends(caller)]
-Key = Annotated[ApiKey, Depends(api_key)]
 """Any valid key, as the tenant scope its reads are narrowed to (see `tracklane.domain.tenancy`)."""
+PartnerSide = Annotated[Scope, Depends(partner_side)]
+Key = Annotated[ApiKey, Depends(api_key)]
+Reviewer = Annotated[ApiKey, Depends(reviewer)]

@@ -56,7 +56,7 @@ PartnerList = listing(PartnerView, "PartnerList")
     openapi_extra=documented(body=AdvertiserCreate, responses={201: AdvertiserView}, example={"name": "Acme Shop"}),
 )
 async def create_advertiser(
-    payload: Annotated[AdvertiserCreate, Depends(body(AdvertiserCreate))], services: Services, _: Admin
+    _: Admin, payload: Annotated[AdvertiserCreate, Depends(body(AdvertiserCreate))], services: Services
 ) -> Response:
     return encoded(advertiser_view(await services.catalog.create_advertiser(payload)), 201)
 
@@ -81,9 +81,9 @@ async def get_advertiser(advertiser_id: PathId, services: Services, _: Admin) ->
 )
 async def update_advertiser(
     advertiser_id: PathId,
+    _: Admin,
     payload: Annotated[AdvertiserUpdate, Depends(body(AdvertiserUpdate))],
     services: Services,
-    _: Admin,
 ) -> Response:
     return encoded(advertiser_view(await services.catalog.update_advertiser(advertiser_id, payload)))
 
@@ -100,7 +100,7 @@ async def update_advertiser(
     ),
 )
 async def create_partner(
-    payload: Annotated[PartnerCreate, Depends(body(PartnerCreate))], services: Services, _: Admin
+    _: Admin, payload: Annotated[PartnerCreate, Depends(body(PartnerCreate))], services: Services
 ) -> Response:
     return encoded(partner_view(await services.catalog.create_partner(payload, PartnerStatus.ACTIVE)), 201)
 
@@ -144,7 +144,7 @@ async def get_partner(partner_id: PathId, services: Services, _: Admin) -> Respo
     ),
 )
 async def update_partner(
-    partner_id: PathId, payload: Annotated[PartnerUpdate, Depends(body(PartnerUpdate))], services: Services, _: Admin
+    partner_id: PathId, _: Admin, payload: Annotated[PartnerUpdate, Depends(body(PartnerUpdate))], services: Services
 ) -> Response:
     return encoded(partner_view(await services.catalog.update_partner(partner_id, payload)))
 
@@ -155,7 +155,7 @@ async def update_partner(
     openapi_extra=documented(body=Verdict, responses={200: PartnerView}, example={"verdict": "approved"}),
 )
 async def partner_verdict(
-    partner_id: PathId, payload: Annotated[Verdict, Depends(body(Verdict))], services: Services, _: Admin
+    partner_id: PathId, _: Admin, payload: Annotated[Verdict, Depends(body(Verdict))], services: Services
 ) -> Response:
     return encoded(partner_view(await services.catalog.partner_verdict(partner_id, payload)))
 

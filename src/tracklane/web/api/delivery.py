@@ -33,7 +33,7 @@ from tracklane.resources.webhooks import (
     webhook_endpoint_view,
 )
 from tracklane.services.ports import Page
-from tracklane.web.api.auth import Admin, Caller, Services
+from tracklane.web.api.auth import Admin, PartnerSide, Services
 from tracklane.web.api.contract import body, documented, encoded, listing, optional_body
 from tracklane.web.api.listing import PathId, QueryId, listed, page, with_filters
 
@@ -56,7 +56,7 @@ DeliveryList = listing(DeliveryView, "DeliveryList")
     ),
 )
 async def create_webhook(
-    payload: Annotated[WebhookCreate, Depends(body(WebhookCreate))], services: Services, _: Admin
+    _: Admin, payload: Annotated[WebhookCreate, Depends(body(WebhookCreate))], services: Services
 ) -> Response:
     """Register an endpoint; the answer carries its `whsec_` secret, shown this once."""
     issued = await services.webhooks.create(payload)
@@ -83,9 +83,9 @@ async def get_webhook(endpoint_id: PathId, services: Services, _: Admin) -> Resp
 )
 async def update_webhook(
     endpoint_id: PathId,
+    _: Admin,
     payload: Annotated[WebhookUpdate, Depends(body(WebhookUpdate))],
     services: Services,
-    _: Admin,
 ) -> Response:
     """Change `url`, `event_types`, `description`; `"status": "active"` re-enables a disabled endpoint."""
     return encoded(webhook_endpoint_view(await services.webhooks.update(endpoint_id, payload)))
@@ -98,9 +98,9 @@ async def update_webhook(
 )
 async def rotate_webhook_secret(
     endpoint_id: PathId,
+    _: Admin,
     payload: Annotated[RotateSecret, Depends(optional_body(RotateSecret))],
     services: Services,
-    _: Admin,
 ) -> Response:
     """A new secret (shown once); the old one keeps signing too during the overlap (default 24 h; the body may
     be left out)."""
@@ -140,9 +140,9 @@ async def list_webhook_deliveries(
     ),
 )
 async def create_partner_postback(
+    scope: PartnerSide,
     payload: Annotated[PartnerPostbackCreate, Depends(body(PartnerPostbackCreate))],
     services: Services,
-    scope: Caller,
 ) -> Response:
     """An admin registers a postback for any partner (`partner_id` required); a partner key for itself
     (`partner_id` may be left out). The template may name only macros the partner may see."""
@@ -153,7 +153,7 @@ async def create_partner_postback(
     "/partner-postbacks", tags=["partner postbacks"], openapi_extra=documented(responses={200: PartnerPostbackList})
 )
 async def list_partner_postbacks(
-    services: Services, scope: Caller, paging: Paging, partner_id: QueryId = None
+    services: Services, scope: PartnerSide, paging: Paging, partner_id: QueryId = None
 ) -> Response:
     """Every postback (admin, optionally of one partner), or the partner key's own."""
     items = await services.partner_postbacks.list(scope, paging, partner_id)
@@ -165,7 +165,7 @@ async def list_partner_postbacks(
     tags=["partner postbacks"],
     openapi_extra=documented(responses={200: PartnerPostbackView}),
 )
-async def get_partner_postback(postback_id: PathId, services: Services, scope: Caller) -> Response:
+async def get_partner_postback(postback_id: PathId, services: Services, scope: PartnerSide) -> Response:
     return encoded(partner_postback_view(await services.partner_postbacks.get(scope, postback_id)))
 
 
@@ -180,9 +180,9 @@ async def get_partner_postback(postback_id: PathId, services: Services, scope: C
 )
 async def update_partner_postback(
     postback_id: PathId,
+    scope: PartnerSide,
     payload: Annotated[PartnerPostbackUpdate, Depends(body(PartnerPostbackUpdate))],
     services: Services,
-    scope: Caller,
 ) -> Response:
     """Change the template or options; `"status": "active"` re-activates a deactivated postback."""
     return encoded(partner_postback_view(await services.partner_postbacks.update(scope, postback_id, payload)))
@@ -237,7 +237,7 @@ async def resend_delivery(delivery_id: PathId, services: Services, _: Admin) -> 
     ),
 )
 async def replay_deliveries(
-    payload: Annotated[Replay, Depends(body(Replay))], services: Services, _: Admin
+    _: Admin, payload: Annotated[Replay, Depends(body(Replay))], services: Services
 ) -> Response:
     """Queue again the failed and skipped deliveries created in [from, to), keeping their `webhook-id`."""
     return encoded(ReplayResult(replayed=await services.deliveries.replay(payload)))

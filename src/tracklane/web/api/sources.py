@@ -33,7 +33,7 @@ SegmentMessageList = listing(SegmentMessageView, "SegmentMessageList")
     ),
 )
 async def create_source(
-    payload: Annotated[SourceCreate, Depends(body(SourceCreate))], services: Services, _: Admin
+    _: Admin, payload: Annotated[SourceCreate, Depends(body(SourceCreate))], services: Services
 ) -> Response:
     """A Segment-compatible input of one advertiser; `preset` is default, everflow, impact or tractionboard."""
     return encoded(source_view(await services.sources.create(payload)), 201)
@@ -56,7 +56,7 @@ async def get_source(source_id: PathId, services: Services, _: Admin) -> Respons
     openapi_extra=documented(body=SourceUpdate, responses={200: SourceView}, example={"advertiser_id": 1}),
 )
 async def update_source(
-    source_id: PathId, payload: Annotated[SourceUpdate, Depends(body(SourceUpdate))], services: Services, _: Admin
+    source_id: PathId, _: Admin, payload: Annotated[SourceUpdate, Depends(body(SourceUpdate))], services: Services
 ) -> Response:
     return encoded(source_view(await services.sources.update(source_id, payload)))
 
