@@ -14,6 +14,7 @@ or a repository used after its transaction ended, is an error. Rows become domai
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import secrets
 from collections.abc import Awaitable, Callable, Generator, Iterator, Mapping, Sequence
@@ -408,7 +409,7 @@ class FakeRepository:
     # advertisers
     def insert_advertiser(self, name: str, postback_token: str, now: datetime) -> Advertiser:
         values = {"name": name, "status": "active", "postback_token": postback_token,
-                  "created_at": now, "updated_at": now}  # fmt: skip
+                  "postback_token_hash": _token_hash(postback_token), "created_at": now, "updated_at": now}  # fmt: skip
         return rows.advertiser(_r(self.t.insert("advertisers", values)))
 
     def get_advertiser(self, advertiser_id: int) -> Advertiser | None:
@@ -427,7 +428,7 @@ class FakeRepository:
     ) -> None:
         values = rows.set_fields(changes, exclude=frozenset({"rotate_postback_token"}))
         if postback_token is not None:
-            values["postback_token"] = postback_token
+            values.update(postback_token=postback_token, postback_token_hash=_token_hash(postback_token))
         self._update("advertisers", advertiser_id, {**values, "updated_at": now})
 
     # partners
@@ -1187,3 +1188,9 @@ def program(db: FakeDatabase, now: datetime, **offer_fields: Any) -> Program:
 def _implements(repository: FakeRepository, database: FakeDatabase) -> tuple[Repository, Database]:
     """Never called: mypy checks here that the fake still has the shape of every port."""
     return repository, database
+
+
+def _token_hash(token: str) -> str:
+    """The lookup column of a postback token (the SQL store keeps a keyed hash and the token sealed; the fake
+    keeps it in clear, its rows never leave the process)."""
+    return hashlib.sha256(token.encode()).hexdigest()

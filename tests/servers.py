@@ -1,4 +1,5 @@
-"""Real Tracklane servers on loopback for tests: uvicorn in a thread, on SQLite or PostgreSQL."""
+"""Real Tracklane servers on loopback for tests: uvicorn in a thread (with the connection timeouts of
+`tracklane serve`), on SQLite or PostgreSQL."""
 
 from __future__ import annotations
 
@@ -17,9 +18,18 @@ import uvicorn
 from sqlalchemy.engine import make_url
 
 from tracklane.bootstrap import Container, create_app
+from tracklane.cli import connection_timeouts
 from tracklane.settings import Settings
+from tracklane.web.connections import guarded_protocol
 
 POSTGRES_ENV = "TRACKLANE_TEST_POSTGRES_URL"
+#: PostgreSQL needs TRACKLANE_SECRETS_KEY (a SQLite server keeps a generated key beside its database file).
+POSTGRES_SECRETS_KEY = "tracklane-tests-only-secrets-key-0123456789"
+
+
+def secrets_env(database_url: str) -> dict[str, str]:
+    """The environment a `tracklane` process of the tests needs for its secrets key on this database."""
+    return {} if database_url.startswith("sqlite") else {"TRACKLANE_SECRETS_KEY": POSTGRES_SECRETS_KEY}
 
 
 @dataclass
@@ -66,10 +76,19 @@ def running_server(
     """Serve the whole app on 127.0.0.1 on a free port until the block ends; `wrap` puts an ASGI middleware
     in front of it (tests use it to watch requests or to fail them the way a proxy or network would)."""
     admin_key = "tlk_test_" + secrets.token_urlsafe(24)
+    settings_overrides.setdefault("idle_timeout_seconds", 60)  # test clients keep connections between steps
+    if not database_url.startswith("sqlite"):
+        settings_overrides.setdefault("secrets_key", POSTGRES_SECRETS_KEY)
     settings = Settings(database_url=database_url, admin_key=admin_key, port=8080, **settings_overrides)  # type: ignore[arg-type]
     app = create_app(settings)
     config = uvicorn.Config(
-        wrap(app) if wrap else app, host="127.0.0.1", port=0, log_level="warning", lifespan="on", timeout_keep_alive=60
+        wrap(app) if wrap else app,
+        host="127.0.0.1",
+        port=0,
+        log_level="warning",
+        lifespan="on",
+        proxy_headers=False,
+        http=guarded_protocol(connection_timeouts(settings)),
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
-from tests.servers import running_server
+from tests.servers import running_server, secrets_env
 from tests.test_cli import clean_env
 
 
@@ -19,7 +19,7 @@ def tracklane(database_url: str, *args: str) -> subprocess.CompletedProcess[str]
         capture_output=True,
         text=True,
         timeout=60,
-        env=clean_env(TRACKLANE_DATABASE_URL=database_url, TRACKLANE_LOG_LEVEL="WARNING"),
+        env=clean_env(TRACKLANE_DATABASE_URL=database_url, TRACKLANE_LOG_LEVEL="WARNING", **secrets_env(database_url)),
     )
 
 

@@ -143,3 +143,60 @@ def _wait_for(admin: httpx.Client, source_id: int, count: int) -> list[dict[str,
         if len(stored) >= count or time.monotonic() > deadline:
             return stored
         time.sleep(0.1)
+
+
+BATCHING_PAGE = """<!doctype html><meta charset=utf-8><title>Shop</title>
+<script src="/analytics-next.js"></script>
+<script>
+window.shop = async function (writeKey) {
+  const [analytics] = await AnalyticsNext.AnalyticsBrowser.load(
+    {writeKey: writeKey, cdnURL: "%(server)s"},
+    {integrations: {"Segment.io": {apiHost: "%(api_host)s", protocol: "http",
+                                   deliveryStrategy: {strategy: "batching", config: {size: 3, timeout: 200}}}}});
+  analytics.track("Before", {n: 1});
+  analytics.track("Cut", {title: "Party \\ud83c\\udf89".slice(0, 7)});  // cut inside the emoji: a lone surrogate
+  analytics.track("After", {n: 2});
+};
+</script>"""
+
+
+def test_analytics_next_batch_with_a_cut_emoji(shop_site: tuple[Path, str], node_clients: Path, tmp_path: Path) -> None:
+    """In batching mode analytics.js sends the three events in one `/v1/b`; the one whose string was cut in
+    the middle of an emoji is refused and recorded, the two others are stored, and the batch is answered 200
+    (so the browser does not retry it forever)."""
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        assert not BROWSER_REQUIRED, f"{CHROMIUM} is required"
+        pytest.skip(f"analytics.js runs in the system Chromium; install it at {CHROMIUM}")
+    site, shop_url = shop_site
+    logs: list[RequestLog] = []
+
+    def wrap(app: Any) -> RequestLog:
+        logs.append(RequestLog(app))
+        return logs[-1]
+
+    with (
+        running_server(sqlite_url(tmp_path), wrap=wrap) as server,
+        httpx.Client(
+            base_url=server.base_url, headers={"Authorization": f"Bearer {server.admin_key}"}, timeout=30
+        ) as admin,
+    ):
+        host = server.base_url.removeprefix("http://")
+        (site / "batch.html").write_text(BATCHING_PAGE % {"server": server.base_url, "api_host": f"{host}/v1"})
+        src = source(admin, factories.advertiser(admin)["id"])
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+            try:
+                page = browser.new_page()
+                page.goto(f"{shop_url}/batch.html")
+                page.evaluate("writeKey => window.shop(writeKey)", src["write_key"])
+                stored = _wait_for(admin, src["id"], 3)
+                page.close()
+            finally:
+                browser.close()
+        assert sorted(m["event"] for m in stored if m["outcome"] != "refused") == ["After", "Before"]
+        [refused] = [m for m in stored if m["outcome"] == "refused"]
+        assert refused["detail"].startswith("invalid_message: properties.title: is not valid Unicode")
+        assert '"event":"Cut"' in refused["payload"]["raw"]
+        assert [(path, status) for _, path, status in logs[0].posts()] == [("/v1/b", 200)]

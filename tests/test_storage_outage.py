@@ -1,10 +1,17 @@
 """Database faults at the edge: an unreachable database is a 503 (retry) that records nothing and recovers by
-itself; a taken unique key is a 409 naming the field; any other fault is a 500 logged with its request id."""
+itself; a locked one is a 503 within 5 s; a taken unique key is a 409 naming the field; any other fault is a
+500 logged with its request id, and no log line ever holds an SQL parameter."""
 
 from __future__ import annotations
 
 import logging
 import os
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import httpx
 import psycopg
@@ -13,7 +20,10 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from tests import factories
+from tests.segment_support import source
 from tests.servers import POSTGRES_ENV, RunningServer, postgres_database, running_server
+
+BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36"
 
 
 def _admin_dsn() -> str:
@@ -136,3 +146,93 @@ def test_every_error_answer_carries_a_request_id(api: httpx.Client, web: httpx.C
         assert response.status_code in (400, 401, 404), response.text
         assert response.headers["x-request-id"], response.request.url
     assert response.headers["x-request-id"] == "mine"
+
+
+@contextmanager
+def _locked(server: RunningServer) -> Iterator[None]:
+    """Another connection holds the write lock (SQLite) or exclusive table locks (PostgreSQL) meanwhile."""
+    url = make_url(server.settings.database_url)
+    if _is_postgres(server):
+        dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        with psycopg.connect(dsn) as conn:
+            conn.execute("LOCK TABLE clicks, partners, segment_messages IN ACCESS EXCLUSIVE MODE")
+            yield
+            conn.rollback()
+        return
+    assert url.database is not None
+    conn = sqlite3.connect(url.database, isolation_level=None, timeout=10)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        yield
+        conn.rollback()
+    finally:
+        conn.close()
+
+
+def test_a_locked_database_is_answered_503_within_5_seconds(server: RunningServer, api: httpx.Client) -> None:
+    """Writes (a click, a postback, an API create, a Segment batch) and, on PostgreSQL, reads of a locked
+    table: each answered 503 with Retry-After within 5 s, then served again once the lock is gone."""
+    adv, offer, partner = factories.program(api)
+    with httpx.Client(base_url=server.base_url, headers={"User-Agent": BROWSER}) as web:
+        tid = factories.click(web, offer["id"], partner["id"])
+    write_key = source(api, adv["id"])["write_key"]
+    auth = {"Authorization": f"Bearer {server.admin_key}"}
+    requests: dict[str, Callable[[httpx.Client], httpx.Response]] = {
+        "click": lambda c: c.get(f"/r/{offer['id']}/{partner['id']}", headers={"User-Agent": BROWSER}),
+        "postback": lambda c: c.get("/postback", params={"transaction_id": tid, "secure": adv["postback_token"]}),
+        "create": lambda c: c.post("/api/v1/partners", json={"name": "P", "email": "p@example.com"}, headers=auth),
+        "segment": lambda c: c.post(
+            "/v1/batch", json={"writeKey": write_key, "batch": [{"type": "track", "event": "E", "userId": "u"}]}
+        ),
+        "read": lambda c: c.get("/api/v1/clicks", headers=auth),
+    }
+    answers: dict[str, tuple[httpx.Response, float]] = {}
+
+    def send(name: str) -> None:
+        with httpx.Client(base_url=server.base_url, timeout=30) as client:
+            started = time.monotonic()
+            response = requests[name](client)
+            answers[name] = (response, time.monotonic() - started)
+
+    with _locked(server):
+        threads = [threading.Thread(target=send, args=(name,)) for name in requests]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+
+    for name, (response, seconds) in answers.items():
+        assert seconds < 5, (name, seconds)
+        if name == "read" and not _is_postgres(server):  # WAL: SQLite's readers are not blocked by a writer
+            assert response.status_code == 200, response.text
+            continue
+        assert response.status_code == 503, (name, response.text)
+        assert response.headers["retry-after"], name
+    assert set(answers) == set(requests)
+    with httpx.Client(base_url=server.base_url) as client:
+        assert requests["click"](client).status_code == 302
+    assert [p["email"] for p in api.get("/api/v1/partners").json()["data"]] == [partner["email"]]
+
+
+def test_a_failed_insert_logs_no_sql_parameter(
+    server: RunningServer, api: httpx.Client, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The advertiser's postback token is a parameter of its insert: the fault is logged, its values are not."""
+    token, name = "secret-" + secrets.token_hex(12), "Name " + secrets.token_hex(6)
+    monkeypatch.setattr(server.container.catalog, "_new_secret", lambda: token)
+    if _is_postgres(server):
+        _execute(
+            server,
+            "CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'closed'; END $$ LANGUAGE plpgsql",
+            "CREATE TRIGGER refuse BEFORE INSERT ON advertisers FOR EACH ROW EXECUTE FUNCTION refuse()",
+        )
+    else:
+        _execute(server, "CREATE TRIGGER refuse BEFORE INSERT ON advertisers BEGIN SELECT RAISE(ABORT, 'closed'); END")
+
+    with caplog.at_level(logging.DEBUG):
+        response = api.post("/api/v1/advertisers", json={"name": name})
+
+    assert response.status_code == 500, response.text
+    logged = "\n".join(logging.Formatter().format(record) for record in caplog.records)
+    assert "INSERT INTO advertisers" in logged and "hide_parameters" in logged  # the fault is there, its values not
+    assert token not in logged and name not in logged and "[parameters:" not in logged

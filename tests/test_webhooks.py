@@ -285,23 +285,27 @@ def test_an_endpoint_failing_for_the_whole_period_is_disabled_with_the_reason(
 
 
 def test_every_attempt_goes_through_the_ssrf_guard(database_url: str, receiver: Receiver) -> None:
-    """An endpoint saved while 127.0.0.1 was allowed is refused at send time once it no longer is."""
+    """An endpoint saved while 127.0.0.1 was allowed is refused at send time once it no longer is: the
+    delivery fails at once (sending it again cannot help) and the failure counts against the endpoint."""
     with (
         running_server(database_url, **DELIVERY) as hub,
         httpx.Client(base_url=hub.base_url, headers={"Authorization": f"Bearer {hub.admin_key}"}) as admin,
     ):
-        endpoint(admin, receiver)
+        hook = endpoint(admin, receiver)
     strict = {**DELIVERY, "allow_private_destinations": ""}
     with (
         running_server(database_url, **strict) as hub,
         httpx.Client(base_url=hub.base_url, headers={"Authorization": f"Bearer {hub.admin_key}"}) as admin,
     ):
         factories.advertiser(admin)
-        (delivery,) = poll(lambda: [d for d in deliveries(admin) if d["attempts"] >= 2])
+        (delivery,) = poll(lambda: [d for d in deliveries(admin) if d["status"] == "failed"])
         detail = admin.get(f"/api/v1/deliveries/{delivery['id']}").json()
-    first = detail["attempt_log"][0]
+        assert admin.get(f"/api/v1/webhooks/{hook['id']}").json()["failing_since"] is not None
+    assert (detail["attempts"], len(detail["attempt_log"])) == (1, 1), "a refused destination is not retried"
+    (first,) = detail["attempt_log"]
     assert (first["error_class"], first["status_code"], first["verdict"]) == ("refused_destination", None, "failure")
     assert "127.0.0.1" in first["error"] and "loopback" in first["error"]
+    assert detail["last_error"].startswith("refused_destination: ")
     assert receiver.received == []
 
 

@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.receiver import DELIVERY, Received, Reply, always, in_turn, poll, receiving
-from tests.servers import POSTGRES_ENV, RunningServer, postgres_database, running_server
+from tests.servers import POSTGRES_ENV, RunningServer, postgres_database, running_server, secrets_env
 from tracklane.storage.schema import deliveries, delivery_attempts
 
 MESSAGES = 1000
@@ -31,7 +31,7 @@ def worker(database_url: str, **settings: str) -> Iterator[subprocess.Popen[byte
     """A real `tracklane worker` process with the test's delivery settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRACKLANE_")}
     env.update({f"TRACKLANE_{k.upper()}": str(v) for k, v in {**DELIVERY, **settings}.items()})
-    env.update(TRACKLANE_DATABASE_URL=database_url, TRACKLANE_LOG_LEVEL="WARNING")
+    env.update(TRACKLANE_DATABASE_URL=database_url, TRACKLANE_LOG_LEVEL="WARNING", **secrets_env(database_url))
     process = subprocess.Popen(
         [sys.executable, "-m", "tracklane", "worker"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )

@@ -37,7 +37,7 @@ from tracklane.settings import Settings
 from tracklane.storage import migrate
 from tracklane.storage.database import SqlDatabase
 from tracklane.storage.engines import create_admin_engine, create_reader_engine, create_writer_engine
-from tracklane.storage.secret_box import FernetBox, PlainBox
+from tracklane.storage.secret_box import FernetBox, bind, resolve_key
 from tracklane.web.app import build_app
 
 log = logging.getLogger("tracklane")
@@ -87,31 +87,30 @@ class Container(Services):
         self.db.close()
 
 
-def migrate_database(settings: Settings) -> None:
+def migrate_database(settings: Settings) -> FernetBox:
+    """Find the secrets key (`storage/secret_box.py`: the setting, else the key file beside a SQLite
+    database), migrate the schema with it and check it is the database's key; the box it opens."""
     engine = create_admin_engine(settings.database_url)
     try:
-        migrate.upgrade(engine)
+        configured = None if settings.secrets_key is None else settings.secrets_key.get_secret_value()
+        box = resolve_key(settings.database_url, configured, engine)
+        migrate.upgrade(engine, box)
     finally:
         engine.dispose()
-
-
-def secret_box(settings: Settings) -> FernetBox | PlainBox:
-    """Webhook secrets are sealed at rest with TRACKLANE_SECRETS_KEY; without it, stored as they are."""
-    if settings.secrets_key is None:
-        log.warning("TRACKLANE_SECRETS_KEY is not set: webhook signing secrets are stored unencrypted")
-        return PlainBox()
-    return FernetBox(settings.secrets_key.get_secret_value())
+    return box
 
 
 def build(settings: Settings) -> Container:
     """Migrate the schema, open the database and build the services; ensure the admin key if set."""
-    migrate_database(settings)
+    box = migrate_database(settings)
+    lock_timeout = settings.database_lock_timeout_seconds
     db = SqlDatabase(
-        create_writer_engine(settings.database_url),
-        create_reader_engine(settings.database_url),
+        bind(create_writer_engine(settings.database_url, lock_timeout, settings.write_timeout_seconds), box),
+        bind(create_reader_engine(settings.database_url, lock_timeout=lock_timeout), box),
         settings.catalog_cache_seconds,
+        write_timeout=settings.write_timeout_seconds,
+        queue_size=settings.write_queue_size,
     )
-    box = secret_box(settings)
     allow = parse_allow_list(settings.allow_private_destinations)
     container = Container(
         settings=settings,

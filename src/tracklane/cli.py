@@ -24,6 +24,7 @@ from tracklane.resources.deliveries import Replay
 from tracklane.services.demo import DemoProgram, create_demo
 from tracklane.services.ports import Page
 from tracklane.settings import Settings
+from tracklane.web.connections import ConnectionTimeouts, guarded_protocol
 
 T = TypeVar("T")
 
@@ -69,7 +70,16 @@ def serve(host: str | None, port: int | None, workers: int | None, demo: bool) -
         workers=settings.workers,
         log_level="warning",
         access_log=False,
-        proxy_headers=True,
+        # the app itself reads X-Forwarded-For / -Proto, from TRACKLANE_TRUSTED_PROXIES only
+        proxy_headers=False,
+        http=guarded_protocol(connection_timeouts(settings)),
+    )
+
+
+def connection_timeouts(settings: Settings) -> ConnectionTimeouts:
+    """The head, body and idle timeouts of the server's connections (see `tracklane.web.connections`)."""
+    return ConnectionTimeouts(
+        head=settings.header_timeout_seconds, body=settings.body_timeout_seconds, idle=settings.idle_timeout_seconds
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -46,6 +48,28 @@ class Settings(BaseSettings):
         "for tracking. Changes made through the same process apply at once; changes made through another "
         "process apply within this time. 0 turns the cache off.",
     )
+    database_lock_timeout_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        le=60,
+        description="How long one statement waits for a lock another connection holds (SQLite's busy "
+        "timeout, PostgreSQL's lock_timeout), and a read for a free pooled connection.",
+    )
+    write_timeout_seconds: float = Field(
+        default=4.0,
+        gt=0,
+        le=300,
+        description="The longest a write may take from its request to its answer (waiting in the queue, for "
+        "locks, and retries after database errors; also the writer's PostgreSQL statement_timeout); past it the "
+        "request is answered 503 with Retry-After, at most 0.5 s later.",
+    )
+    write_queue_size: int = Field(
+        default=10_000,
+        ge=1,
+        le=1_000_000,
+        description="Writes one process holds waiting for its writer; one more is answered 503 with "
+        "Retry-After at once.",
+    )
     segment_browser_bundles: str | None = Field(
         default=None,
         description="Directory holding @segment/analytics-next's browser build (`dist/umd`), served at "
@@ -65,8 +89,9 @@ class Settings(BaseSettings):
     )
     secrets_key: SecretStr | None = Field(
         default=None,
-        description="Passphrase (at least 32 characters) that encrypts webhook signing secrets at rest; the "
-        "same on every server and worker. Without it they are stored unencrypted (a warning is logged).",
+        description="Passphrase (at least 32 characters) that encrypts postback tokens, Segment webhook secrets "
+        "and webhook signing secrets at rest; the same on every server and worker. Required with PostgreSQL; "
+        "unset with SQLite, a key generated once is kept in `<database>.key` beside the database file.",
     )
     delivery_in_serve: bool = Field(
         default=True, description="Whether `tracklane serve` runs a delivery worker in each server process."
@@ -98,6 +123,74 @@ class Settings(BaseSettings):
         gt=0,
         description="A webhook endpoint whose deliveries have failed without a success for this long "
         "is disabled (with the reason stored and logged).",
+    )
+    max_body_bytes: int = Field(
+        default=65_536,
+        ge=1024,
+        le=64 * 1024 * 1024,
+        description="Largest request body of the tracking and API routes (uncompressed; they take no "
+        "Content-Encoding): a larger Content-Length is answered 413 at once, a longer chunked body is "
+        "answered 413 as soon as it passes the limit. Segment intake keeps its own limits.",
+    )
+    header_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=600,
+        description="Time a client has, from the first byte of a request, to send its request line and "
+        "headers; then 408 and the connection is closed.",
+    )
+    body_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="Time a client has, once the headers are in, to send the whole body; then 408 (when "
+        "nothing was answered yet) and the connection is closed.",
+    )
+    idle_timeout_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=3600,
+        description="How long a connection may wait for its first request, or for the next one after an "
+        "answer (keep-alive), before it is closed. Behind a load balancer, make it longer than the "
+        "balancer's own idle timeout.",
+    )
+    trusted_proxies: str = Field(
+        default="127.0.0.1,::1",
+        description="Comma-separated addresses or CIDRs of the reverse proxies whose X-Forwarded-For and "
+        "X-Forwarded-Proto are believed; the client is the rightmost forwarded address that is not one "
+        "of them. Empty: the connection's peer is always the client.",
+    )
+    rate_limit_per_second: float = Field(
+        default=5000.0,
+        ge=0,
+        description="Requests a second one process takes from one client IP, and with one credential "
+        "(postback token, Segment write key), on the tracking routes and on Segment intake (each its "
+        "own bucket); more are answered 429 with Retry-After. 0 turns it off.",
+    )
+    rate_limit_api_per_second: float = Field(
+        default=1000.0,
+        ge=0,
+        description="Requests a second one process takes on /api/v1 from one client IP and with one API "
+        "key; more are answered 429 with Retry-After. 0 turns it off.",
+    )
+    rate_limit_burst_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        le=3600,
+        description="How many seconds of its rate a bucket holds: the burst allowed above the rate.",
+    )
+    rate_limit_failures_per_second: float = Field(
+        default=2.0,
+        ge=0,
+        description="Failed authentications (401 from the API for a key that was sent, 401 from Segment "
+        "intake, 403 invalid_token from /postback) one client IP "
+        "may have per second after its burst; past it, its requests to routes that take a credential "
+        "are answered 429, except with a credential that has succeeded before. 0 turns it off.",
+    )
+    rate_limit_failure_burst: int = Field(
+        default=100,
+        ge=1,
+        description="Failed authentications one client IP may have at once before the failure rate applies.",
     )
 
     @field_validator("database_url")
@@ -131,6 +224,12 @@ class Settings(BaseSettings):
         except InvalidParameter as error:
             raise ValueError(error.message) from None
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: str) -> str:
+        _networks(value)
+        return value
+
     @field_validator("allow_private_destinations")
     @classmethod
     def _destinations(cls, value: str) -> str:
@@ -147,6 +246,23 @@ class Settings(BaseSettings):
         return self
 
     @property
+    def trusted_proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        return _networks(self.trusted_proxies)
+
+    @property
     def base_url(self) -> str:
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
         return (self.public_url or f"http://{host}:{self.port}").rstrip("/")
+
+
+def _networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """Comma-separated addresses or CIDRs; a ValueError names the one that is neither."""
+    networks = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ValueError(f"{item!r} is not an IP address or CIDR") from None
+    return tuple(networks)

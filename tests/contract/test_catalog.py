@@ -79,7 +79,7 @@ def test_a_postback_token_is_unique(store: Store) -> None:
     _advertiser(store)
     with pytest.raises(DuplicateKey) as refused:
         _advertiser(store)
-    assert refused.value.field == "postback_token"
+    assert refused.value.field == "postback_token_hash"  # tokens are unique by their lookup hash (sealed at rest)
 
 
 def test_partners_round_trip_page_filter_and_keep_emails_unique(store: Store) -> None:

@@ -1,22 +1,23 @@
 """The SSRF guard: resolve, vet every address, and connect to the vetted address itself (pinned).
 
-`PinnedTransport` wraps httpx's transport. For each request (so for every attempt: DNS may change) it
-resolves the host, refuses the request when any resolved address is not public (unless allowed by
-`TRACKLANE_ALLOW_PRIVATE_DESTINATIONS`), then dials the vetted IP while sending the original `Host`
-header and TLS SNI, so the certificate is still checked against the host name and a second DNS answer
-(rebinding) can never be used. Redirects are never followed (the client is built without them).
+`PinnedTransport` wraps httpx's transport. For each request (so for every attempt: DNS may change) it reads
+the host with the parser and rules used when the URL was saved (`tracklane.domain.destinations`: an address
+in any spelling, a localhost name), resolves a name, refuses the request when any resolved address is not
+public (unless allowed by `TRACKLANE_ALLOW_PRIVATE_DESTINATIONS`), then dials the vetted IP while sending
+the original `Host` header and TLS SNI, so the certificate is still checked against the host name and a
+second DNS answer (rebinding) can never be used. Redirects are never followed (the client is built
+without them).
 """
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import socket
 from collections.abc import Awaitable, Callable
 
 import httpx
 
-from tracklane.domain.destinations import AllowList, vet
+from tracklane.domain.destinations import AllowList, Host, destination, host_refusal, parse_host, vet
 from tracklane.domain.errors import RefusedDestination
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
@@ -54,25 +55,26 @@ class PinnedTransport(httpx.AsyncBaseTransport):
         self._inner = inner or httpx.AsyncHTTPTransport(retries=0)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        host = request.url.host
+        host = parse_host(request.url.raw_host.decode("ascii"))
         port = request.url.port or (443 if request.url.scheme == "https" else 80)
-        address = vet(host, await self.addresses(host, port), self._allow)
+        address = await self.vetted(host, port)
         request.url = request.url.copy_with(host=address)
         if request.url.scheme == "https":
-            request.extensions = {**request.extensions, "sni_hostname": host}
+            request.extensions = {**request.extensions, "sni_hostname": host.name}
         return await self._inner.handle_async_request(request)
 
-    async def addresses(self, host: str, port: int) -> list[str]:
-        try:
-            return [str(ipaddress.ip_address(host))]
-        except ValueError:
-            return await self._resolve(host, port)
+    async def vetted(self, host: Host, port: int) -> str:
+        """The address to dial for `host`, or `RefusedDestination` saying why none may be."""
+        reason = host_refusal(host, self._allow)
+        if reason is not None:
+            raise RefusedDestination(reason)
+        addresses = [host.name] if host.address is not None else await self._resolve(host.name, port)
+        return vet(host.name, addresses, self._allow)
 
     async def check(self, url: str) -> str:
         """The address `url` would be sent to, or `RefusedDestination` (for tests and diagnostics)."""
-        parsed = httpx.URL(url)
-        port = parsed.port or (443 if parsed.scheme == "https" else 80)
-        return vet(parsed.host, await self.addresses(parsed.host, port), self._allow)
+        target = destination(url)
+        return await self.vetted(target.host, target.port)
 
     async def aclose(self) -> None:
         await self._inner.aclose()

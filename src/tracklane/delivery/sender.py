@@ -4,7 +4,10 @@ Webhooks carry `webhook-id` (the delivery's message id, the same on every retry 
 `webhook-timestamp` (this attempt) and `webhook-signature` (`v1,<base64 HMAC-SHA256>` per signing secret,
 space-separated, signed by the `standardwebhooks` library). The body sent is exactly the body signed.
 Every failure is classified (`error_class`) so that the retry rules can tell the receiver's failures
-from ours; the first KB of the answer is kept for the delivery log.
+from ours; the first KB of the answer is kept for the delivery log. A URL is read with the parser of the
+SSRF rules (`tracklane.domain.destinations`) and sent with its host in canonical spelling, so a host the
+HTTP client would read differently, or not at all (`0177.0.0.1`), is refused (`refused_destination`) and
+never mistaken for our own failure.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from standardwebhooks.webhooks import Webhook
 from tracklane import __version__
 from tracklane.delivery.guard import NameNotFound, PinnedTransport, ResolverFailure
 from tracklane.domain.delivery import RESPONSE_EXCERPT_BYTES, DeliveryKind
+from tracklane.domain.destinations import destination
 from tracklane.domain.errors import RefusedDestination
 from tracklane.domain.retry import AttemptResult
 from tracklane.services.deliveries import AttemptReport, OutboundMessage
@@ -57,7 +61,8 @@ class Sender:
         if message.delivery.kind is DeliveryKind.WEBHOOK:
             headers.update(signature_headers(message, self._clock()))
         content = None if message.body is None else message.body.encode()
-        async with self._client.stream(message.method, message.url, content=content, headers=headers) as response:
+        url = destination(message.url).url
+        async with self._client.stream(message.method, url, content=content, headers=headers) as response:
             head = await _read_head(response)
         text = head.decode("utf-8", errors="replace")
         matched = message.success_body_contains is None or message.success_body_contains in text
@@ -102,7 +107,7 @@ def classify(error: BaseException) -> tuple[str, str]:
         ((TimeoutError, httpx.TimeoutException), "timeout"),
         (httpx.ConnectError, "connect"),
         ((httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError), "protocol"),
-        (httpx.UnsupportedProtocol, "refused_destination"),
+        ((httpx.UnsupportedProtocol, httpx.InvalidURL), "refused_destination"),
     ]
     for kind, name in kinds:
         if isinstance(error, kind):

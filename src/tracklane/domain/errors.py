@@ -12,7 +12,7 @@
     ├── IntakeError                a Segment intake request is not accepted, with the status the Segment
     │                              protocol prescribes (its clients retry on 429 and 5xx only)
     ├── RefusedDestination         an outbound request would reach an address it may not (the SSRF rule)
-    └── StorageUnavailable         the database cannot be reached or cannot work now; nothing was recorded
+    └── StorageUnavailable         the database cannot be reached or cannot work now: not acknowledged, retry
 
 Storage translates the database driver's errors into this tree at its edge (`storage/database.py`): a
 unique violation becomes `DuplicateKey`, a lost or unreachable database `StorageUnavailable`; any other
@@ -133,6 +133,6 @@ class RefusedDestination(TracklaneError):
 
 
 class StorageUnavailable(TracklaneError):
-    """Storage is unavailable; nothing was recorded; retry."""
+    """Storage is unavailable; the request was not acknowledged; retry."""
 
     code = "unavailable"

@@ -48,7 +48,10 @@ def validate_template(template: object, field: str) -> str:
     unknown = sorted({name for name in _MACRO.findall(template) if name not in CATALOGUE})
     if unknown:
         raise InvalidParameter(field, "unknown macro " + ", ".join("{" + n + "}" for n in unknown))
-    parts = urlsplit(template)
+    try:
+        parts = urlsplit(template)
+    except ValueError as error:  # a bracketed host that is no IPv6 address, an unclosed bracket
+        raise InvalidParameter(field, f"is not a valid URL: {error}") from None
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise InvalidParameter(field, "must be an absolute http:// or https:// URL")
     if _MACRO.search(parts.netloc) or _MACRO.search(parts.fragment):

@@ -7,8 +7,9 @@ nothing itself. Every amount is a `Decimal`; a float never enters.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 
 from tracklane.domain.errors import InvalidParameter
@@ -16,6 +17,11 @@ from tracklane.domain.errors import InvalidParameter
 #: Money is stored to this many decimal places (the storage scale); inputs with more are refused.
 STORAGE_PLACES = 4
 MAX_AMOUNT = Decimal("1000000000000")
+#: A decimal as text: ASCII digits with at most one `.`, an optional leading `-`, surrounding blanks allowed.
+#: Python's own `Decimal("...")` would also take `1_000`, `1e3`, `NaN` and any script's digits (`١٢`).
+DECIMAL_TEXT = re.compile(r"[ \t]*(-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))[ \t]*")
+#: Longer text than this is refused before it is read (no amount needs it; `1000000000000.0000` is 18).
+MAX_DECIMAL_TEXT = 64
 
 #: ISO 4217 currencies whose minor unit is not 2 decimal places.
 _MINOR_UNITS = {
@@ -38,13 +44,20 @@ _FLAT_TYPES = {PriceType.CPA, PriceType.CPL, PriceType.FIXED, PriceType.CPC}
 
 
 def parse_decimal(value: object, field: str, *, places: int = STORAGE_PLACES) -> Decimal:
-    """Read an exact decimal from a string, int or Decimal; floats and commas are refused."""
+    """Read an exact decimal from a string (`DECIMAL_TEXT`), an int or a Decimal; floats and commas are refused.
+
+    A Decimal is what a JSON number decodes to (exactly, exponent included: `1e3` is a JSON number); text
+    from a query string or a form must be plain ASCII digits with at most one `.`.
+    """
     if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
         raise InvalidParameter(field, "must be a decimal number written with a '.' decimal point")
-    try:
-        number = Decimal(value.strip()) if isinstance(value, str) else Decimal(value)
-    except InvalidOperation:
-        raise InvalidParameter(field, f"{value!r} is not a decimal number (use '.' as the decimal point)") from None
+    if isinstance(value, str):
+        match = DECIMAL_TEXT.fullmatch(value) if len(value) <= MAX_DECIMAL_TEXT else None
+        if match is None:
+            raise InvalidParameter(field, "must be a decimal number: ASCII digits with at most one '.' (e.g. 12.50)")
+        number = Decimal(match[1])
+    else:
+        number = Decimal(value)
     if not number.is_finite():
         raise InvalidParameter(field, "must be a finite number")
     exponent = number.as_tuple().exponent
@@ -52,7 +65,7 @@ def parse_decimal(value: object, field: str, *, places: int = STORAGE_PLACES) ->
         raise InvalidParameter(field, f"has more than {places} decimal places")
     if abs(number) >= MAX_AMOUNT:
         raise InvalidParameter(field, "is too large")
-    return number
+    return number.copy_abs() if number.is_zero() else number  # `-0` is 0
 
 
 def parse_money(value: object, field: str) -> Decimal:
@@ -72,10 +85,11 @@ def parse_percent(value: object, field: str) -> Decimal:
 
 
 def parse_currency(value: object, field: str = "currency") -> str:
-    """An ISO 4217 alphabetic code, upper-cased."""
-    if not isinstance(value, str) or len(value.strip()) != 3 or not value.strip().isalpha():
+    """An ISO 4217 alphabetic code (three ASCII letters), upper-cased."""
+    code = value.strip() if isinstance(value, str) else ""
+    if len(code) != 3 or not (code.isascii() and code.isalpha()):
         raise InvalidParameter(field, "must be a 3-letter ISO 4217 currency code")
-    return value.strip().upper()
+    return code.upper()
 
 
 def minor_units(currency: str) -> int:

@@ -20,6 +20,7 @@ from decimal import Decimal
 from enum import StrEnum
 
 from tracklane.domain.errors import InvalidParameter, PostbackRefused
+from tracklane.domain.ids import parse_id
 from tracklane.domain.money import parse_currency, parse_money
 
 MAX_TEXT = 255
@@ -53,6 +54,8 @@ def parse_conversion_request(params: Mapping[str, object], *, token_required: bo
     token = _text(params, "secure", limit=MAX_TEXT)
     if token_required and token is None:
         raise PostbackRefused("invalid_token", "secure: the advertiser's postback token is required")
+    if token is not None and not token.isascii():  # no token is issued with other characters
+        raise PostbackRefused("invalid_token", "secure does not match the advertiser's postback token")
     amount_raw = params.get("amount")
     amount = None if amount_raw in (None, "") else parse_money(amount_raw, "amount")
     currency_raw = params.get("currency")
@@ -74,19 +77,9 @@ def parse_conversion_request(params: Mapping[str, object], *, token_required: bo
 
 
 def _event_id(raw: object) -> int | None:
-    if raw in (None, ""):
+    if raw is None or raw == "":
         return None
-    if isinstance(raw, bool):
-        raise InvalidParameter("event_id", "must be a positive integer")
-    if isinstance(raw, int):
-        value = raw
-    elif isinstance(raw, str) and raw.strip().isdigit():
-        value = int(raw.strip())
-    else:
-        raise InvalidParameter("event_id", "must be a positive integer")
-    if value <= 0 or value > 2**62:
-        raise InvalidParameter("event_id", "must be a positive integer")
-    return value
+    return parse_id(raw, "event_id")
 
 
 def _text(params: Mapping[str, object], field: str, limit: int = MAX_TEXT) -> str | None:
@@ -100,6 +93,9 @@ def _text(params: Mapping[str, object], field: str, limit: int = MAX_TEXT) -> st
         raise InvalidParameter(field, f"must be at most {limit} characters")
     if any(ord(ch) < 32 for ch in value):
         raise InvalidParameter(field, "must not contain control characters")
+    if not value.isascii() and any(0xD800 <= ord(ch) <= 0xDFFF for ch in value):
+        # only a JSON `\ud800` escape makes one; no database can store it
+        raise InvalidParameter(field, "must be valid Unicode (a lone surrogate is not)")
     return value or None
 
 

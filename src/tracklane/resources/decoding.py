@@ -34,7 +34,32 @@ def decode(raw: bytes, type_: type[T]) -> T:
         raise _field_error(error) from None
     except msgspec.DecodeError:
         raise InvalidParameter("body", "is not valid JSON (UTF-8)") from None
+    except RecursionError:  # arrays or objects nested about 1,000 deep where any JSON is taken
+        raise InvalidParameter("body", "is nested too deeply") from None
+    if b"\\u0000" in raw or b"\x00" in raw:
+        # PostgreSQL cannot store NUL in text: refused alike on both databases, naming where it is.
+        where = _nul_path(msgspec.to_builtins(value), "")
+        if where is not None:
+            raise InvalidParameter(where or "body", "must not contain NUL characters")
     return value
+
+
+def _nul_path(value: object, path: str) -> str | None:
+    """The path of the first string (or key) holding a NUL character, if any."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            inner = f"{path}.{key}" if path else str(key)
+            if "\x00" in str(key):
+                return inner
+            if (found := _nul_path(item, inner)) is not None:
+                return found
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            if (found := _nul_path(item, f"{path}[{index}]")) is not None:
+                return found
+    return None
 
 
 def convert(value: object, type_: type[T]) -> T:

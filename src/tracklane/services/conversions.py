@@ -4,7 +4,9 @@ reading them as the caller's role sees them, and changing their status.
 Every channel converts only the clicks it owns: `/postback` those of the advertiser whose token it carries,
 the pixel those its `ClickClaim` proves (its offer's click, by that offer's cookie or a click token; a Segment
 source checks its advertiser before it calls `_record`), and only on offers that accept the channel's
-`ConversionMethod`. A refusal raises `PostbackRefused` before anything is written.
+`ConversionMethod`. A refusal is decided before anything is written and comes out of the write as a
+`Refused` value, which the service raises once the write has returned: a refused postback never aborts the
+writer's batch (and so never slows the clicks committed with it).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from functools import partial
 
 from tracklane.domain.attribution import check_window, choose_payout, choose_status, dedup_key, match_event
 from tracklane.domain.caps import CapMetric, counter_key
-from tracklane.domain.errors import Forbidden, InvalidParameter, NotFound, PostbackRefused
+from tracklane.domain.errors import Forbidden, InvalidParameter, NotFound, PostbackRefused, TracklaneError
 from tracklane.domain.model import (
     Click,
     Conversion,
@@ -35,7 +37,16 @@ from tracklane.domain.trace import Side, Trace, TraceStep
 from tracklane.domain.webhooks import EventType, conversion_updated_data
 from tracklane.resources.conversions import ConversionRoleView, ConversionStatusChange, conversion_view_for
 from tracklane.services import outbox
-from tracklane.services.ports import Clock, Database, DuplicateKey, NewConversion, Page, Repository
+from tracklane.services.ports import (
+    Clock,
+    Database,
+    DuplicateKey,
+    NewConversion,
+    Page,
+    Refused,
+    Repository,
+    raise_refused,
+)
 
 MAX_RACE_RETRIES = 3
 
@@ -68,10 +79,10 @@ class ConversionService:
         claim: ClickClaim | None = None,
     ) -> ConversionOutcome:
         """Attribute and record; a concurrent duplicate loses the unique key and is answered as duplicate."""
-        work = partial(_record, request=request, origin=origin, now=self._clock(), method=method, claim=claim)
+        work = partial(_record_or_refuse, request=request, origin=origin, now=self._clock(), method=method, claim=claim)
         for _ in range(MAX_RACE_RETRIES):
             try:
-                return await self._db.write(work)
+                return raise_refused(await self._db.write(work))
             except DuplicateKey:
                 continue
         raise PostbackRefused("busy", "the conversion is being recorded concurrently; retry")
@@ -101,13 +112,19 @@ class ConversionService:
             raise Forbidden("a partner key cannot change a conversion's status")
         now = self._clock()
 
-        def work(repo: Repository) -> ConversionRoleView:
-            _visible(repo, scope, conversion_id)
+        def work(repo: Repository) -> ConversionRoleView | Refused:
+            try:
+                _visible(repo, scope, conversion_id)
+            except NotFound as error:
+                return Refused(error)
             if change.status is ConversionStatus.REJECTED and change.reason is None:
-                raise InvalidParameter("reason", "is required to reject a conversion")
+                return Refused(InvalidParameter("reason", "is required to reject a conversion"))
             return _view(repo, scope, _change_status(repo, conversion_id, change.status, change.reason, actor, now))
 
-        return await self._db.write(work)
+        changed = await self._db.write(work)
+        if isinstance(changed, Refused):
+            raise changed.error
+        return changed
 
 
 def _visible(repo: Repository, scope: Scope, conversion_id: int) -> Conversion:
@@ -140,11 +157,54 @@ def _record(
     method: ConversionMethod | None = None,
     claim: ClickClaim | None = None,
 ) -> ConversionOutcome:
-    """Record one conversion or event on `repo` (inside the caller's transaction).
+    """Record one conversion or event on `repo` (inside the caller's transaction); a refusal is raised.
 
     `method`: the channel's conversion method (default: the one of `origin`). `claim`: what a channel
     without the postback token proves about the click; the click must match it.
     """
+    return raise_refused(_record_or_refuse(repo, request, origin, now, method, claim))
+
+
+@dataclass(frozen=True, slots=True)
+class _Accepted:
+    """What the checks decided for a conversion to insert."""
+
+    click: Click
+    offer: Offer
+    event: OfferEvent | None
+    key: str | None
+    trace: Trace
+
+
+def _record_or_refuse(
+    repo: Repository,
+    request: ConversionRequest,
+    origin: Origin,
+    now: datetime,
+    method: ConversionMethod | None = None,
+    claim: ClickClaim | None = None,
+) -> ConversionOutcome | Refused:
+    """`_record`, with a refusal returned: every check reads only, so a refused request has written nothing."""
+    try:
+        decided = _decide(repo, request, origin, now, method, claim)
+    except TracklaneError as error:
+        return Refused(error)
+    if isinstance(decided, ConversionOutcome):
+        return decided
+    inserted = _insert(repo, request, origin, decided.click, decided.offer, decided.event, decided.key,
+                       decided.trace, now)  # fmt: skip
+    return ConversionOutcome("accepted", inserted)
+
+
+def _decide(
+    repo: Repository,
+    request: ConversionRequest,
+    origin: Origin,
+    now: datetime,
+    method: ConversionMethod | None,
+    claim: ClickClaim | None,
+) -> _Accepted | ConversionOutcome:
+    """Every check of a conversion, reading only: what to insert, or the duplicate it is; raises a refusal."""
     trace = Trace()
     click = _authenticated_click(repo, request, claim, trace)
     offer = repo.get_offer(click.offer_id)
@@ -169,7 +229,7 @@ def _record(
         if existing is not None:
             return ConversionOutcome("duplicate", existing)
     trace.add("duplicate_check", "none", _dedup_detail(key))
-    return ConversionOutcome("accepted", _insert(repo, request, origin, click, offer, event, key, trace, now))
+    return _Accepted(click, offer, event, key, trace)
 
 
 def _authenticated_click(repo: Repository, request: ConversionRequest, claim: ClickClaim | None, trace: Trace) -> Click:
@@ -179,7 +239,7 @@ def _authenticated_click(repo: Repository, request: ConversionRequest, claim: Cl
         advertiser = repo.get_advertiser(click.advertiser_id) if click and click.advertiser_id else None
         if click is None and repo.find_advertiser_by_token(request.token) is not None:
             raise PostbackRefused("unknown_transaction", f"no click has transaction_id {request.transaction_id}")
-        if advertiser is None or not hmac.compare_digest(advertiser.postback_token, request.token):
+        if advertiser is None or not hmac.compare_digest(advertiser.postback_token.encode(), request.token.encode()):
             raise PostbackRefused("invalid_token", "secure does not match the advertiser's postback token")
         trace.add("token", "valid", f"postback token of advertiser #{advertiser.id}")
     if click is None:

@@ -2,10 +2,12 @@
 resend one, replay a time range.
 
 What follows an attempt (`domain.retry`): success ends the delivery; 410 ends it and disables the
-webhook endpoint (or deactivates the partner postback); other failures are retried on the schedule, then
-the delivery fails; our own failures do not spend an attempt. An endpoint failing without a success for
-`disable_after` is disabled; a partner postback failing 10 times in a row within 72 h is deactivated.
-Both keep the reason and are logged.
+webhook endpoint (or deactivates the partner postback); a destination the SSRF rules refuse (a name that
+now resolves to a private address, say) ends it at once as a failure, since sending it again cannot help;
+other failures are retried on the schedule, then the delivery fails; our own failures do not spend an
+attempt. An endpoint failing without a success for `disable_after` is disabled; a partner postback failing
+10 times in a row within 72 h is deactivated; every failure above counts. Both keep the reason and are
+logged.
 """
 
 from __future__ import annotations
@@ -43,6 +45,9 @@ from tracklane.services.ports import (
 )
 
 log = logging.getLogger("tracklane.delivery")
+
+#: Failures that end a delivery at their first attempt; they count towards deactivation like any failure.
+TERMINAL_ERROR_CLASSES = frozenset({"refused_destination"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +137,8 @@ class DeliveryService:
         attempted = Release(DeliveryStatus.SUCCEEDED, attempts, report.result.status_code, _describe(verdict, report))
         if verdict is Verdict.SUCCESS:
             return attempted
+        if report.result.error_class in TERMINAL_ERROR_CLASSES:
+            return replace(attempted, status=DeliveryStatus.FAILED)
         delay = next_delay(attempts, verdict, report.result.retry_after, lambda: jitter, self._policy.retry_scale)
         if delay is None:
             return replace(attempted, status=DeliveryStatus.FAILED)

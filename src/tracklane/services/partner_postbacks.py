@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from tracklane.domain.destinations import AllowList, refuse_literal
+from tracklane.domain.destinations import AllowList, refuse_destination
 from tracklane.domain.errors import Forbidden, InvalidParameter, NotFound
 from tracklane.domain.macros import refuse_unshared_amount
 from tracklane.domain.model import Offer, Role, Visibility
@@ -30,7 +30,7 @@ class PartnerPostbackService:
 
     async def create(self, caller: Scope, body: PartnerPostbackCreate) -> PartnerPostback:
         partner_id = _owner(caller, body.partner_id)
-        refuse_literal(body.url, self._allow, "url")
+        refuse_destination(body.url, self._allow, "url")
         now = self._clock()
 
         def work(repo: Repository) -> PartnerPostback:
@@ -54,7 +54,7 @@ class PartnerPostbackService:
     async def update(self, caller: Scope, postback_id: int, body: PartnerPostbackUpdate) -> PartnerPostback:
         """Change the template or options; `"status": "active"` re-activates a deactivated postback."""
         if isinstance(body.url, str):
-            refuse_literal(body.url, self._allow, "url")
+            refuse_destination(body.url, self._allow, "url")
         now = self._clock()
 
         def work(repo: Repository) -> PartnerPostback:

@@ -17,6 +17,7 @@ from typing import Any, Protocol, TypeVar
 from tracklane.domain.caps import CapCounterKey
 from tracklane.domain.delivery import Delivery, DeliveryAttempt, DeliveryKind, DeliveryStatus
 from tracklane.domain.errors import DuplicateKey as DuplicateKey  # what a write port raises for a taken key
+from tracklane.domain.errors import TracklaneError
 from tracklane.domain.model import (
     Advertiser,
     ApiKey,
@@ -487,8 +488,41 @@ class SecretBox(Protocol):
     def open(self, sealed: str) -> str: ...
 
 
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """What a write function returns, instead of raising, for a request it refuses before writing anything.
+
+    An error raised inside a write is a fault to the storage: the group-commit writer rolls back the whole
+    batch it ran in and runs it again with one savepoint per write. A refusal returned as a value commits
+    with the batch like any other result (there is nothing to undo) and costs the other writes nothing; the
+    service raises it once `Database.write` has returned (`raise_refused`).
+    """
+
+    error: TracklaneError
+
+    def __post_init__(self) -> None:
+        # Where the write decided it does not matter to its caller, and that traceback would keep the
+        # write's frames (its repository, its rows) alive: measurably slowing the writer under refusals.
+        self.error.with_traceback(None)
+
+
+def raise_refused(result: T | Refused) -> T:
+    """The result of a write, or its refusal raised."""
+    if isinstance(result, Refused):
+        try:
+            raise result.error
+        finally:
+            del result  # the raised error's traceback holds this frame: no cycle through `result`
+    return result
+
+
 class Database(Protocol):
-    """Runs work in transactions; a `write` is committed before it returns."""
+    """Runs work in transactions; a `write` is committed before it returns.
+
+    A write function refuses bad input by returning `Refused`, not by raising (see there). A write that
+    cannot be done in time, or while the database is unavailable or the writer's queue full, raises
+    `StorageUnavailable`.
+    """
 
     def write(self, work: Callable[[Repository], T]) -> Awaitable[T]: ...
     def read(self, work: Callable[[Repository], T]) -> Awaitable[T]: ...

@@ -1,7 +1,9 @@
 """Ingesting Segment messages: each valid message is stored once per (source, messageId) and applied to
 customers, conversions, events and refunds inside the same transaction, committed before the answer.
 
-A message that cannot be read is dropped with a reason and the rest of its batch is kept. A message whose
+A message that cannot be read (malformed, unstorable, too large: `domain/segment/messages.py`) is refused on
+its own: it is stored with outcome `refused`, the reason (a JSON path and why) as its detail and the start
+of its text as sent as its payload, and the rest of its batch is kept. A message whose
 conversion attribution refuses (unknown click, no prior conversion, outside the window) is still stored
 with the refusal as its outcome, and its customer data is kept; a message with bad input (a malformed
 amount, a currency that is not the offer's) is stored as refused and nothing else of it is applied.
@@ -15,6 +17,7 @@ advertiser (migrated without one) attributes nothing.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -24,11 +27,12 @@ from typing import Any
 from tracklane.domain.errors import InvalidParameter, PostbackRefused, TracklaneError
 from tracklane.domain.model import Click, ConversionMethod, ConversionStatus, Origin
 from tracklane.domain.postback import ConversionRequest
+from tracklane.domain.segment.body import printable
 from tracklane.domain.segment.mapping import ConversionIntent, Meaning, map_message
-from tracklane.domain.segment.messages import Envelope, Message, read_message
+from tracklane.domain.segment.messages import TYPES, Envelope, Message, read_message
 from tracklane.domain.segment.model import Customer, MessageOutcome, Source
 from tracklane.domain.segment.settings import SourceSettings, source_settings
-from tracklane.resources.fields import UNSET
+from tracklane.resources.fields import MAX_ID, UNSET
 from tracklane.services.conversions import _change_status, _record
 from tracklane.services.ports import (
     Clock,
@@ -45,11 +49,21 @@ from tracklane.services.ports import (
 
 @dataclass(frozen=True, slots=True)
 class IngestReport:
-    """How many messages were stored, how many were duplicates, and why the dropped ones were dropped."""
+    """How many messages were stored (refused ones included), how many were duplicates, how many were
+    stored with outcome `refused`, and why each message that could not be read was refused."""
 
     stored: int = 0
     duplicates: int = 0
-    dropped: list[str] = field(default_factory=list)
+    refused: int = 0
+    reasons: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class _RefusedMessage:
+    """A message that could not be read: stored as `refused` with its reason and its text."""
+
+    row: NewSegmentMessage
+    detail: str
 
 
 @dataclass(slots=True)
@@ -61,6 +75,10 @@ class _Applied:
 
 
 SOURCE_CACHE_SECONDS = 5
+#: A batch is written in transactions of at most this many messages, so that a large one does not hold the
+#: writer (or pass the write timeout) at once; it is answered once every part is committed.
+MESSAGES_PER_WRITE = 250
+MAX_WRITE_KEY = 64
 NO_ADVERTISER = "this source belongs to no advertiser: it attributes nothing until an admin sets its advertiser_id"
 NOT_THIS_ADVERTISERS = "no click of an offer of this source's advertiser"
 MAX_RACE_RETRIES = 3
@@ -75,6 +93,8 @@ class SegmentService:
 
     async def source_for_write_key(self, write_key: str) -> Source | None:
         """The source of a write key; kept for a few seconds per process (settings changes apply within that)."""
+        if not _plausible_key(write_key):
+            return None  # nothing the database could hold (or be asked about) is a write key
         now = self._clock()
         cached = self._sources.get(write_key)
         if cached is not None and cached[1] > now:
@@ -87,6 +107,8 @@ class SegmentService:
         return source
 
     async def get_source(self, source_id: int) -> Source | None:
+        if not 0 < source_id <= MAX_ID:
+            return None
         return await self._db.read(lambda repo: repo.get_source(source_id))
 
     async def ingest(
@@ -99,40 +121,96 @@ class SegmentService:
         sent_header: str | None = None,
         client_ip: str | None = None,
     ) -> IngestReport:
-        """Read every message, store the valid ones (once each) and apply them; durable when this returns."""
-        messages: list[Message] = []
-        dropped: list[str] = []
+        """Read every message, store each valid one (once) and apply it, and store each unreadable one as
+        refused; durable when this returns."""
+        work: list[Message | _RefusedMessage] = []
+        reasons: list[str] = []
+        now = self._clock()
         for index, raw in enumerate(envelope.items):
             try:
-                messages.append(read_message(raw, envelope.batch, received_at, trusted=relayed,
-                                             sent_header=sent_header, client_ip=client_ip))  # fmt: skip
+                work.append(read_message(raw, envelope.batch, received_at, trusted=relayed,
+                                         sent_header=sent_header, client_ip=client_ip))  # fmt: skip
             except InvalidParameter as error:
-                dropped.append(f"message {index}: {error.message}")
-        if not messages:
-            return IngestReport(dropped=dropped)
+                reasons.append(f"message {index}: {error.message}")
+                work.append(_refused(source, envelope, index, error, received_at, relayed, now))
+        if not work:
+            return IngestReport()
         settings = source_settings(source.preset, source.settings)
-        work = partial(_ingest, source=source, settings=settings, messages=messages, relayed=relayed,
-                       now=self._clock())  # fmt: skip
-        stored, duplicates = await self._db.write(work)
-        return IngestReport(stored, duplicates, dropped)
+        stored = duplicates = refused = 0
+        for start in range(0, len(work), MESSAGES_PER_WRITE):
+            part = work[start : start + MESSAGES_PER_WRITE]
+            done = partial(_ingest, source=source, settings=settings, work=part, relayed=relayed, now=now)
+            counts = await self._db.write(done)
+            stored, duplicates, refused = stored + counts[0], duplicates + counts[1], refused + counts[2]
+        return IngestReport(stored, duplicates, refused, reasons)
+
+
+def _plausible_key(key: str) -> bool:
+    """A write key the sources table could hold: 1 to 64 characters, no NUL, encodable (no lone surrogate)."""
+    if not 0 < len(key) <= MAX_WRITE_KEY or "\x00" in key:
+        return False
+    try:
+        key.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _refused(
+    source: Source,
+    envelope: Envelope,
+    index: int,
+    error: InvalidParameter,
+    received_at: datetime,
+    relayed: bool,
+    now: datetime,
+) -> _RefusedMessage:
+    """The record of an unreadable message: its id is derived from its text (an identical retry is a
+    duplicate, and the client's own messageId stays free for a corrected message); its type is kept when
+    it is one."""
+    text = envelope.raw_text(index)
+    shown, size = printable(text)
+    raw = envelope.items[index]
+    kind = raw.get("type") if isinstance(raw, dict) else None
+    digest = hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:40]
+    row = NewSegmentMessage(
+        source_id=source.id, message_id=f"tl-refused-{digest}", type=kind if kind in TYPES else "unknown",
+        event=None, user_id=None, anonymous_id=None, timestamp=received_at, original_timestamp=received_at,
+        sent_at=None, received_at=received_at, relayed=relayed, payload={"raw": shown, "raw_bytes": size},
+        created_at=now,
+    )  # fmt: skip
+    return _RefusedMessage(row, f"invalid_message: {error.message}")
 
 
 def _ingest(
     repo: Repository,
     source: Source,
     settings: SourceSettings,
-    messages: Sequence[Message],
+    work: Sequence[Message | _RefusedMessage],
     relayed: bool,
     now: datetime,
-) -> tuple[int, int]:
-    stored = duplicates = 0
-    for message in messages:
+) -> tuple[int, int, int]:
+    """(stored, duplicates, stored as refused)."""
+    stored = duplicates = refused = 0
+    for message in work:
+        if isinstance(message, _RefusedMessage):
+            row_id = repo.insert_segment_message(message.row)
+            if row_id is None:
+                duplicates += 1
+                continue
+            stored, refused = stored + 1, refused + 1
+            repo.update_segment_message(row_id, MessageResult(
+                outcome=MessageOutcome.REFUSED, detail=message.detail[:2000], conversion_id=None, customer_id=None,
+                mapped={},
+            ))  # fmt: skip
+            continue
         row_id = repo.insert_segment_message(_received(source, message, relayed, now))
         if row_id is None:
             duplicates += 1
             continue
         stored += 1
         meaning, applied = _apply_once(repo, source, settings, message, now)
+        refused += applied.outcome is MessageOutcome.REFUSED
         mapped = {} if meaning is None else {
             "summary": meaning.summary, "click_reference": meaning.click_reference,
             "parameters": dict(meaning.parameters), "items": [dict(i) for i in meaning.items],
@@ -141,7 +219,7 @@ def _ingest(
             outcome=applied.outcome, detail=applied.detail[:2000], conversion_id=applied.conversion_id,
             customer_id=applied.customer_id, mapped=mapped,
         ))  # fmt: skip
-    return stored, duplicates
+    return stored, duplicates, refused
 
 
 def _apply_once(

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
-from tracklane.domain.destinations import AllowList, refuse_literal
+from tracklane.domain.destinations import AllowList, refuse_destination
 from tracklane.domain.errors import NotFound
 from tracklane.domain.webhooks import EndpointStatus, WebhookEndpoint
 from tracklane.resources.fields import UNSET
@@ -36,7 +36,7 @@ class WebhookService:
         self._box = box
 
     async def create(self, body: WebhookCreate) -> WithSecret:
-        refuse_literal(body.url, self._allow, "url")
+        refuse_destination(body.url, self._allow, "url")
         secret, now = self._new_secret(), self._clock()
         sealed = self._box.seal(secret)
         endpoint = await self._db.write(lambda repo: repo.insert_webhook_endpoint(body, sealed, now))
@@ -51,7 +51,7 @@ class WebhookService:
     async def update(self, endpoint_id: int, body: WebhookUpdate) -> WebhookEndpoint:
         """Change the URL, types or description; `"status": "active"` re-enables a disabled endpoint."""
         if isinstance(body.url, str):
-            refuse_literal(body.url, self._allow, "url")
+            refuse_destination(body.url, self._allow, "url")
         now = self._clock()
 
         def work(repo: Repository) -> WebhookEndpoint:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -50,6 +51,7 @@ from tracklane.storage.schema import (
     partner_payouts,
     partners,
 )
+from tracklane.storage.secret_box import box_of
 
 
 def _columns(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -74,6 +76,7 @@ _BY_ID = {
     table.name: select(table).where(table.c.id == bindparam("id"))
     for table in (advertisers, partners, offers, offer_access)
 }
+_BY_TOKEN_HASH = select(advertisers).where(advertisers.c.postback_token_hash == bindparam("digest"))
 _CAPS_OF_OFFER = select(offer_caps).where(offer_caps.c.offer_id == bindparam("offer_id")).order_by(offer_caps.c.id)
 _ACCESS = select(offer_access).where(
     offer_access.c.offer_id == bindparam("offer_id"), offer_access.c.partner_id == bindparam("partner_id")
@@ -95,35 +98,44 @@ class SqlCatalog:
         if changes:
             self.conn.execute(update(table).where(table.c.id == row_id).values(**_columns(changes)))
 
-    # advertisers
+    # advertisers: the postback token is stored sealed, with its keyed hash as the lookup column
     def insert_advertiser(self, name: str, postback_token: str, now: datetime) -> Advertiser:
         values = {
             "name": name,
             "status": "active",
-            "postback_token": postback_token,
+            **self._sealed_token(postback_token),
             "created_at": now,
             "updated_at": now,
         }
-        return rows.advertiser(self._insert(advertisers, values))
+        return self._advertiser(self._insert(advertisers, values))
 
     def get_advertiser(self, advertiser_id: int) -> Advertiser | None:
         row = self._get(advertisers, advertiser_id)
-        return None if row is None else rows.advertiser(row)
+        return None if row is None else self._advertiser(row)
 
     def find_advertiser_by_token(self, token: str) -> Advertiser | None:
-        row = self.conn.execute(select(advertisers).where(advertisers.c.postback_token == token)).one_or_none()
-        return None if row is None else rows.advertiser(row)
+        digest = box_of(self.conn).digest(token)
+        row = self.conn.execute(_BY_TOKEN_HASH, {"digest": digest}).one_or_none()
+        return None if row is None else self._advertiser(row)
 
     def list_advertisers(self, page: Page) -> list[Advertiser]:
-        return [rows.advertiser(r) for r in self.conn.execute(paged(select(advertisers), advertisers, page))]
+        return [self._advertiser(r) for r in self.conn.execute(paged(select(advertisers), advertisers, page))]
 
     def update_advertiser(
         self, advertiser_id: int, changes: AdvertiserUpdate, postback_token: str | None, now: datetime
     ) -> None:
         values = rows.set_fields(changes, exclude=frozenset({"rotate_postback_token"}))
         if postback_token is not None:
-            values["postback_token"] = postback_token
+            values.update(self._sealed_token(postback_token))
         self._update(advertisers, advertiser_id, {**values, "updated_at": now})
+
+    def _sealed_token(self, token: str) -> dict[str, str]:
+        box = box_of(self.conn)
+        return {"postback_token": box.seal(token), "postback_token_hash": box.digest(token)}
+
+    def _advertiser(self, row: Any) -> Advertiser:
+        advertiser = rows.advertiser(row)
+        return replace(advertiser, postback_token=box_of(self.conn).open(advertiser.postback_token))
 
     # partners
     def insert_partner(self, name: str, email: str, status: str, now: datetime) -> Partner:

@@ -4,7 +4,17 @@ Every write is a function run on a `SqlRepository` inside a transaction. One wri
 takes all writes waiting in its queue, runs them in one transaction (again, each in its own SAVEPOINT,
 if one of them failed: one failing write cannot spoil the others), commits them together, and only then
 resolves their futures: each caller is answered after its work is durable, while one commit (and one
-fsync) covers many requests.
+fsync) covers many requests. A write function refuses bad input by returning a `Refused` value, which
+commits with the batch; only a fault (an exception) costs the batch its savepoint re-run.
+
+Every wait is bounded. The queue holds at most `queue_size` writes (one more is refused at once with
+`StorageUnavailable`). Each write has a deadline (`timeout` after it was handed over): once it has passed,
+the writer does not start the write, run it again after a database error, or commit it (a batch holding
+it is rolled back and run again without it), and answers it `StorageUnavailable`; its caller stops
+waiting `ANSWER_GRACE` after the deadline, the time left for a commit under way. The engines' lock and
+statement timeouts (`storage/engines.py`) keep one attempt shorter than that. The loop is guarded:
+whatever escapes a batch fails that batch's writes, and the thread goes on with the next. `close()` fails
+every write still queued, and every write handed over after it, with `StorageUnavailable`.
 
 This is also the one place where the driver's errors become the domain's (`translate`): whatever a read
 or a write raises reaches its caller as `DuplicateKey` (a unique violation, naming the column),
@@ -16,12 +26,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import queue
 import re
 import threading
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
+from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
@@ -49,146 +60,243 @@ log = logging.getLogger("tracklane.storage")
 
 MAX_BATCH = 512
 MAX_ATTEMPTS = 5
+QUEUE_SIZE = 10_000
+WRITE_TIMEOUT_SECONDS = 4.0
+#: How long past a write's deadline its caller still waits: the writer answers expired writes itself, so
+#: this only covers a batch whose commit was under way when the deadline passed.
+ANSWER_GRACE = 0.5
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class _Task:
     work: Callable[[Repository], Any]
+    deadline: float
     future: Future[Any] = field(default_factory=Future)
     outcome: tuple[bool, Any] | None = None
+
+
+def _settle(future: Future[Any], ok: bool, value: Any) -> None:
+    """Answer a write once; a second answer (close() gave up on it first) is dropped."""
+    try:
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+    except InvalidStateError:
+        pass
 
 
 class GroupCommitWriter:
     """The single writer of this process; see the module docstring."""
 
-    def __init__(self, engine: Engine, cache: CatalogCache | None = None, max_batch: int = MAX_BATCH) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        cache: CatalogCache | None = None,
+        max_batch: int = MAX_BATCH,
+        queue_size: int = QUEUE_SIZE,
+        timeout: float = WRITE_TIMEOUT_SECONDS,
+    ) -> None:
         self._engine = engine
         self._cache = cache
         if cache is not None:
             cache.watch(engine)
         self._max_batch = max_batch
-        self._queue: queue.SimpleQueue[_Task | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="tracklane-writer", daemon=True)
-        self._thread.start()
+        self._queue_size = queue_size
+        self.timeout = timeout
+        self._pending: deque[_Task] = deque()
+        self._in_flight: list[_Task] = []
+        self._connection: Connection | None = None  # the writer thread's own, kept between batches
+        self._wake = threading.Condition()
+        self._closed = False
         self.batches = 0
         self.writes = 0
+        self.isolated_batches = 0  # batches run again with one savepoint per write, after a write raised
+        self.refused_full = 0  # writes refused because the queue was full
+        self._thread = threading.Thread(target=self._run, name="tracklane-writer", daemon=True)
+        self._thread.start()
 
     def submit(self, work: Callable[[Repository], T]) -> Future[T]:
-        task = _Task(work)
-        self._queue.put(task)
+        """Queue `work`; its future fails at once with `StorageUnavailable` if the queue is full or closed."""
+        task = _Task(work, time.monotonic() + self.timeout)
+        refusal: StorageUnavailable | None = None
+        with self._wake:
+            if self._closed:
+                refusal = StorageUnavailable("the database is closed")
+            elif len(self._pending) >= self._queue_size:
+                self.refused_full += 1
+                refusal = StorageUnavailable("too many writes are waiting; retry")
+            else:
+                self._pending.append(task)
+                self._wake.notify()
+        if refusal is not None:
+            _settle(task.future, False, refusal)
         return task.future
 
     def close(self) -> None:
-        self._queue.put(None)
-        self._thread.join(timeout=30)
+        """Stop: the batch under way finishes (within its deadline); every write still queued fails."""
+        with self._wake:
+            self._closed = True
+            queued = list(self._pending)
+            self._pending.clear()
+            self._wake.notify_all()
+        for task in queued:
+            _settle(task.future, False, StorageUnavailable("the database is closing"))
+        self._thread.join(timeout=self.timeout + 5)
+        if self._thread.is_alive():
+            log.warning("the writer did not finish its batch in time; its writes are answered as failed")
+            for task in list(self._in_flight):
+                _settle(task.future, False, StorageUnavailable("the database is closing"))
         self._engine.dispose()
 
     def _run(self) -> None:
-        connection: Connection | None = None
-        while True:
-            first = self._queue.get()
-            if first is None:
-                break
-            batch = [first, *self._drain()]
-            stop = batch[-1] is None
-            tasks = [t for t in batch if t is not None]
-            connection = self._commit(tasks, connection)
-            if stop:
-                break
+        while (batch := self._next_batch()) is not None:
+            try:
+                self._commit(batch)
+            except BaseException as error:  # the guard: this batch fails, the writer goes on
+                log.exception("the writer failed a batch of %d writes", len(batch))
+                failure = error if isinstance(error, Exception) else RuntimeError(f"write aborted: {error!r}")
+                for task in batch:
+                    _settle(task.future, False, failure)
+                self._disconnect()
+                if self._cache is not None:
+                    self._cache.clear()
+            finally:
+                self._in_flight = []
+        self._disconnect()
+
+    def _disconnect(self) -> None:
+        connection, self._connection = self._connection, None
         if connection is not None:
-            connection.close()
-
-    def _drain(self) -> list[_Task | None]:
-        drained: list[_Task | None] = []
-        while len(drained) < self._max_batch:
             try:
-                task = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            drained.append(task)
-            if task is None:
-                break
-        return drained
+                connection.close()
+            except SQLAlchemyError:  # a connection in an unknown state: the pool invalidates it
+                log.warning("could not close the writer's connection", exc_info=True)
 
-    def _commit(self, tasks: list[_Task], connection: Connection | None) -> Connection | None:
-        for attempt in range(1, MAX_ATTEMPTS + 1):
+    def _next_batch(self) -> list[_Task] | None:
+        """Up to `max_batch` queued writes, waiting for the first; None once closed."""
+        with self._wake:
+            while not self._pending and not self._closed:
+                self._wake.wait()
+            if not self._pending:
+                return None
+            batch = [self._pending.popleft() for _ in range(min(len(self._pending), self._max_batch))]
+            self._in_flight = batch
+            return batch
+
+    def _commit(self, batch: list[_Task]) -> None:
+        # A write whose caller stopped waiting before it started is not run (its future was cancelled).
+        tasks = [task for task in batch if task.future.set_running_or_notify_cancel()]
+        attempt = 0
+        while tasks:
+            tasks = _drop_expired(tasks)
+            if not tasks:
+                break
+            attempt += 1
             try:
+                connection = self._connection
                 if connection is None or connection.closed or connection.invalidated:
-                    connection = self._engine.connect()
-                self._run_batch(connection, tasks)
-            except (OperationalError, DBAPIError) as error:
+                    connection = self._connection = self._engine.connect()
+                committed = self._run_batch(connection, tasks)
+            except DBAPIError as error:
                 log.warning("write batch of %d failed (attempt %d): %s", len(tasks), attempt, error)
-                if connection is not None:
-                    connection.close()
-                connection = None
+                self._disconnect()
                 if attempt == MAX_ATTEMPTS:
                     for task in tasks:
-                        task.future.set_exception(error)
-                    return None
+                        _settle(task.future, False, error)
+                    return
                 time.sleep(0.02 * attempt)
                 continue
+            if not committed:
+                continue  # the expired writes are answered at the top of the loop, the others run again
             self.batches += 1
             self.writes += len(tasks)
             for task in tasks:
                 assert task.outcome is not None
-                ok, value = task.outcome
-                if ok:
-                    task.future.set_result(value)
-                else:
-                    task.future.set_exception(value)
-            return connection
-        return connection
+                _settle(task.future, *task.outcome)
+            return
 
-    def _run_batch(self, connection: Connection, tasks: list[_Task]) -> None:
+    def _run_batch(self, connection: Connection, tasks: list[_Task]) -> bool:
+        """Run the batch in one transaction and commit it; False, with nothing kept, when the deadline of
+        one of its writes passed first (its caller is about to stop waiting: it must not be committed)."""
         repository = SqlRepository(connection, self._cache)
-        if not _run_together(connection, repository, tasks):
-            _run_isolated(connection, repository, tasks)
-
-
-def _run_together(connection: Connection, repository: SqlRepository, tasks: list[_Task]) -> bool:
-    """The common case, every task succeeding, needs no savepoints: run them all in one transaction.
-
-    When a task of several fails, nothing is kept and False is returned, so that the batch is run again
-    with each task isolated. A single task's failure is its outcome.
-    """
-    transaction = connection.begin()
-    try:
-        for task in tasks:
-            task.outcome = (True, task.work(repository))
-    except Exception as error:
-        transaction.rollback()
-        if isinstance(error, DBAPIError) and _is_retryable(error):
-            raise
-        if len(tasks) == 1:
-            tasks[0].outcome = (False, error)
+        transaction = connection.begin()
+        try:
+            failure = _run_together(repository, tasks)
+            if failure is not None:
+                transaction.rollback()
+                if len(tasks) == 1:
+                    tasks[0].outcome = (False, failure)
+                    return True
+                self.isolated_batches += 1
+                transaction = connection.begin()
+                _run_isolated(connection, repository, tasks)
+            if _past_deadline(tasks):
+                transaction.rollback()
+                return False
+            transaction.commit()
             return True
-        return False
-    transaction.commit()
-    return True
+        finally:
+            if transaction.is_active:
+                transaction.rollback()
+
+
+def _drop_expired(tasks: list[_Task]) -> list[_Task]:
+    """Fail the writes whose deadline has passed (they are not run, or not run again); keep the others."""
+    now = time.monotonic()
+    kept = []
+    for task in tasks:
+        if task.deadline > now:
+            kept.append(task)
+        else:
+            _settle(task.future, False, StorageUnavailable("the write could not be done in time; retry"))
+    return kept
+
+
+def _past_deadline(tasks: list[_Task]) -> bool:
+    now = time.monotonic()
+    return any(task.deadline <= now for task in tasks)
+
+
+def _run_together(repository: SqlRepository, tasks: list[_Task]) -> Exception | None:
+    """The common case, every task succeeding, needs no savepoints: run them all in the one transaction.
+
+    A refusal is a task's result (a `Refused` value), not a failure. The first exception a task raises is
+    returned (the caller rolls back, and runs the batch again with each task isolated); one the database
+    raised for its own reasons is raised.
+    """
+    for task in tasks:
+        try:
+            task.outcome = (True, task.work(repository))
+        except Exception as error:
+            if isinstance(error, DBAPIError) and _is_retryable(error):
+                raise
+            return error
+    return None
 
 
 def _run_isolated(connection: Connection, repository: SqlRepository, tasks: list[_Task]) -> None:
     """Each task in its own SAVEPOINT, so that one failing write cannot spoil the others."""
-    with connection.begin():
-        for task in tasks:
-            savepoint = connection.begin_nested()
-            try:
-                value = task.work(repository)
-            except (OperationalError, DBAPIError) as error:
-                if _is_retryable(error):
-                    raise
-                savepoint.rollback()
-                task.outcome = (False, error)
-            except Exception as error:  # the task's own failure: only its savepoint is undone
-                savepoint.rollback()
-                task.outcome = (False, error)
-            else:
-                savepoint.commit()
-                task.outcome = (True, value)
+    for task in tasks:
+        savepoint = connection.begin_nested()
+        try:
+            value = task.work(repository)
+        except (OperationalError, DBAPIError) as error:
+            if _is_retryable(error):
+                raise
+            savepoint.rollback()
+            task.outcome = (False, error)
+        except Exception as error:  # the task's own failure: only its savepoint is undone
+            savepoint.rollback()
+            task.outcome = (False, error)
+        else:
+            savepoint.commit()
+            task.outcome = (True, value)
 
 
 def _is_retryable(error: DBAPIError) -> bool:
-    """Deadlocks, serialization failures and lost connections abort the batch; it is run again."""
+    """Deadlocks, serialization failures, lock and statement timeouts and lost connections abort the batch;
+    it is run again (while its writes' deadlines allow)."""
     code = getattr(error.orig, "sqlstate", None)
     return error.connection_invalidated or code in ("40001", "40P01") or isinstance(error, OperationalError)
 
@@ -231,9 +339,13 @@ def translated() -> Iterator[None]:
         raise domain_error from error
 
 
-async def _awaited(pending: Awaitable[T]) -> T:
+async def _awaited(pending: Future[T], answer_by: float) -> T:
+    """The write's result, translated; `StorageUnavailable` if it is not answered by `answer_by`."""
     with translated():
-        return await pending
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(pending), max(0.0, answer_by - time.monotonic()))
+        except TimeoutError:  # the future is cancelled: the writer skips it if it had not started it
+            raise StorageUnavailable("the write could not be done in time; retry") from None
 
 
 def _is_unique_violation(error: IntegrityError) -> bool:
@@ -280,12 +392,22 @@ def _unique_keys() -> dict[str, tuple[str, ...]]:
 class SqlDatabase:
     """Implements `tracklane.services.ports.Database`; every error it raises is translated (`translate`)."""
 
-    def __init__(self, writer_engine: Engine, reader_engine: Engine, catalog_cache_seconds: float = 0) -> None:
-        self.writer = GroupCommitWriter(writer_engine, CatalogCache(catalog_cache_seconds))
+    def __init__(
+        self,
+        writer_engine: Engine,
+        reader_engine: Engine,
+        catalog_cache_seconds: float = 0,
+        *,
+        write_timeout: float = WRITE_TIMEOUT_SECONDS,
+        queue_size: int = QUEUE_SIZE,
+    ) -> None:
+        cache = CatalogCache(catalog_cache_seconds)
+        self.writer = GroupCommitWriter(writer_engine, cache, queue_size=queue_size, timeout=write_timeout)
         self._readers = reader_engine
 
     def write(self, work: Callable[[Repository], T]) -> Awaitable[T]:
-        return _awaited(asyncio.wrap_future(self.writer.submit(work)))
+        answer_by = time.monotonic() + self.writer.timeout + ANSWER_GRACE
+        return _awaited(self.writer.submit(work), answer_by)
 
     async def read(self, work: Callable[[Repository], T]) -> T:
         return await asyncio.to_thread(self.read_now, work)
@@ -296,8 +418,13 @@ class SqlDatabase:
 
     def write_now(self, work: Callable[[Repository], T]) -> T:
         """Run a write from synchronous code (CLI, demo set-up) and wait for its commit."""
+        pending = self.writer.submit(work)
         with translated():
-            return self.writer.submit(work).result()
+            try:
+                return pending.result(timeout=self.writer.timeout + ANSWER_GRACE)
+            except FutureTimeout:
+                pending.cancel()
+                raise StorageUnavailable("the write could not be done in time; retry") from None
 
     def close(self) -> None:
         self.writer.close()

@@ -1,30 +1,75 @@
 """Creating and migrating the schema with Alembic, on SQLite and PostgreSQL alike.
 
-On PostgreSQL an advisory lock makes concurrent start-ups of many processes migrate once.
+On PostgreSQL an advisory lock makes concurrent start-ups of many processes migrate once. Migrations that
+seal stored secrets (0005) are handed the secrets box (`secrets`); without one they refuse to convert rows.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, text
 
+from tracklane.storage.secret_box import FernetBox, check_key
+
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _LOCK_ID = 7_301_994_211
+log = logging.getLogger("tracklane")
 
 
-def alembic_config(connection: Connection) -> Config:
+def alembic_config(connection: Connection, secrets: FernetBox | None = None) -> Config:
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
     config.attributes["connection"] = connection
+    config.attributes["secrets"] = secrets
     return config
 
 
-def upgrade(engine: Engine) -> None:
-    """Bring the database to the newest schema."""
-    with engine.begin() as connection:
-        if engine.dialect.name == "postgresql":
-            connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _LOCK_ID})
-        command.upgrade(alembic_config(connection), "head")
+def upgrade(engine: Engine, secrets: FernetBox | None = None, revision: str = "head") -> None:
+    """Bring the database to the newest schema (or to `revision`) and, given the secrets box, check that
+    its key is the database's (`SecretsKeyError` otherwise: nothing is changed)."""
+    config: Config | None = None
+    with engine.connect() as connection:
+        if engine.dialect.name == "sqlite":
+            # A batch migration rebuilds a table (copy, drop, rename); dropping a table other rows reference
+            # fails while foreign keys are enforced, and enforcement can only be switched off outside a
+            # transaction. The keys are checked before the migration commits instead.
+            # Secure delete overwrites what a migration deletes or replaces (secrets it seals) on disk.
+            raw = connection.connection.driver_connection
+            assert raw is not None
+            raw.execute("PRAGMA foreign_keys=OFF")
+            raw.execute("PRAGMA secure_delete=ON")
+        with connection.begin():
+            if engine.dialect.name == "postgresql":
+                connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _LOCK_ID})
+            config = alembic_config(connection, secrets)
+            command.upgrade(config, revision)
+            if engine.dialect.name == "sqlite":
+                broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+                if broken:
+                    raise RuntimeError(f"the migration would break foreign keys: {broken[:5]}")
+            if secrets is not None and revision == "head":
+                check_key(connection, secrets)
+    compact = config.attributes.get("compact") if config is not None else None
+    if compact:
+        _compact(engine, compact)
+
+
+def _compact(engine: Engine, tables: list[str]) -> None:
+    """After a migration replaced rows (secrets it sealed), make sure the old values do not linger on disk:
+    SQLite's write-ahead log is emptied (secure delete already overwrote the pages), PostgreSQL's tables are
+    rewritten without their dead row versions. Best effort: the data itself is already safe."""
+    try:
+        with engine.connect() as connection:
+            raw = connection.connection.driver_connection
+            assert raw is not None
+            if engine.dialect.name == "sqlite":
+                raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            else:
+                raw.autocommit = True
+                raw.execute("VACUUM FULL " + ", ".join(f'"{table}"' for table in tables))
+    except Exception as error:  # the database is busy: the operator can run VACUUM later
+        log.warning("compacting %s after the migration failed (%s); run VACUUM to reclaim old values", tables, error)

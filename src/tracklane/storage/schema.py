@@ -44,7 +44,8 @@ advertisers = Table(
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("name", String(200), nullable=False),
     Column("status", String(16), nullable=False),
-    Column("postback_token", String(64), nullable=False, unique=True),
+    Column("postback_token", Text, nullable=False),  # sealed (storage/secret_box.py)
+    Column("postback_token_hash", String(64), nullable=False, unique=True),  # its keyed hash, for lookups
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
 )  # fmt: skip
@@ -210,7 +211,7 @@ sources = Table(
     Column("advertiser_id", Id, ForeignKey("advertisers.id"), index=True),
     Column("preset", String(32), nullable=False),
     Column("write_key", String(64), nullable=False, unique=True),
-    Column("webhook_secret", String(64), nullable=False),
+    Column("webhook_secret", Text, nullable=False),  # sealed
     Column("settings", JSON, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
@@ -272,7 +273,7 @@ webhook_endpoints = Table(
     Column("disabled_reason", Text),
     Column("disabled_at", UtcDateTime),
     Column("failing_since", UtcDateTime),
-    Column("secret", Text, nullable=False),
+    Column("secret", Text, nullable=False),  # sealed, like previous_secret
     Column("previous_secret", Text),
     Column("previous_secret_expires_at", UtcDateTime),
     Column("created_at", UtcDateTime, nullable=False),
@@ -357,4 +358,12 @@ delivery_attempts = Table(
     Column("response_excerpt", Text),
     Column("verdict", String(16), nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
+)  # fmt: skip
+
+# The fingerprint of the key the secrets above are sealed with (one row): a process with another key refuses
+# to start.
+secrets_key = Table(
+    "secrets_key", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("fingerprint", String(64), nullable=False),
 )  # fmt: skip

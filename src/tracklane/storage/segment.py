@@ -37,6 +37,7 @@ from tracklane.storage.schema import (
     segment_messages,
     sources,
 )
+from tracklane.storage.secret_box import FernetBox, box_of
 from tracklane.storage.types import from_units
 
 CUSTOMER_DIMENSIONS = {"partner": "partner_id", "offer": "offer_id", "source": "source_id"}
@@ -100,7 +101,8 @@ class SqlSegment:
 
     # sources
     def insert_source(self, source: NewSource, now: datetime) -> Source:
-        values = {**_values(source), "settings": jsonable(source.settings), "created_at": now, "updated_at": now}
+        values = {**_values(source), "settings": jsonable(source.settings), "created_at": now, "updated_at": now,
+                  "webhook_secret": box_of(self.conn).seal(source.webhook_secret)}  # fmt: skip
         try:
             with self.conn.begin_nested():
                 row = self.conn.execute(insert(sources).values(**values).returning(*sources.c)).one()
@@ -108,18 +110,18 @@ class SqlSegment:
             if "write_key" not in str(error.orig):
                 raise
             raise Conflict("write_key: another source has this write key") from None
-        return _source(row)
+        return _source(row, box_of(self.conn))
 
     def get_source(self, source_id: int) -> Source | None:
         row = self.conn.execute(select(sources).where(sources.c.id == source_id)).one_or_none()
-        return None if row is None else _source(row)
+        return None if row is None else _source(row, box_of(self.conn))
 
     def find_source_by_write_key(self, write_key: str) -> Source | None:
         row = self.conn.execute(select(sources).where(sources.c.write_key == write_key)).one_or_none()
-        return None if row is None else _source(row)
+        return None if row is None else _source(row, box_of(self.conn))
 
     def list_sources(self, page: Page) -> list[Source]:
-        return [_source(r) for r in self.conn.execute(paged(select(sources), sources, page))]
+        return [_source(r, box_of(self.conn)) for r in self.conn.execute(paged(select(sources), sources, page))]
 
     def update_source(self, source_id: int, changes: SourceUpdate, now: datetime) -> None:
         values = {name: jsonable(value) for name, value in set_fields(changes).items()}
@@ -315,13 +317,14 @@ def _message(row: Any) -> StoredMessage:
     )  # fmt: skip
 
 
-def _source(row: Any) -> Source:
+def _source(row: Any, box: FernetBox) -> Source:
+    """The source with its webhook secret opened (it is stored sealed)."""
     return Source(
         row.id,
         row.name,
         row.preset,
         row.write_key,
-        row.webhook_secret,
+        box.open(row.webhook_secret),
         dict(row.settings),
         row.created_at,
         row.updated_at,

@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
@@ -23,7 +23,7 @@ from starlette.staticfiles import StaticFiles
 
 from tracklane import __version__
 from tracklane.services.registry import Services
-from tracklane.web import errors, segment, tracking
+from tracklane.web import edge, errors, segment, tracking
 from tracklane.web.api import activity, catalog, contract, customers, delivery, keys, sources
 
 API_DESCRIPTION = """Manage advertisers, offers and their events, partners, offer access, partner payouts,
@@ -40,6 +40,7 @@ def build_app(build: Callable[[], Services]) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services: Services = build()
         app.state.services = services
+        edge.configure(app.state, services.settings)
         tasks = [
             asyncio.create_task(worker.run(), name=f"tracklane-worker-{index}")
             for index, worker in enumerate(services.workers)
@@ -62,7 +63,7 @@ def build_app(build: Callable[[], Services]) -> FastAPI:
         lifespan=lifespan,
     )
     app.router.routes[0:0] = [*tracking.routes, *segment.routes]
-    api = APIRouter(prefix="/api/v1")
+    api = APIRouter(prefix="/api/v1", dependencies=[Depends(contract.no_nul_in_query)])
     routers = (catalog.router, activity.router, keys.router, sources.router, customers.router, delivery.router)
     for router in routers:
         api.include_router(router)
@@ -71,6 +72,7 @@ def build_app(build: Callable[[], Services]) -> FastAPI:
     _install_docs(app)
     app.router.routes.append(Route("/demo/landing", demo_landing, methods=["GET"]))
     app.router.routes.append(Route("/healthz", health, methods=["GET"]))
+    app.add_middleware(edge.Edge)  # inside the fault handler that `errors.install` puts in front of it
     errors.install(app)
     return app
 

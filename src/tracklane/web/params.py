@@ -1,4 +1,6 @@
-"""Reading request parameters from a query string, a form or a JSON body, with decimals kept exact."""
+"""Reading request parameters from a query string, a form or a JSON body, with decimals kept exact.
+
+Bodies are read through `tracklane.web.limits.read_body`: bounded while they are read (413 past the limit)."""
 
 from __future__ import annotations
 
@@ -9,19 +11,17 @@ from typing import Any
 from starlette.requests import Request
 
 from tracklane.domain.errors import InvalidParameter
-
-MAX_BODY = 64 * 1024
+from tracklane.domain.ids import parse_id
+from tracklane.web.limits import read_body
 
 
 async def json_object(request: Request) -> dict[str, Any]:
     """The body as a JSON object; numbers with a fraction become Decimal, never float."""
-    raw = await request.body()
-    if len(raw) > MAX_BODY:
-        raise InvalidParameter("body", f"must be at most {MAX_BODY} bytes")
+    raw = await read_body(request)
     try:
         value = json.loads(raw or b"null", parse_float=Decimal)
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidParameter("body", "is not valid JSON") from None
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise InvalidParameter("body", "is not valid JSON (or is nested too deep)") from None
     if not isinstance(value, dict):
         raise InvalidParameter("body", "must be a JSON object")
     return value
@@ -36,9 +36,10 @@ async def all_params(request: Request) -> dict[str, Any]:
     if "application/json" in content_type:
         params.update(await json_object(request))
     elif "form" in content_type:
+        await read_body(request)  # bounded; the form is parsed from the bytes read
         form = await request.form()
         params.update({k: v for k, v in form.items() if isinstance(v, str)})
-    elif await request.body():
+    elif await read_body(request):
         try:
             params.update(await json_object(request))
         except InvalidParameter:
@@ -47,8 +48,5 @@ async def all_params(request: Request) -> dict[str, Any]:
 
 
 def positive_int(raw: object, field: str) -> int:
-    if isinstance(raw, int) and not isinstance(raw, bool) and raw > 0:
-        return raw
-    if isinstance(raw, str) and raw.strip().isdigit() and 0 < int(raw.strip()) < 2**62:
-        return int(raw.strip())
-    raise InvalidParameter(field, "is required and must be a positive integer")
+    """An id from a parameter: ASCII digits (or a JSON integer), 1 to 2^63 - 1; else an error naming `field`."""
+    return parse_id(raw, field)

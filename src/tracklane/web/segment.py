@@ -2,10 +2,16 @@
 RudderStack clients, the settings the browser SDK loads, and `/segment/{source_id}` for Segment's own
 Webhooks (Actions) destination. See DESIGN §3.2 and docs/segment.md.
 
-Every answer carries CORS headers. Success is exactly `200 {"success": true}` (duplicates included);
-errors are `{"code", "message"}` with 400 (unreadable body, too large), 401 (no or unknown write key,
-bad signature), 429 with `Retry-After` (too many requests in flight) or 503 (storage fault); the client
-retries those two and dedup on messageId keeps each message once.
+Every answer carries CORS headers. Success is exactly `200 {"success": true}` (duplicates included), with
+`X-Tracklane-Refused` counting the messages of the request stored with outcome `refused`; errors are
+`{"code", "message"}` with 400 (unreadable body, too large), 401 (no or unknown write key, bad
+signature), 404 and 405 (any other path or method under the Segment prefixes), 429 with `Retry-After` (too
+many requests in flight) or 503 (storage fault); the client retries those two and dedup on messageId
+keeps each message once.
+
+A request's body is read (bounded: its Content-Length first, then while it streams, decompressed or not)
+and its write key checked before it takes one of the process's in-flight slots, so clients that are slow
+to send, or send a wrong key, never throttle the others.
 """
 
 from __future__ import annotations
@@ -14,24 +20,25 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
 import logging
 import re
 import zlib
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Match, Route
 
-from tracklane.domain.errors import IntakeError, InvalidParameter, PostbackRefused, StorageUnavailable
-from tracklane.domain.segment.messages import MAX_REQUEST_BYTES, TYPE_BY_PATH, Envelope, read_envelope
+from tracklane.domain.errors import IntakeError, PostbackRefused, StorageUnavailable
+from tracklane.domain.ids import id_or_none
+from tracklane.domain.segment.body import decode, first_element, read_request
+from tracklane.domain.segment.messages import MAX_REQUEST_BYTES, TYPE_BY_PATH, Envelope
 from tracklane.domain.segment.model import Source
 from tracklane.services.registry import Services
+from tracklane.services.segment import IngestReport
 
 log = logging.getLogger("tracklane.segment")
 
@@ -40,9 +47,13 @@ ALLOW_HEADERS = (
     "rsa-retry-attempt, rsa-since-last-attempt, rsa-since-first-attempt, rsa-retry-reason, "
     "rsa-recovered"
 )
+EXPOSE_HEADERS = "Retry-After, X-Tracklane-Refused"
+REFUSED_HEADER = "X-Tracklane-Refused"
 SUCCESS = {"success": True}
-_BUNDLE = re.compile(r"^[\w.-]+\.js$")
+_BUNDLE = re.compile(r"^[\w.-]+\.js$", re.ASCII)
 BATCH_PATHS = ("batch", "b", "import")
+ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+LOGGED_REASONS = 20  # refusals logged one by one per request; the message log keeps every one
 
 
 def _container(request: Request) -> Services:
@@ -58,6 +69,7 @@ def cors(request: Request) -> dict[str, str]:
         "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
         "Access-Control-Allow-Headers": request.headers.get("access-control-request-headers") or ALLOW_HEADERS,
         "Access-Control-Max-Age": "86400",
+        "Access-Control-Expose-Headers": EXPOSE_HEADERS,
         "Vary": "Origin",
     }
     if origin:
@@ -77,29 +89,30 @@ def _error(request: Request, error: IntakeError) -> Response:
 
 
 async def read_body(request: Request) -> bytes:
-    """The body, gunzipped when `Content-Encoding: gzip`, chunked or not; at most 500 KB once decompressed."""
+    """The body, gunzipped when `Content-Encoding: gzip`, chunked or not; at most 500 KB as sent and 500 KB
+    once decompressed. A larger Content-Length is refused before anything is read, a longer body as soon as
+    it passes the limit (a gzip bomb is never inflated further than the limit)."""
+    too_large = IntakeError(400, "payload_too_large", f"the body must be at most {MAX_REQUEST_BYTES} bytes")
+    length = request.headers.get("content-length", "")
+    if length.isascii() and length.isdigit() and int(length) > MAX_REQUEST_BYTES:
+        raise too_large
     gzipped = "gzip" in request.headers.get("content-encoding", "").lower()
     inflater = zlib.decompressobj(16 + zlib.MAX_WBITS) if gzipped else None
     parts: list[bytes] = []
-    size = 0
+    sent = size = 0
     try:
         async for chunk in request.stream():
+            sent += len(chunk)
             data = inflater.decompress(chunk, MAX_REQUEST_BYTES + 1 - size) if inflater else chunk
             size += len(data)
-            if size > MAX_REQUEST_BYTES or (inflater is not None and inflater.unconsumed_tail):
-                raise IntakeError(400, "payload_too_large", f"the body must be at most {MAX_REQUEST_BYTES} bytes")
+            if sent > MAX_REQUEST_BYTES or size > MAX_REQUEST_BYTES or (inflater and inflater.unconsumed_tail):
+                raise too_large
             parts.append(data)
     except zlib.error:
         raise IntakeError(400, "invalid_body", "the body is not valid gzip") from None
+    if inflater is not None and not inflater.eof:
+        raise IntakeError(400, "invalid_body", "the gzip body is cut short")
     return b"".join(parts)
-
-
-def parse_json(raw: bytes) -> Any:
-    """JSON whatever the Content-Type says; numbers with a fraction become exact Decimals."""
-    try:
-        return json.loads(raw, parse_float=Decimal)
-    except (ValueError, UnicodeDecodeError):
-        raise IntakeError(400, "invalid_json", "the body is not valid JSON") from None
 
 
 def header_write_key(request: Request) -> str | None:
@@ -116,6 +129,7 @@ def header_write_key(request: Request) -> str | None:
 
 
 async def _source(request: Request, envelope: Envelope) -> Source:
+    """The source of the body's write key, else of the headers' (Basic, `X-Write-Key`, `?writeKey=`)."""
     key = envelope.write_key or header_write_key(request)
     if key is None:
         raise IntakeError(401, "no_write_key", "send the write key as Basic auth or as writeKey in the body")
@@ -140,41 +154,37 @@ def _in_flight(request: Request) -> InFlight:
     return counter
 
 
-async def intake(request: Request) -> Response:
-    """`POST /v1/{type}`, `/v1/{t,i,p,s,g,a}`, `/v1/batch`, `/v1/b`, `/v1/import`, `/beacon/v1/batch`."""
-    if request.method == "OPTIONS":
-        return Response(status_code=204, headers=cors(request))
+async def _in_slot(request: Request, work: Callable[[], Awaitable[Response]]) -> Response:
+    """Run `work` in one of the process's in-flight slots, or answer 429 when they are all taken."""
     counter = _in_flight(request)
     if counter.count >= _container(request).settings.segment_max_in_flight:
         return _error(request, IntakeError(429, "rate_limited", "too many requests at once; retry"))
     counter.count += 1
     try:
-        return await _intake(request)
+        return await work()
     finally:
         counter.count -= 1
 
 
-async def _intake(request: Request) -> Response:
+async def intake(request: Request) -> Response:
+    """`POST /v1/{type}`, `/v1/{t,i,p,s,g,a}`, `/v1/batch`, `/v1/b`, `/v1/import`, `/beacon/v1/batch`."""
+    if request.method == "OPTIONS":
+        return Response(status_code=204, headers=cors(request))
     received_at = datetime.now(UTC)
     kind = request.path_params.get("kind", "batch")
     try:
         if kind not in BATCH_PATHS and kind not in TYPE_BY_PATH:
             raise IntakeError(404, "not_found", f"/v1/{kind} is not a Segment route")
-        body = parse_json(await read_body(request))
-        try:
-            envelope = read_envelope(body, None if kind in BATCH_PATHS else TYPE_BY_PATH[kind])
-        except InvalidParameter as error:
-            raise IntakeError(400, "invalid_body", error.message) from None
+        envelope = read_request(await read_body(request), None if kind in BATCH_PATHS else TYPE_BY_PATH[kind])
         source = await _source(request, envelope)
-        await _ingest(request, source, envelope, received_at, relayed=False)
     except IntakeError as error:
         return _error(request, error)
-    return _answer(request, SUCCESS)
+    return await _in_slot(request, lambda: _ingest(request, source, envelope, received_at, relayed=False))
 
 
 async def _ingest(
     request: Request, source: Source, envelope: Envelope, received_at: datetime, *, relayed: bool
-) -> None:
+) -> Response:
     try:
         report = await _container(request).segment.ingest(
             source,
@@ -186,12 +196,21 @@ async def _ingest(
         )
     except StorageUnavailable:
         log.exception("segment batch for source %s could not be stored", source.id)
-        raise IntakeError(503, "unavailable", "storage is unavailable; retry") from None
+        return _error(request, IntakeError(503, "unavailable", "storage is unavailable; retry"))
     except PostbackRefused as error:  # only "busy": concurrent writers kept colliding
-        raise IntakeError(503, error.code, error.message) from None
-    for reason in report.dropped:
-        log.warning("segment source %s dropped %s", source.id, reason)
-    log.debug("segment source %s: %d stored, %d duplicates", source.id, report.stored, report.duplicates)
+        return _error(request, IntakeError(503, error.code, error.message))
+    _log_report(source, report)
+    return _answer(request, SUCCESS, headers={REFUSED_HEADER: str(report.refused)})
+
+
+def _log_report(source: Source, report: IngestReport) -> None:
+    for reason in report.reasons[:LOGGED_REASONS]:
+        log.warning("segment source %s refused %s", source.id, reason)
+    if len(report.reasons) > LOGGED_REASONS:
+        log.warning("segment source %s refused %d more messages", source.id, len(report.reasons) - LOGGED_REASONS)
+    level = logging.INFO if report.refused else logging.DEBUG
+    log.log(level, "segment source %s: %d stored (%d refused), %d duplicates", source.id, report.stored,
+            report.refused, report.duplicates)  # fmt: skip
 
 
 async def metrics(request: Request) -> Response:
@@ -266,43 +285,44 @@ async def segment_webhook(request: Request) -> Response:
     signed by `X-Signature` = hex HMAC-SHA1 of the body (of the first event in batch mode)."""
     received_at = datetime.now(UTC)
     try:
-        source_id = request.path_params["source_id"]
-        source = await _container(request).segment.get_source(source_id)
+        source_id = id_or_none(request.path_params["source_id"])
+        source = None if source_id is None else await _container(request).segment.get_source(source_id)
         if source is None:
-            raise IntakeError(404, "not_found", f"source {source_id} does not exist")
+            raise IntakeError(404, "not_found", "no such source")
         raw = await read_body(request)
         verify_signature(raw, request.headers.get("x-signature"), source.webhook_secret)
-        body = parse_json(raw)
-        if isinstance(body, dict) and "batch" not in body:
-            body = [body]
-        try:
-            envelope = read_envelope(body, None)
-        except InvalidParameter as error:
-            raise IntakeError(400, "invalid_body", error.message) from None
-        await _ingest(request, source, envelope, received_at, relayed=True)
+        envelope = read_request(raw, None, relayed=True)
     except IntakeError as error:
         return _error(request, error)
-    return _answer(request, SUCCESS)
+    return await _in_slot(request, lambda: _ingest(request, source, envelope, received_at, relayed=True))
 
 
 def verify_signature(raw: bytes, signature: str | None, secret: str) -> None:
-    """Accept the body's signature, or (batch mode) the signature of the array's first element's raw text."""
+    """Accept the body's signature, or (batch mode) the signature of the array's first element's raw text;
+    compared in constant time, as bytes (a header is any Latin-1 text)."""
     if not signature:
         raise IntakeError(401, "missing_signature", "X-Signature is required")
+    given = signature.strip().lower().encode("latin-1", "replace")
     candidates = [raw]
-    text = raw.decode("utf-8", errors="replace").strip()
-    if text.startswith("["):
-        start = len(text) - len(text[1:].lstrip())
-        try:
-            _, end = json.JSONDecoder().raw_decode(text, start)
-            candidates.append(text[start:end].encode())
-        except ValueError:
-            pass
+    first = first_element(decode(raw))
+    if first is not None:
+        candidates.append(first.encode("utf-8", "surrogateescape"))
+    matched = False
     for candidate in candidates:
-        expected = hmac.new(secret.encode(), candidate, hashlib.sha1).hexdigest()
-        if hmac.compare_digest(expected, signature.strip().lower()):
-            return
-    raise IntakeError(401, "invalid_signature", "X-Signature does not match the source's webhook secret")
+        expected = hmac.new(secret.encode(), candidate, hashlib.sha1).hexdigest().encode()
+        matched |= hmac.compare_digest(expected, given)
+    if not matched:
+        raise IntakeError(401, "invalid_signature", "X-Signature does not match the source's webhook secret")
+
+
+async def unknown(request: Request) -> Response:
+    """Any other path or method under the Segment prefixes: 404 or 405 in Segment's error shape (a body
+    without `code` makes analytics-python retry)."""
+    if request.method == "OPTIONS":
+        return Response(status_code=204, headers=cors(request))
+    if any(route.matches(request.scope)[0] is Match.PARTIAL for route in routes[:_KNOWN]):
+        return _error(request, IntakeError(405, "method_not_allowed", f"{request.method} is not allowed here"))
+    return _error(request, IntakeError(404, "not_found", f"{request.url.path} is not a Segment route"))
 
 
 routes = [
@@ -312,7 +332,13 @@ routes = [
     Route("/beacon/v1/batch", intake, methods=["POST", "OPTIONS"]),
     Route("/sourceConfig/", source_config, methods=["GET", "OPTIONS"]),
     Route("/sourceConfig", source_config, methods=["GET", "OPTIONS"]),
-    Route("/segment/{source_id:int}", segment_webhook, methods=["POST"]),
+    Route("/segment/{source_id}", segment_webhook, methods=["POST"]),
     Route("/analytics-next/bundles/{name}", browser_bundle, methods=["GET"]),
     Route("/analytics.js/v1/{write_key}/{name}", browser_bundle, methods=["GET"]),
+]
+_KNOWN = len(routes)
+routes += [
+    Route("/v1/{rest:path}", unknown, methods=ALL_METHODS),
+    Route("/beacon/{rest:path}", unknown, methods=ALL_METHODS),
+    Route("/segment/{rest:path}", unknown, methods=ALL_METHODS),
 ]

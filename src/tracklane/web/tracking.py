@@ -49,7 +49,8 @@ def _container(request: Request) -> Services:
 def _clip(value: Any, limit: int = 255) -> str | None:
     if value is None or (text := str(value).strip()) == "":
         return None
-    return "".join(ch for ch in text if ord(ch) >= 32)[:limit] or None
+    # control characters and lone surrogates (a JSON `\ud800` escape; no database stores one) are dropped
+    return "".join(ch for ch in text if ord(ch) >= 32 and not 0xD800 <= ord(ch) <= 0xDFFF)[:limit] or None
 
 
 def _click_request(request: Request, params: dict[str, Any], offer_id: int, partner_id: int) -> ClickRequest:

@@ -132,22 +132,24 @@ def _conversion_intent(message: Message, settings: SourceSettings, name: str) ->
         target = settings.event_mapping[name]
         if target.lower() in BASE_EVENT_NAMES:
             return ConversionIntent(None, None, **details)
-        if target.isdigit():
-            return ConversionIntent(int(target), None, **details)
-        return ConversionIntent(None, target, **details)
+        return ConversionIntent(*_event_reference(target), **details)
     if name in settings.conversion_events or name in settings.install_events:
         if settings.event_type_id:
-            return ConversionIntent(
-                int(settings.event_type_id) if settings.event_type_id.isdigit() else None,
-                None if settings.event_type_id.isdigit() else settings.event_type_id,
-                **details,
-            )
+            return ConversionIntent(*_event_reference(settings.event_type_id), **details)
         if settings.match_offer_event_names and settings.impact_parameters:
             return ConversionIntent(None, name, base_if_no_event=True, **details)
         return ConversionIntent(None, None, **details)
     if settings.match_offer_event_names and name not in settings.refund_events:
         return ConversionIntent(None, name, skip_if_no_event=True, **details)
     return None
+
+
+def _event_reference(target: str) -> tuple[int | None, str | None]:
+    """An offer event named by a setting: its id (ASCII digits, at most 18: any id the database holds) or
+    its name."""
+    if target.isascii() and target.isdigit() and len(target) <= 18:
+        return int(target), None
+    return None, target
 
 
 def click_reference(message: Message, settings: SourceSettings) -> str | None:
@@ -162,15 +164,21 @@ def click_reference(message: Message, settings: SourceSettings) -> str | None:
         if isinstance(found, str | int) and not isinstance(found, bool) and str(found).strip():
             return str(found).strip()[:64]
     page = message.context.get("page")
-    urls = [page.get("url") if isinstance(page, dict) else None, message.properties.get("url")]
-    for url in urls:
-        if isinstance(url, str) and (found := _url_parameter(url, settings.click_id_parameters)):
+    urls = {"context.page.url": page.get("url") if isinstance(page, dict) else None,
+            "properties.url": message.properties.get("url")}  # fmt: skip
+    for where, url in urls.items():
+        if isinstance(url, str) and (found := _url_parameter(url, settings.click_id_parameters, where)):
             return found
     return None
 
 
-def _url_parameter(url: str, names: Sequence[str]) -> str | None:
-    query = parse_qs(urlsplit(url).query)
+def _url_parameter(url: str, names: Sequence[str], where: str) -> str | None:
+    if not names:
+        return None
+    try:
+        query = parse_qs(urlsplit(url).query)
+    except ValueError:  # e.g. an unclosed IPv6 host: `http://[::1?tl_tid=x`
+        raise InvalidParameter(where, "is not a valid URL") from None
     for name in names:
         values = query.get(name)
         if values and values[0].strip():
@@ -199,7 +207,7 @@ def _products_total(products: list[Any], settings: SourceSettings) -> Decimal | 
         price = money(product[price_field], f"properties.products[{index}].{price_field}")
         quantity = money(product.get(quantity_field) or 1, f"properties.products[{index}].{quantity_field}")
         total += price * quantity
-    return total.quantize(_QUANTUM) if products else None
+    return money(total, "properties.products") if products else None
 
 
 def money(value: object, where: str) -> Decimal:

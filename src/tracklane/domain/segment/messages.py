@@ -1,8 +1,12 @@
 """Reading Segment-spec messages: the batch envelope, per-message validation, ids, and timestamps.
 
-A message is checked on its own: a bad one is dropped with a reason, the others of its batch are kept.
-Timestamps follow Segment's rule `timestamp = receivedAt - (sentAt - originalTimestamp)` for direct
-clients (correcting the client's clock); messages relayed by Segment itself are trusted as they are.
+A message is checked on its own: a bad one is refused with a reason naming the field (a JSON path), the
+others of its batch are kept. Every value a message carries must be storable as it is on every database:
+no NUL character, no lone surrogate (an invalid UTF-8 byte reads as one), no `NaN` or `Infinity`, at
+most `MAX_DEPTH` levels of nesting, timestamps within years 1 to 9999 in UTC; the size limit counts the
+message's compact UTF-8 JSON. Timestamps follow Segment's rule `timestamp = receivedAt - (sentAt -
+originalTimestamp)` for direct clients (correcting the client's clock); messages relayed by Segment
+itself are trusted as they are.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -20,7 +24,7 @@ from tracklane.domain.errors import InvalidParameter
 
 MAX_REQUEST_BYTES = 500 * 1024
 MAX_MESSAGE_BYTES = 32 * 1024
-MAX_BATCH_MESSAGES = 2500
+MAX_DEPTH = 64
 MAX_ID = 100
 MAX_TEXT = 255
 
@@ -28,8 +32,10 @@ TYPES = ("identify", "track", "page", "screen", "group", "alias")
 TYPE_BY_PATH = {t: t for t in TYPES} | {t[0]: t for t in TYPES}
 
 _TIMESTAMP = re.compile(
-    r"^(\d{4})-(\d{1,2})-(\d{1,2})[T ](\d{1,2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?\s*(Z|z|[+-]\d{2}(?::?\d{2})?)?$"
+    r"^(\d{4})-(\d{1,2})-(\d{1,2})[T ](\d{1,2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?\s*(Z|z|[+-]\d{2}(?::?\d{2})?)?$",
+    re.ASCII,
 )
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,12 +71,31 @@ class Message:
 
 
 @dataclass(frozen=True, slots=True)
+class Unreadable:
+    """A message of a batch that could not even be parsed; reading it raises its reason."""
+
+    error: InvalidParameter
+
+
+@dataclass(frozen=True, slots=True)
 class Envelope:
-    """What one request carried: its messages (still raw), the batch-level fields and the body's write key."""
+    """What one request carried: its messages (still raw), the batch-level fields and the body's write key.
+
+    `text_of(index)` gives a message's text as sent, when the envelope was read from a body."""
 
     items: list[object]
     batch: Mapping[str, Any]
     write_key: str | None
+    text_of: Callable[[int], str] | None = None
+
+    def raw_text(self, index: int) -> str:
+        """The message's text as sent, else its JSON (what is kept of a refused message)."""
+        if self.text_of is not None:
+            return self.text_of(index)
+        try:
+            return json.dumps(self.items[index], default=str)
+        except (RecursionError, ValueError):
+            return ""
 
 
 def read_envelope(body: object, path_type: str | None) -> Envelope:
@@ -91,7 +116,7 @@ def read_envelope(body: object, path_type: str | None) -> Envelope:
     key = _write_key(body)
     if key is None:
         key = next((k for item in items if isinstance(item, dict) and (k := _write_key(item))), None)
-    return Envelope(items=items[:MAX_BATCH_MESSAGES], batch=body, write_key=key)
+    return Envelope(items=items, batch=body, write_key=key)
 
 
 def _write_key(body: Mapping[str, Any]) -> str | None:
@@ -112,9 +137,14 @@ def read_message(
 
     `client_ip` (the connection's address) fills `context.ip` of client-side messages, as Segment does.
     """
+    if isinstance(raw, Unreadable):
+        raise raw.error
     if not isinstance(raw, dict):
         raise InvalidParameter("message", "must be a JSON object")
-    size = len(json.dumps(raw, separators=(",", ":"), default=str).encode())
+    check_value(raw)
+    if isinstance(outer := batch.get("context"), dict):
+        check_value(outer, "context")
+    size = len(json.dumps(raw, ensure_ascii=False, separators=(",", ":"), default=str).encode())
     if size > MAX_MESSAGE_BYTES:
         raise InvalidParameter("message", f"is {size} bytes; at most {MAX_MESSAGE_BYTES} are accepted")
     kind = raw.get("type")
@@ -139,6 +169,66 @@ def read_message(
         context=context, group_id=group_id, previous_id=previous_id,
         timestamp=timestamp, original_timestamp=original, sent_at=sent_at, received_at=received, raw=raw,
     )  # fmt: skip
+
+
+class _Unstorable(Exception):
+    """A value no database stores as it is; `where` collects its path on the way out."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.where: list[str] = []
+
+
+def check_value(value: object, field: str = "") -> None:
+    """Refuse (`InvalidParameter` naming the JSON path) a value with a NUL character or a lone surrogate in
+    any string or key, `NaN` or `Infinity`, or more than `MAX_DEPTH` levels of nesting."""
+    try:
+        _check(value, 0)
+    except _Unstorable as error:
+        path = field
+        for part in reversed(error.where):
+            path = f"{path}{part}" if part.startswith("[") or not path else f"{path}.{part}"
+        raise InvalidParameter(path or "message", error.reason) from None
+
+
+def _check(value: object, depth: int) -> None:
+    if isinstance(value, str):
+        _check_text(value)
+    elif isinstance(value, dict):
+        if depth >= MAX_DEPTH:
+            raise _Unstorable(f"is nested deeper than {MAX_DEPTH} levels")
+        for key, item in value.items():
+            try:
+                _check_text(key)
+                _check(item, depth + 1)
+            except _Unstorable as error:
+                error.where.append(key if not _bad_text(key) else "<key>")
+                raise
+    elif isinstance(value, list):
+        if depth >= MAX_DEPTH:
+            raise _Unstorable(f"is nested deeper than {MAX_DEPTH} levels")
+        for index, item in enumerate(value):
+            try:
+                _check(item, depth + 1)
+            except _Unstorable as error:
+                error.where.append(f"[{index}]")
+                raise
+    elif isinstance(value, float):  # the parser reads NaN and Infinity as floats (other numbers are exact)
+        raise _Unstorable("must be a finite number (NaN and Infinity are not JSON)")
+    elif isinstance(value, Decimal) and not value.is_finite():
+        raise _Unstorable("must be a finite number")
+
+
+def _bad_text(text: str) -> bool:
+    return "\x00" in text or (not text.isascii() and _SURROGATE.search(text) is not None)
+
+
+def _check_text(text: str) -> None:
+    if "\x00" in text:
+        raise _Unstorable("contains a NUL character")
+    if not text.isascii() and _SURROGATE.search(text) is not None:
+        raise _Unstorable("is not valid Unicode (a lone surrogate or an invalid UTF-8 byte)")
 
 
 def _client_side(context: Mapping[str, Any]) -> bool:
@@ -251,7 +341,10 @@ def _times(
 
 def corrected_timestamp(received_at: datetime, sent_at: datetime, original: datetime) -> datetime:
     """`receivedAt - (sentAt - originalTimestamp)`: the event time on the server's clock."""
-    return received_at - (sent_at - original)
+    try:
+        return received_at - (sent_at - original)
+    except OverflowError:
+        raise InvalidParameter("timestamp", f"corrected by sentAt, falls outside {_RANGE}") from None
 
 
 def parse_timestamp(value: object, field: str) -> datetime | None:
@@ -268,12 +361,21 @@ def parse_timestamp(value: object, field: str) -> datetime | None:
                           tzinfo=UTC)  # fmt: skip
     except ValueError:
         raise InvalidParameter(field, "is not a valid date-time") from None
-    return moment - _offset(zone)
+    try:
+        return moment - _offset(zone, field)
+    except OverflowError:
+        raise InvalidParameter(field, f"falls outside {_RANGE}") from None
 
 
-def _offset(zone: str | None) -> timedelta:
+_RANGE = "years 1 to 9999 in UTC"
+
+
+def _offset(zone: str | None, field: str) -> timedelta:
     if zone is None or zone in ("Z", "z"):
         return timedelta(0)
     sign = -1 if zone[0] == "-" else 1
     digits = zone[1:].replace(":", "")
-    return sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:] or 0))
+    hours, minutes = int(digits[:2]), int(digits[2:] or 0)
+    if hours > 23 or minutes > 59:
+        raise InvalidParameter(field, "has an offset outside -23:59 to +23:59")
+    return sign * timedelta(hours=hours, minutes=minutes)

@@ -22,10 +22,10 @@ from starlette.responses import Response
 from tracklane.domain.errors import InvalidParameter
 from tracklane.resources.decoding import decode
 from tracklane.resources.fields import View
+from tracklane.web.limits import read_body
 
 T = TypeVar("T")
 
-MAX_BODY = 64 * 1024
 REF = "#/components/schemas/{name}"
 PUBLIC_OPERATIONS = frozenset({("post", "/api/v1/partner-signups"), ("post", "/api/v1/advertiser-signups")})
 
@@ -49,23 +49,31 @@ _ERRORS = {
     403: "This key's role may not do this",
     404: "No such resource, or one this key may not see (the same answer)",
     409: "The change conflicts with existing state",
+    413: "The body is larger than the server takes (`TRACKLANE_MAX_BODY_BYTES`)",
+    415: "The body is compressed (`Content-Encoding`); send it uncompressed",
+    429: "Too many requests from this address or with this key; retry after `Retry-After` seconds",
     500: "An unexpected fault; the request may be retried",
-    503: "Storage is unavailable; nothing was recorded; retry after `Retry-After` seconds",
+    503: "Storage is unavailable or busy; the request was not acknowledged: retry after `Retry-After` seconds",
 }
 
 
 def body(type_: type[T]) -> Callable[[Request], Awaitable[T]]:
-    """A dependency that decodes the request body as `type_`."""
+    """A dependency that decodes the request body as `type_` (read bounded: 413 past the limit)."""
 
     async def decoded(request: Request) -> T:
-        raw = await request.body()
-        if len(raw) > MAX_BODY:
-            raise InvalidParameter("body", f"must be at most {MAX_BODY} bytes")
-        return decode(raw, type_)
+        return decode(await read_body(request), type_)
 
     decoded.__name__ = f"body_{getattr(type_, '__name__', 'value')}"
     decoded.resource_type = type_  # type: ignore[attr-defined]
     return decoded
+
+
+async def no_nul_in_query(request: Request) -> None:
+    """A query parameter holding a NUL character is refused naming it (PostgreSQL cannot compare or store
+    NUL in text, so both databases refuse it alike)."""
+    for name, value in request.query_params.multi_items():
+        if "\x00" in value or "\x00" in name:
+            raise InvalidParameter(name.replace("\x00", ""), "must not contain NUL characters")
 
 
 def optional_body(type_: type[T]) -> Callable[[Request], Awaitable[T]]:
@@ -73,7 +81,7 @@ def optional_body(type_: type[T]) -> Callable[[Request], Awaitable[T]]:
     strict = body(type_)
 
     async def decoded(request: Request) -> T:
-        if not await request.body():
+        if not await read_body(request):
             return decode(b"{}", type_)
         return await strict(request)
 
@@ -179,7 +187,9 @@ def _complete(operation: dict[str, Any], method: str, path: str) -> None:
     default = responses.get("200", {})
     if not default.get("content", {}).get("application/json", {}).get("schema") and len(responses) > 1:
         responses.pop("200", None)
-    statuses = [400, 503, 500]
+    statuses = [400, 429, 503, 500]
+    if method in ("post", "put", "patch", "delete"):
+        statuses += [413, 415]
     if (method, path) not in PUBLIC_OPERATIONS:
         operation["security"] = [{"bearer": []}]
         statuses += [401, 403]

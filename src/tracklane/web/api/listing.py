@@ -1,17 +1,36 @@
-"""Query parameters shared by every list: cursor, limit and the time range."""
+"""Query parameters shared by every list (cursor, limit and the time range) and the id of a path or filter.
+
+Every integer of a path or query string is ASCII digits only: pydantic alone would also read `1_000`
+(and a sign, blanks or `+1`) as an integer.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import msgspec
 from fastapi import Path, Query
+from pydantic import BeforeValidator
+from pydantic_core import PydanticCustomError
 
 from tracklane.domain.errors import InvalidParameter
-from tracklane.resources.fields import MAX_ID
+from tracklane.domain.ids import MAX_ID, id_or_none
 from tracklane.services.ports import Page
+
+_DIGITS = re.compile(r"[0-9]{1,30}")
+
+
+def _ascii_digits(raw: object) -> object:
+    """Refuse any text but plain digits before pydantic reads it as an integer (its bounds then apply)."""
+    if isinstance(raw, str) and _DIGITS.fullmatch(raw) is None:
+        raise PydanticCustomError("int_parsing", "must be a whole number written with the digits 0-9 only")
+    return raw
+
+
+Digits = BeforeValidator(_ascii_digits)
 
 
 def parse_time(raw: str | None, field: str) -> datetime | None:
@@ -20,22 +39,25 @@ def parse_time(raw: str | None, field: str) -> datetime | None:
         return None
     try:
         value = datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
     except ValueError:
         raise InvalidParameter(field, "must be an ISO 8601 date or date-time") from None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is a valid date-time before year 1 in UTC
+        raise InvalidParameter(field, "is out of range once converted to UTC") from None
 
 
 def page(
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    limit: Annotated[int, Query(ge=1, le=500), Digits] = 50,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
     from_: Annotated[str | None, Query(alias="from", description="created at or after (ISO 8601)")] = None,
     to: Annotated[str | None, Query(description="created before (ISO 8601)")] = None,
 ) -> Page:
-    if cursor is not None and not cursor.isdigit():
+    after = None if cursor is None else id_or_none(cursor)
+    if cursor is not None and after is None:
         raise InvalidParameter("cursor", "is not a cursor this API gave")
     return Page(
         limit=limit,
-        cursor=int(cursor) if cursor else None,
+        cursor=after,
         created_from=parse_time(from_, "from"),
         created_to=parse_time(to, "to"),
     )
@@ -47,8 +69,8 @@ def with_filters(base: Page, **filters: Any) -> Page:
     )
 
 
-PathId = Annotated[int, Path(ge=1, le=MAX_ID, description="a positive integer id")]
-QueryId = Annotated[int | None, Query(ge=1, le=MAX_ID)]
+PathId = Annotated[int, Path(ge=1, le=MAX_ID, description="a positive integer id"), Digits]
+QueryId = Annotated[int | None, Query(ge=1, le=MAX_ID), Digits]
 
 
 def listed(items: Sequence[Any], data: Sequence[msgspec.Struct | dict[str, Any]], limit: int) -> dict[str, Any]:
