@@ -63,7 +63,7 @@ def build_app(build: Callable[[], Services]) -> FastAPI:
         lifespan=lifespan,
     )
     app.router.routes[0:0] = [*tracking.routes, *segment.routes]
-    api = APIRouter(prefix="/api/v1", dependencies=[Depends(contract.no_nul_in_query)])
+    api = APIRouter(prefix="/api/v1", dependencies=[Depends(contract.no_nul_in_parameters)])
     routers = (catalog.router, activity.router, keys.router, sources.router, customers.router, delivery.router)
     for router in routers:
         api.include_router(router)

@@ -68,11 +68,12 @@ def body(type_: type[T]) -> Callable[[Request], Awaitable[T]]:
     return decoded
 
 
-async def no_nul_in_query(request: Request) -> None:
-    """A query parameter holding a NUL character is refused naming it (PostgreSQL cannot compare or store
-    NUL in text, so both databases refuse it alike)."""
-    for name, value in request.query_params.multi_items():
-        if "\x00" in value or "\x00" in name:
+async def no_nul_in_parameters(request: Request) -> None:
+    """A path or query parameter holding a NUL character is refused naming it (PostgreSQL cannot compare or
+    store NUL in text, so both databases refuse it alike)."""
+    parameters = [*request.path_params.items(), *request.query_params.multi_items()]
+    for name, value in parameters:
+        if "\x00" in str(value) or "\x00" in name:
             raise InvalidParameter(name.replace("\x00", ""), "must not contain NUL characters")
 
 
