@@ -62,3 +62,17 @@ def test_a_postback_amount_past_the_limit_is_refused_naming_amount(api: httpx.Cl
     assert response.status_code == 400
     assert (response.json()["error"], response.json()["field"]) == ("invalid_parameter", "amount")
     assert api.get("/api/v1/conversions", params={"transaction_id": tid}).json()["data"] == []
+
+
+def test_money_text_in_the_api_has_the_postback_grammar(api: httpx.Client) -> None:
+    adv = make.advertiser(api)
+    body = {"advertiser_id": adv["id"], "name": "Strict", "destination_url": "https://shop.example/",
+            "payout": {"type": "cpa", "amount": "1.00"}}  # fmt: skip
+    for text in ("1_000", "1e3", "١٢", "NaN", "12,50", "+5", " "):
+        refused = api.post("/api/v1/offers", json={**body, "revenue": {"type": "cpa", "amount": text}})
+        assert (refused.status_code, refused.json().get("field")) == (400, "revenue.amount"), (text, refused.text)
+    for text, shown in (("12.5", "12.50"), (" 7 ", "7.00"), (".5", "0.50")):
+        created = api.post("/api/v1/offers", json={**body, "revenue": {"type": "cpa", "amount": text}})
+        assert created.status_code == 201, created.text
+        assert created.json()["revenue"]["amount"] == shown
+    assert api.get("/api/v1/offers", params={"advertiser_id": adv["id"]}).json()["data"].__len__() == 3

@@ -8,11 +8,14 @@ so a nested error reads `caps[1].limit` or `revenue.amount`.
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from typing import Any, TypeVar
 
 import msgspec
 
 from tracklane.domain.errors import InvalidParameter
+from tracklane.domain.money import parse_decimal
+from tracklane.resources.fields import Amount
 
 T = TypeVar("T")
 
@@ -23,11 +26,50 @@ _UNKNOWN = re.compile(r"^Object contains unknown field `(?P<field>[^`]+)`$")
 _decoders: dict[Any, msgspec.json.Decoder[Any]] = {}
 
 
+def decode_hook(type_: type, value: object) -> object:
+    """Values of the resource field types msgspec does not know: `Amount`."""
+    if type_ is Amount:
+        if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
+            raise ValueError("must be a decimal number")
+        try:
+            return Amount(parse_decimal(value, "amount"))
+        except InvalidParameter as error:
+            raise ValueError(error.detail) from None
+    raise NotImplementedError(f"no decoder for {type_!r}")
+
+
+def _decoder(type_: Any) -> msgspec.json.Decoder[Any]:
+    """A decoder of `type_`; JSON numbers are read as exact decimals where the type takes an `Amount` (the
+    float hook only applies to values msgspec has no type for, which is what `Amount` is to it)."""
+    exact = _takes_amount(msgspec.inspect.type_info(type_), set())
+    return msgspec.json.Decoder(type_, dec_hook=decode_hook, float_hook=Decimal if exact else None)
+
+
+def _takes_amount(info: msgspec.inspect.Type, seen: set[int]) -> bool:
+    if id(info) in seen:
+        return False
+    seen.add(id(info))
+    if isinstance(info, msgspec.inspect.CustomType):
+        return info.cls is Amount
+    children: list[msgspec.inspect.Type] = []
+    if isinstance(info, msgspec.inspect.StructType | msgspec.inspect.DataclassType):
+        children = [field.type for field in info.fields]
+    elif isinstance(info, msgspec.inspect.UnionType):
+        children = list(info.types)
+    elif isinstance(info, msgspec.inspect.ListType | msgspec.inspect.SetType | msgspec.inspect.VarTupleType):
+        children = [info.item_type]
+    elif isinstance(info, msgspec.inspect.DictType):
+        children = [info.value_type]
+    elif isinstance(info, msgspec.inspect.Metadata):
+        children = [info.type]
+    return any(_takes_amount(child, seen) for child in children)
+
+
 def decode(raw: bytes, type_: type[T]) -> T:
     """The body as a `type_`, or `InvalidParameter` naming the first bad field."""
     decoder = _decoders.get(type_)
     if decoder is None:
-        decoder = _decoders[type_] = msgspec.json.Decoder(type_)
+        decoder = _decoders[type_] = _decoder(type_)
     try:
         value: T = decoder.decode(raw or b"null")
     except msgspec.ValidationError as error:
@@ -65,7 +107,7 @@ def _nul_path(value: object, path: str) -> str | None:
 def convert(value: object, type_: type[T]) -> T:
     """An already-decoded value (e.g. a form) as a `type_`, with the same errors as `decode`."""
     try:
-        return msgspec.convert(value, type_, strict=False)
+        return msgspec.convert(value, type_, strict=False, dec_hook=decode_hook)
     except msgspec.ValidationError as error:
         raise _field_error(error) from None
 

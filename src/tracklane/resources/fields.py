@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated, Final, TypeVar
+from typing import Annotated, Any, ClassVar, Final, TypeVar
 
 import msgspec
 
@@ -18,10 +18,20 @@ Reason = Annotated[str, msgspec.Meta(max_length=500, description="why; kept with
 Url = Annotated[
     str, msgspec.Meta(min_length=1, max_length=4096, examples=["https://shop.example/?tid={transaction_id}"])
 ]
-Amount = Annotated[
-    Decimal,
-    msgspec.Meta(description='an exact decimal; a JSON number or a string such as "5.00"', examples=["5.00"]),
-]
+
+
+class Amount(Decimal):
+    """An exact decimal in a request body: a JSON number (read exactly, never through a float) or a string of
+    ASCII digits with at most one `.` (`"5.00"`; `"1_000"`, `"1e3"` and other scripts' digits are refused),
+    as `/postback` reads its `amount`. `resources.decoding` reads it (`decode_hook`)."""
+
+    SCHEMA: ClassVar[dict[str, Any]] = {
+        "anyOf": [{"type": "number"}, {"type": "string", "pattern": r"^\s*-?(?:[0-9]+\.?[0-9]*|\.[0-9]+)\s*$"}],
+        "description": 'an exact decimal: a JSON number, or a string of ASCII digits with one "."',
+        "examples": ["5.00"],
+    }
+
+
 MoneyText = Annotated[str, msgspec.Meta(description="money as a decimal string in the currency's places",
                                         examples=["5.00"])]  # fmt: skip
 Currency = Annotated[str, msgspec.Meta(pattern="^[A-Za-z]{3}$", description="ISO 4217 code", examples=["USD"])]

@@ -93,9 +93,9 @@ class PriceRuleBody(Struct):
             if not needed and value is not None:
                 raise InvalidParameter(field, f"is not used by type {self.type.value}")
         if self.amount is not None:
-            self.amount = parse_money(self.amount, "amount")
+            self.amount = Amount(parse_money(self.amount, "amount"))
         if self.percent is not None:
-            self.percent = _plain(parse_percent(self.percent, "percent"))
+            self.percent = Amount(_plain(parse_percent(self.percent, "percent")))
 
     def rule(self) -> PriceRule:
         return PriceRule(self.type, self.amount, self.percent)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
 
 from tracklane.domain.caps import CapMetric, CapPeriod
 from tracklane.domain.model import Advertiser, Offer, OfferEvent, Partner, PartnerStatus
 from tracklane.domain.money import PriceType
 from tracklane.resources.advertisers import AdvertiserCreate
+from tracklane.resources.fields import Amount
 from tracklane.resources.offers import CapBody, OfferCreate, OfferEventCreate, PriceRuleBody
 from tracklane.resources.partners import PartnerCreate
 from tracklane.services.catalog import CatalogService
@@ -40,7 +40,7 @@ async def create_demo(catalog: CatalogService, landing_base: str) -> DemoProgram
     shop = await catalog.create_offer(OfferCreate(
         advertiser_id=advertiser.id, name="Acme Store: first order",
         destination_url=landing + "?offer=store&tid={transaction_id}&aff={partner_id}&s1={sub1}",
-        revenue=PriceRuleBody(type=PriceType.CPA_CPS, amount=Decimal("2.00"), percent=Decimal(10)),
+        revenue=PriceRuleBody(type=PriceType.CPA_CPS, amount=Amount("2.00"), percent=Amount(10)),
         payout=_share("7.5"),
         caps=[CapBody(metric=CapMetric.CONVERSIONS, period=CapPeriod.DAY, limit=500)],
     ))  # fmt: skip
@@ -67,11 +67,11 @@ async def create_demo(catalog: CatalogService, landing_base: str) -> DemoProgram
 
 
 def _flat(price_type: PriceType, amount: str) -> PriceRuleBody:
-    return PriceRuleBody(type=price_type, amount=Decimal(amount))
+    return PriceRuleBody(type=price_type, amount=Amount(amount))
 
 
 def _share(percent: str) -> PriceRuleBody:
-    return PriceRuleBody(type=PriceType.CPS, percent=Decimal(percent))
+    return PriceRuleBody(type=PriceType.CPS, percent=Amount(percent))
 
 
 async def _find_existing(catalog: CatalogService) -> DemoProgram | None:

@@ -21,7 +21,7 @@ from starlette.responses import Response
 
 from tracklane.domain.errors import InvalidParameter
 from tracklane.resources.decoding import decode
-from tracklane.resources.fields import View
+from tracklane.resources.fields import Amount, View
 from tracklane.web.limits import read_body
 
 T = TypeVar("T")
@@ -147,8 +147,15 @@ def _members(type_: Any) -> list[Any]:
 
 
 def _ref(type_: Any) -> dict[str, Any]:
-    (schema,), _ = msgspec.json.schema_components([type_], ref_template=REF)
+    (schema,), _ = msgspec.json.schema_components([type_], ref_template=REF, schema_hook=_schema_hook)
     return schema
+
+
+def _schema_hook(type_: type) -> dict[str, Any]:
+    """The schema of the resource field types msgspec does not know: `Amount`."""
+    if type_ is Amount:
+        return dict(Amount.SCHEMA)
+    raise NotImplementedError(f"no schema for {type_!r}")
 
 
 def _error_response(status: int) -> dict[str, Any]:
@@ -170,7 +177,7 @@ def install(app: FastAPI) -> None:
 def _document(app: FastAPI) -> dict[str, Any]:
     document = get_openapi(title=app.title, version=app.version, description=app.description,
                            routes=app.routes, openapi_version="3.1.0")  # fmt: skip
-    _, components = msgspec.json.schema_components([Error, *_declared], ref_template=REF)
+    _, components = msgspec.json.schema_components([Error, *_declared], ref_template=REF, schema_hook=_schema_hook)
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     for generated in ("HTTPValidationError", "ValidationError"):
         schemas.pop(generated, None)
