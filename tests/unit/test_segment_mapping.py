@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tracklane.domain.errors import InvalidParameter
-from tracklane.domain.segment.mapping import Meaning, map_message
+from tracklane.domain.segment.mapping import Meaning, map_message, money
 from tracklane.domain.segment.messages import read_message
 from tracklane.domain.segment.metrics import customer_metrics
 from tracklane.domain.segment.settings import settings_json, source_settings
@@ -221,3 +221,11 @@ def test_customer_metrics() -> None:
         Decimal("20.00"),
     )
     assert customer_metrics({"new_customers": 0})["churn_rate"] is None
+
+
+def test_a_money_string_in_a_message_has_the_decimal_text_grammar() -> None:
+    assert money("19.99999", "properties.revenue") == Decimal("20.0000")  # any places, rounded
+    assert money(" 5 ", "properties.revenue") == Decimal("5.0000")
+    for text in ("1_000", "1e3", "١٢", "NaN", "12,50"):
+        with pytest.raises(InvalidParameter, match=r"properties\.revenue"):
+            money(text, "properties.revenue")

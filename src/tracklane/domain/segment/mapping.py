@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from tracklane.domain.errors import InvalidParameter
-from tracklane.domain.money import STORAGE_PLACES, parse_currency, parse_money
+from tracklane.domain.money import MAX_DECIMAL_TEXT, STORAGE_PLACES, parse_currency, parse_decimal, parse_money
 from tracklane.domain.segment.messages import Message
 from tracklane.domain.segment.settings import ADV_FIELDS, IMPACT_PARAMETERS, IMPACT_PRODUCT_FIELDS, SourceSettings
 
@@ -211,10 +211,13 @@ def _products_total(products: list[Any], settings: SourceSettings) -> Decimal | 
 
 
 def money(value: object, where: str) -> Decimal:
-    """A non-negative amount from a number or a numeric string, rounded to the storage scale."""
+    """A non-negative amount from a number or a numeric string, rounded to the storage scale.
+
+    A string has the grammar of every decimal given as text (ASCII digits with at most one `.`), with any
+    number of places (Segment clients send what the shop computed; it is rounded here)."""
     if isinstance(value, str):
-        value = value.strip()
-    if isinstance(value, int | Decimal | str) and not isinstance(value, bool):
+        value = parse_decimal(value, where, places=MAX_DECIMAL_TEXT)
+    if isinstance(value, int | Decimal) and not isinstance(value, bool):
         try:
             value = Decimal(value).quantize(_QUANTUM, rounding=ROUND_HALF_UP)
         except ArithmeticError:
