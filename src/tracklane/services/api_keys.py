@@ -8,7 +8,7 @@ from collections.abc import Callable
 from tracklane.domain.errors import InvalidParameter, NotFound
 from tracklane.domain.model import ApiKey
 from tracklane.resources.api_keys import ApiKeyCreate
-from tracklane.services.ports import Clock, Database, Page, Repository
+from tracklane.services.ports import Clock, Database, Page, Repository, raise_refused, refusing
 
 
 def hash_key(key: str) -> str:
@@ -24,7 +24,7 @@ class ApiKeyService:
     async def create(self, request: ApiKeyCreate) -> tuple[ApiKey, str]:
         """A new key and its clear text (shown once)."""
         key = self._new_key()
-        return await self._db.write(self.creator(request, key)), key
+        return raise_refused(await self._db.write(refusing(self.creator(request, key)))), key
 
     def creator(self, request: ApiKeyCreate, key: str) -> Callable[[Repository], ApiKey]:
         """The write that stores `key`; storing an existing key returns it unchanged."""

@@ -35,7 +35,7 @@ from tracklane.resources.offers import (
 )
 from tracklane.resources.partners import PartnerCreate, PartnerUpdate, Verdict, partner_view, signup_verdict_data
 from tracklane.services.outbox import emit
-from tracklane.services.ports import Clock, Database, Page, Repository
+from tracklane.services.ports import Clock, Database, Page, Repository, raise_refused, refusing
 
 T = TypeVar("T")
 
@@ -55,7 +55,7 @@ class CatalogService:
             emit(repo, EventType.ADVERTISER_CREATED, advertiser_data(advertiser), now)
             return advertiser
 
-        return await self._db.write(work)
+        return raise_refused(await self._db.write(refusing(work)))
 
     async def get_advertiser(self, advertiser_id: int) -> Advertiser:
         return _found(await self._db.read(lambda repo: repo.get_advertiser(advertiser_id)), "advertiser", advertiser_id)
@@ -74,7 +74,7 @@ class CatalogService:
             emit(repo, EventType.ADVERTISER_UPDATED, advertiser_data(advertiser), now)
             return advertiser
 
-        return await self._db.write(work)
+        return raise_refused(await self._db.write(refusing(work)))
 
     # partners
     async def create_partner(self, body: PartnerCreate, status: PartnerStatus) -> Partner:
@@ -89,7 +89,7 @@ class CatalogService:
             emit(repo, event, partner_view(partner), now)
             return partner
 
-        return await self._db.write(work)
+        return raise_refused(await self._db.write(refusing(work)))
 
     async def get_partner(self, partner_id: int) -> Partner:
         return _found(await self._db.read(lambda repo: repo.get_partner(partner_id)), "partner", partner_id)
@@ -120,7 +120,7 @@ class CatalogService:
                 emit(repo, EventType.PARTNER_SIGNUP_VERDICT, signup_verdict_data(partner, verdict, now), now)
             return partner
 
-        return await self._db.write(work)
+        return raise_refused(await self._db.write(refusing(work)))
 
     # offers
     async def create_offer(self, body: OfferCreate) -> Offer:
@@ -133,7 +133,7 @@ class CatalogService:
             emit(repo, EventType.OFFER_CREATED, offer_view(offer), now)
             return offer
 
-        return await self._db.write(work)
+        return raise_refused(await self._db.write(refusing(work)))
 
     async def get_offer(self, offer_id: int) -> Offer:
         return _found(await self._db.read(lambda repo: repo.get_offer(offer_id)), "offer", offer_id)
@@ -173,7 +173,7 @@ class CatalogService:
             emit(repo, EventType.OFFER_UPDATED, offer_view(offer), now)
             return offer
 
-        return await self._db.write(work)
+        return raise_refused(await self._db.write(refusing(work)))
 
     # offer events
     async def create_offer_event(self, offer_id: int, body: OfferEventCreate) -> tuple[OfferEvent, Offer]:
@@ -186,7 +186,7 @@ class CatalogService:
                 raise Conflict(f"name: offer {offer_id} already has an event named {body.name!r}")
             return repo.insert_offer_event(offer_id, body, now), offer
 
-        return await self._db.write(work)
+        return raise_refused(await self._db.write(refusing(work)))
 
     async def list_offer_events(self, offer_id: int) -> list[OfferEvent]:
         def work(repo: Repository) -> list[OfferEvent]:
@@ -207,7 +207,7 @@ class CatalogService:
             repo.update_offer_event(event_id, changes)
             return {e.id: e for e in repo.list_offer_events(offer_id)}[event_id], offer
 
-        return await self._db.write(work)
+        return raise_refused(await self._db.write(refusing(work)))
 
     # offer access
     async def set_access(self, body: OfferAccessCreate) -> OfferAccess:
@@ -224,7 +224,7 @@ class CatalogService:
             _approved(repo, before, access, offer, partner, now)
             return access
 
-        return await self._db.write(work)
+        return raise_refused(await self._db.write(refusing(work)))
 
     async def update_access(self, access_id: int, changes: OfferAccessUpdate) -> OfferAccess:
         now = self._clock()
@@ -238,7 +238,7 @@ class CatalogService:
                 _approved(repo, before, access, offer, partner, now)
             return access
 
-        return await self._db.write(work)
+        return raise_refused(await self._db.write(refusing(work)))
 
     async def list_access(self, page: Page) -> list[OfferAccess]:
         return await self._db.read(lambda repo: repo.list_access(page))
@@ -256,7 +256,7 @@ class CatalogService:
                 raise InvalidParameter("event_id", f"event {body.event_id} is not an event of offer {offer_id}")
             return repo.insert_partner_payout(offer_id, body, now), offer
 
-        return await self._db.write(work)
+        return raise_refused(await self._db.write(refusing(work)))
 
     async def list_partner_payouts(self, offer_id: int) -> tuple[list[PartnerPayout], Offer]:
         def work(repo: Repository) -> tuple[list[PartnerPayout], Offer]:

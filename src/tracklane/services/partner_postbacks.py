@@ -19,7 +19,7 @@ from tracklane.domain.partner_postbacks import PartnerPostback, PostbackStatus
 from tracklane.domain.tenancy import Scope, narrow, owns
 from tracklane.resources.fields import UNSET
 from tracklane.resources.partner_postbacks import GLOBAL_AMOUNT, PartnerPostbackCreate, PartnerPostbackUpdate
-from tracklane.services.ports import Clock, Database, Page, PostbackState, Repository
+from tracklane.services.ports import Clock, Database, Page, PostbackState, Repository, raise_refused, refusing
 
 
 class PartnerPostbackService:
@@ -40,7 +40,7 @@ class PartnerPostbackService:
             _refuse_unshared_amount(body.url, offer)
             return repo.insert_partner_postback(partner_id, body, now)
 
-        return await self._db.write(work)
+        return raise_refused(await self._db.write(refusing(work)))
 
     async def get(self, caller: Scope, postback_id: int) -> PartnerPostback:
         return await self._db.read(lambda repo: _own(repo, caller, postback_id))
@@ -76,7 +76,7 @@ class PartnerPostbackService:
                 repo.set_partner_postback_state(postback_id, state, now)
             return _found(repo.get_partner_postback(postback_id), postback_id)
 
-        return await self._db.write(work)
+        return raise_refused(await self._db.write(refusing(work)))
 
 
 def _owner(caller: Scope, partner_id: int | None) -> int:

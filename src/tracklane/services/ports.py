@@ -506,6 +506,23 @@ class Refused:
         self.error.with_traceback(None)
 
 
+def refusing(work: Callable[[Repository], T]) -> Callable[[Repository], T | Refused]:
+    """`work` with the refusals it raises (a `TracklaneError`) returned as `Refused` values.
+
+    Only for write functions that check everything before their first write (as the catalogue's, partner
+    postbacks', webhooks', sources' and API keys' do): what a refusal returned this way commits is what was
+    written before it, so that must be nothing. Driver errors still raise: the storage undoes them.
+    """
+
+    def refused_or_done(repo: Repository) -> T | Refused:
+        try:
+            return work(repo)
+        except TracklaneError as error:
+            return Refused(error)
+
+    return refused_or_done
+
+
 def raise_refused(result: T | Refused) -> T:
     """The result of a write, or its refusal raised."""
     if isinstance(result, Refused):

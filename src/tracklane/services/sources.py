@@ -10,7 +10,7 @@ from tracklane.domain.segment.model import Source
 from tracklane.domain.segment.settings import source_settings
 from tracklane.resources.fields import given
 from tracklane.resources.sources import SourceCreate, SourceUpdate
-from tracklane.services.ports import Clock, Database, NewSource, Page, Repository
+from tracklane.services.ports import Clock, Database, NewSource, Page, Repository, raise_refused, refusing
 
 
 class SourceService:
@@ -31,7 +31,7 @@ class SourceService:
             _known_advertiser(repo, body.advertiser_id)
             return repo.insert_source(source, now)
 
-        return await self._db.write(work)
+        return raise_refused(await self._db.write(refusing(work)))
 
     async def get(self, source_id: int) -> Source:
         return _found(await self._db.read(lambda repo: repo.get_source(source_id)), source_id)
@@ -52,7 +52,7 @@ class SourceService:
                 repo.update_source(source_id, body, now)
             return _found(repo.get_source(source_id), source_id)
 
-        return await self._db.write(work)
+        return raise_refused(await self._db.write(refusing(work)))
 
 
 def _known_advertiser(repo: Repository, advertiser_id: int) -> None:

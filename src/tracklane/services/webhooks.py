@@ -12,7 +12,17 @@ from tracklane.domain.errors import NotFound
 from tracklane.domain.webhooks import EndpointStatus, WebhookEndpoint
 from tracklane.resources.fields import UNSET
 from tracklane.resources.webhooks import RotateSecret, WebhookCreate, WebhookUpdate
-from tracklane.services.ports import Clock, Database, EndpointState, Page, Repository, SecretBox, SecretRotation
+from tracklane.services.ports import (
+    Clock,
+    Database,
+    EndpointState,
+    Page,
+    Repository,
+    SecretBox,
+    SecretRotation,
+    raise_refused,
+    refusing,
+)
 
 DISABLED_BY_ADMIN = "disabled by an administrator"
 
@@ -65,7 +75,7 @@ class WebhookService:
                 repo.set_webhook_endpoint_state(endpoint_id, state, now)
             return _found(repo.get_webhook_endpoint(endpoint_id), endpoint_id)
 
-        return await self._db.write(work)
+        return raise_refused(await self._db.write(refusing(work)))
 
     async def rotate_secret(self, endpoint_id: int, body: RotateSecret) -> WithSecret:
         """Issue a new secret; the old one keeps signing too until the overlap ends (default 24 h)."""
@@ -78,7 +88,7 @@ class WebhookService:
             repo.rotate_webhook_secret(endpoint_id, SecretRotation(sealed, current.secret, now + overlap), now)
             return _found(repo.get_webhook_endpoint(endpoint_id), endpoint_id)
 
-        return WithSecret(await self._db.write(work), secret)
+        return WithSecret(raise_refused(await self._db.write(refusing(work))), secret)
 
 
 def _found(endpoint: WebhookEndpoint | None, endpoint_id: int) -> WebhookEndpoint:
