@@ -412,3 +412,9 @@ def test_a_segment_order_notifies_the_webhook_and_the_partner_like_a_postback(
     assert (data["transaction_id"], data["origin"], data["order_id"]) == (tid, "segment", "S 1")
     (partner_call,) = [r for r in requests if r.target.startswith("/partner")]
     assert partner_call.target == f"/partner?tid={tid}&p=6.00&o=S%201"
+
+
+def test_a_replay_range_outside_utc_is_a_400_naming_the_field(api: httpx.Client) -> None:
+    body = {"from": "0001-01-01T00:00:00+01:00", "to": "2026-01-01"}
+    refused = api.post("/api/v1/deliveries/replay", json=body)
+    assert (refused.status_code, refused.json()["field"]) == (400, "from"), refused.text

@@ -3,14 +3,14 @@ attempt log). The delivery log is admin-only: a delivery's body is the full webh
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Final
 
 import msgspec
 
 from tracklane.domain.delivery import REPLAYABLE, Delivery, DeliveryAttempt, DeliveryKind, DeliveryStatus
 from tracklane.domain.errors import InvalidParameter
-from tracklane.resources.fields import Id, Struct, View
+from tracklane.resources.fields import Id, Struct, View, instant
 
 MAX_REPLAY_WINDOW: Final = timedelta(days=31)
 _MAY_REPLAY: Final = REPLAYABLE | {DeliveryStatus.SUCCEEDED}
@@ -19,15 +19,6 @@ Instant = Annotated[str, msgspec.Meta(description="ISO 8601 date or date-time; w
                                       examples=["2026-01-01T00:00:00Z"])]  # fmt: skip
 Statuses = Annotated[str, msgspec.Meta(description="comma-separated: failed, skipped, succeeded "
                                        "(default: failed,skipped)", examples=["failed,skipped"])]  # fmt: skip
-
-
-def instant(raw: str, field: str) -> datetime:
-    """An ISO 8601 date or date-time as an aware UTC time."""
-    try:
-        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidParameter(field, "must be an ISO 8601 date or date-time") from None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class Replay(Struct):

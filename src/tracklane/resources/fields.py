@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Final, TypeVar
 
 import msgspec
 
-MAX_ID: Final = 2**63 - 1
+from tracklane.domain.errors import InvalidParameter
+from tracklane.domain.ids import MAX_ID
 
 Id = Annotated[int, msgspec.Meta(ge=1, le=MAX_ID, description="a positive integer id")]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200, examples=["Acme"])]
@@ -60,3 +62,14 @@ class View(msgspec.Struct, frozen=True, kw_only=True):
 
     Subclasses repeat `frozen=True` (type checkers do not inherit it through `dataclass_transform`).
     """
+
+
+def instant(raw: str, field: str) -> datetime:
+    """An ISO 8601 date or date-time as an aware UTC time; without a zone it is UTC."""
+    try:
+        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except ValueError:
+        raise InvalidParameter(field, "must be an ISO 8601 date or date-time") from None
+    except OverflowError:  # 0001-01-01T00:00+01:00 is a valid date-time before year 1 in UTC
+        raise InvalidParameter(field, "is out of range once converted to UTC") from None

@@ -24,6 +24,7 @@ from tracklane.domain.attribution import choose_payout
 from tracklane.domain.caps import CapMetric, CapPeriod, CapRule
 from tracklane.domain.catalog import MAX_WINDOW_DAYS, parse_name
 from tracklane.domain.errors import Forbidden, InvalidParameter
+from tracklane.domain.ids import MAX_ID
 from tracklane.domain.macros import validate_template
 from tracklane.domain.model import (
     DEFAULT_CONVERSION_METHODS,
@@ -42,7 +43,6 @@ from tracklane.domain.model import (
 from tracklane.domain.money import PriceRule, PriceType, format_money, parse_currency, parse_money, parse_percent
 from tracklane.domain.tenancy import Scope
 from tracklane.resources.fields import (
-    MAX_ID,
     UNSET,
     Amount,
     Currency,

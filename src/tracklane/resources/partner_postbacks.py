@@ -17,6 +17,7 @@ from typing import Annotated
 import msgspec
 
 from tracklane.domain.errors import InvalidParameter
+from tracklane.domain.ids import MAX_ID
 from tracklane.domain.macros import refuse_partner_hidden, refuse_unshared_amount, validate_template
 from tracklane.domain.model import Click, Conversion, Offer
 from tracklane.domain.money import format_money
@@ -27,7 +28,7 @@ from tracklane.domain.partner_postbacks import (
     PartnerPostback,
     PostbackStatus,
 )
-from tracklane.resources.fields import MAX_ID, UNSET, Id, Struct, Unset, View
+from tracklane.resources.fields import UNSET, Id, Struct, Unset, View
 
 #: Why a postback for every offer may not name `{amount}`.
 GLOBAL_AMOUNT = ("a postback for every offer also fires for offers that do not share the sale amount with "

@@ -25,6 +25,7 @@ from functools import partial
 from typing import Any
 
 from tracklane.domain.errors import InvalidParameter, PostbackRefused, TracklaneError
+from tracklane.domain.ids import MAX_ID
 from tracklane.domain.model import Click, ConversionMethod, ConversionStatus, Origin
 from tracklane.domain.postback import ConversionRequest
 from tracklane.domain.segment.body import printable
@@ -32,7 +33,7 @@ from tracklane.domain.segment.mapping import ConversionIntent, Meaning, map_mess
 from tracklane.domain.segment.messages import TYPES, Envelope, Message, read_message
 from tracklane.domain.segment.model import Customer, MessageOutcome, Source
 from tracklane.domain.segment.settings import SourceSettings, source_settings
-from tracklane.resources.fields import MAX_ID, UNSET
+from tracklane.resources.fields import UNSET
 from tracklane.services.conversions import _change_status, _record
 from tracklane.services.ports import (
     Clock,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
@@ -18,6 +18,7 @@ from pydantic_core import PydanticCustomError
 
 from tracklane.domain.errors import InvalidParameter
 from tracklane.domain.ids import MAX_ID, id_or_none
+from tracklane.resources.fields import instant
 from tracklane.services.ports import Page
 
 _DIGITS = re.compile(r"[0-9]{1,30}")
@@ -35,15 +36,7 @@ Digits = BeforeValidator(_ascii_digits)
 
 def parse_time(raw: str | None, field: str) -> datetime | None:
     """ISO 8601 date or date-time; without a zone it is UTC."""
-    if raw in (None, ""):
-        return None
-    try:
-        value = datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    except ValueError:
-        raise InvalidParameter(field, "must be an ISO 8601 date or date-time") from None
-    except OverflowError:  # 0001-01-01T00:00+01:00 is a valid date-time before year 1 in UTC
-        raise InvalidParameter(field, "is out of range once converted to UTC") from None
+    return None if raw in (None, "") else instant(str(raw), field)
 
 
 def page(
