@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, event, update
 
 from tracklane.domain.errors import PostbackRefused, StorageUnavailable
 from tracklane.domain.model import Origin
@@ -24,6 +24,7 @@ from tracklane.storage import database as database_module
 from tracklane.storage import migrate
 from tracklane.storage.database import GroupCommitWriter, SqlDatabase
 from tracklane.storage.engines import create_admin_engine, create_reader_engine, create_writer_engine
+from tracklane.storage.schema import advertisers
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -226,3 +227,44 @@ def test_a_write_that_outlasts_its_deadline_is_rolled_back_not_committed(
         assert _advertiser_names(database) == set()
     finally:
         database.close()
+
+
+@pytest.mark.postgres
+def test_two_writers_that_deadlock_both_commit_the_loser_in_turn(migrated: str) -> None:
+    """Two processes' writers on one database: their batches lock the same two rows in opposite orders."""
+    if not migrated.startswith("postgresql"):
+        pytest.skip("one SQLite file has one writer at a time")
+    engines = [create_writer_engine(migrated), create_writer_engine(migrated)]
+    writers = [GroupCommitWriter(engine) for engine in engines]
+    statements: list[str] = []
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    try:
+        seed = writers[0].submit(lambda repo: [repo.insert_advertiser(n, f"token-{n}", NOW).id for n in "ab"])
+        first, second = seed.result(10)
+        both_hold_one = threading.Barrier(2, timeout=10)
+
+        def rename(order: tuple[int, int]) -> Any:
+            attempts = []
+
+            def work(repo: Repository) -> int:
+                attempts.append(1)
+                for position, advertiser_id in enumerate(order):
+                    repo.conn.execute(  # type: ignore[attr-defined]
+                        update(advertisers).where(advertisers.c.id == advertiser_id).values(name=f"{order}")
+                    )
+                    if position == 0 and len(attempts) == 1:
+                        both_hold_one.wait()
+                return len(attempts)
+
+            return work
+
+        futures = [writers[0].submit(rename((first, second))), writers[1].submit(rename((second, first)))]
+        attempts = sorted(future.result(10) for future in futures)
+        assert attempts == [1, 2], "one batch is the deadlock's victim and commits when run again"
+        assert sum("pg_advisory_xact_lock" in statement for statement in statements) == 1
+    finally:
+        for writer in writers:
+            writer.close()
+        for engine in engines:
+            engine.dispose()

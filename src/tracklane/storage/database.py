@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import re
 import threading
 import time
@@ -38,7 +39,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, PrimaryKeyConstraint, UniqueConstraint
+from sqlalchemy import Connection, Engine, PrimaryKeyConstraint, Transaction, UniqueConstraint, text
 from sqlalchemy.exc import (
     DBAPIError,
     DisconnectionError,
@@ -197,7 +198,7 @@ class GroupCommitWriter:
                 connection = self._connection
                 if connection is None or connection.closed or connection.invalidated:
                     connection = self._connection = self._engine.connect()
-                committed = self._run_batch(connection, tasks)
+                committed = self._run_batch(connection, tasks, in_turn=attempt > 1)
             except DBAPIError as error:
                 log.warning("write batch of %d failed (attempt %d): %s", len(tasks), attempt, error)
                 self._disconnect()
@@ -205,7 +206,7 @@ class GroupCommitWriter:
                     for task in tasks:
                         _settle(task.future, False, error)
                     return
-                time.sleep(0.02 * attempt)
+                time.sleep(random.uniform(0.01, 0.04) * attempt)  # apart from the write it collided with
                 continue
             if not committed:
                 continue  # the expired writes are answered at the top of the loop, the others run again
@@ -216,11 +217,11 @@ class GroupCommitWriter:
                 _settle(task.future, *task.outcome)
             return
 
-    def _run_batch(self, connection: Connection, tasks: list[_Task]) -> bool:
+    def _run_batch(self, connection: Connection, tasks: list[_Task], in_turn: bool) -> bool:
         """Run the batch in one transaction and commit it; False, with nothing kept, when the deadline of
         one of its writes passed first (its caller is about to stop waiting: it must not be committed)."""
         repository = SqlRepository(connection, self._cache)
-        transaction = connection.begin()
+        transaction = _begin(connection, in_turn)
         try:
             failure = _run_together(repository, tasks)
             if failure is not None:
@@ -229,7 +230,7 @@ class GroupCommitWriter:
                     tasks[0].outcome = (False, failure)
                     return True
                 self.isolated_batches += 1
-                transaction = connection.begin()
+                transaction = _begin(connection, in_turn)
                 _run_isolated(connection, repository, tasks)
             if _past_deadline(tasks):
                 transaction.rollback()
@@ -239,6 +240,25 @@ class GroupCommitWriter:
         finally:
             if transaction.is_active:
                 transaction.rollback()
+
+
+#: The PostgreSQL advisory lock a batch run again holds (an arbitrary constant: "tracklane" in ASCII).
+WRITERS_IN_TURN_LOCK = 0x747261636B6C616E
+
+
+def _begin(connection: Connection, in_turn: bool) -> Transaction:
+    """Begin a batch's transaction; `in_turn` (a batch run again after a database error): on PostgreSQL,
+    first wait for the batches being run again by the other processes sharing the database.
+
+    One batch holds the row locks of all its writes until it commits. The batches of two writers on the
+    same hot rows (a campaign's cap counters, two copies of one postback arriving through two servers) may
+    deadlock or time out, and if run again at once, collide again until their writes' deadlines pass. Run
+    again in turn, each waits at most for the one before it; first attempts still run side by side.
+    """
+    transaction = connection.begin()
+    if in_turn and connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": WRITERS_IN_TURN_LOCK})
+    return transaction
 
 
 def _drop_expired(tasks: list[_Task]) -> list[_Task]:
