@@ -8,7 +8,7 @@ insert, update and delete); money columns exact to the storage scale, time colum
 columns copied through JSON. Every `write` and every `read` is one transaction, and an exception undoes all
 it did (an undo log, which also gives savepoints and all-or-none cap counters). A read that tries to write,
 or a repository used after its transaction ended, is an error. Rows become domain values through
-`storage/rows.py`, the mapping the SQL stores use.
+`storage/rows.py` (users: `storage/users.py`), the mappings the SQL stores use.
 """
 
 from __future__ import annotations
@@ -39,11 +39,13 @@ from tracklane.domain.model import (
     Conversion,
     ConversionMethod,
     ConversionStatus,
+    LinkKind,
     Offer,
     OfferAccess,
     OfferEvent,
     Partner,
     PartnerPayout,
+    User,
     Visibility,
 )
 from tracklane.domain.money import STORAGE_PLACES
@@ -65,7 +67,15 @@ from tracklane.resources.offers import (
 )
 from tracklane.resources.partner_postbacks import PartnerPostbackCreate, PartnerPostbackUpdate
 from tracklane.resources.partners import PartnerUpdate
-from tracklane.resources.reports import ReportLine, ReportQuery
+from tracklane.resources.reports import (
+    CLICK_DIMENSIONS,
+    REPORT_CURRENCY,
+    TIME_DIMENSIONS,
+    ReportLine,
+    ReportQuery,
+    ZoneOffsets,
+    ordered,
+)
 from tracklane.resources.sources import SourceUpdate
 from tracklane.resources.webhooks import WebhookCreate, WebhookUpdate
 from tracklane.services.ports import (
@@ -78,16 +88,23 @@ from tracklane.services.ports import (
     NewConversion,
     NewCustomerActivity,
     NewDelivery,
+    NewLink,
     NewSegmentMessage,
+    NewSession,
     NewSource,
+    NewUser,
     Page,
     PostbackState,
     Release,
     Repository,
     Requeue,
     SecretRotation,
+    UserChanges,
+    UserLink,
+    UserSession,
 )
 from tracklane.storage import rows
+from tracklane.storage import users as stored_users
 from tracklane.storage.schema import metadata
 from tracklane.storage.types import Money, UtcDateTime
 
@@ -923,6 +940,70 @@ class FakeRepository:
 
         return self.t.update("deliveries", chosen, _fresh(now))
 
+    # users, their passwords, sessions and one-time links
+    def insert_user(self, user: NewUser) -> User:
+        values = {**_columns(_fields(user)), "updated_at": user.created_at}
+        return stored_users.user(_r(self.t.insert("users", values)))
+
+    def get_user(self, user_id: int) -> User | None:
+        row = self._by_id("users", user_id)
+        return None if row is None else stored_users.user(_r(row))
+
+    def find_user_by_email(self, email: str) -> User | None:
+        row = self._one("users", email=email)
+        return None if row is None else stored_users.user(_r(row))
+
+    def list_users(self, page: Page) -> list[User]:
+        return [stored_users.user(_r(r)) for r in _paged(self.t.select("users"), page)]
+
+    def update_user(self, user_id: int, changes: UserChanges, now: datetime) -> None:
+        self.t.update("users", lambda r: r["id"] == user_id, {**_columns(changes.given()), "updated_at": now})
+
+    def get_password_hash(self, user_id: int) -> str | None:
+        row = self.t.get("user_passwords", user_id)
+        return None if row is None else str(row["password_hash"])
+
+    def set_password_hash(self, user_id: int, password_hash: str, now: datetime) -> None:
+        values = {"password_hash": password_hash, "updated_at": now}
+        if not self.t.update("user_passwords", lambda r: r["user_id"] == user_id, values):
+            self.t.insert("user_passwords", {"user_id": user_id, **values})
+
+    def insert_session(self, session: NewSession) -> None:
+        self.t.insert("user_sessions", {**_fields(session), "last_seen_at": session.created_at})
+
+    def find_session(self, token_hash: str) -> UserSession | None:
+        row = self._one("user_sessions", token_hash=token_hash)
+        return None if row is None else stored_users.session(_r(row))
+
+    def touch_session(self, session_id: int, now: datetime) -> None:
+        self.t.update("user_sessions", lambda r: r["id"] == session_id, {"last_seen_at": now})
+
+    def delete_session(self, token_hash: str) -> None:
+        self.t.delete("user_sessions", lambda r: r["token_hash"] == token_hash)
+
+    def end_sessions(self, user_id: int, expired_by: datetime | None = None) -> None:
+        by = _stored(_TIME, expired_by)
+        self.t.delete("user_sessions", lambda r: r["user_id"] == user_id and (by is None or r["expires_at"] <= by))
+
+    def insert_link(self, link: NewLink) -> None:
+        self.t.insert("user_links", _columns(_fields(link)))
+
+    def find_link(self, token_hash: str) -> UserLink | None:
+        row = self._one("user_links", token_hash=token_hash)
+        return None if row is None else stored_users.link(_r(row))
+
+    def use_link(self, link_id: int, now: datetime) -> None:
+        self.t.update("user_links", lambda r: r["id"] == link_id, {"used_at": now})
+
+    def void_links(self, user_id: int, kind: LinkKind | None, now: datetime) -> None:
+        at = _stored(_TIME, now)
+
+        def open_link(r: Row) -> bool:
+            return (r["user_id"] == user_id and r["used_at"] is None and r["expires_at"] > at
+                    and kind in (None, r["kind"]))  # fmt: skip
+
+        self.t.update("user_links", open_link, {"expires_at": now})
+
 
 def _fresh(now: datetime) -> dict[str, Any]:
     return {"status": _PENDING, "attempts": 0, "next_attempt_at": now, "lease_owner": None,
@@ -949,6 +1030,8 @@ def _message(row: Row) -> StoredMessage:
 # --- reports ---------------------------------------------------------------------------------------------------
 
 _OWN_DIMENSIONS = {"offer": "offer_id", "partner": "partner_id", "advertiser": "advertiser_id"}
+_CLICK_COLUMNS = {**{d: d for d in CLICK_DIMENSIONS}, "device": "device_type"}
+_CONVERSION_COLUMNS = {"event": "event_name", "status": "status", "origin": "origin"}
 
 
 def _within(row: Row, column: str, start: datetime | None, end: datetime | None) -> bool:
@@ -956,55 +1039,88 @@ def _within(row: Row, column: str, start: datetime | None, end: datetime | None)
 
 
 def _performance_report(tables: Tables, query: ReportQuery) -> list[ReportLine]:
-    """Clicks and conversions grouped by the dimensions, as `storage/reports.py` counts them in SQL."""
-    start, end = _stored(_TIME, query.created_from), _stored(_TIME, query.created_to)
-    filters = {
-        name: value
-        for name, value in (
-            ("offer_id", query.offer_id),
-            ("partner_id", query.partner_id),
-            ("advertiser_id", query.advertiser_id),
-        )
-        if value is not None
-    }
-    clicks = {r["id"]: r for r in tables.select("clicks")}
+    """Clicks and conversions grouped by the dimensions and currency, as `storage/reports.py` counts them in SQL
+    (time buckets by the same `ZoneOffsets`, over the span of the clicks and conversions counted)."""
+    return _PerformanceReport(tables, query).lines()
 
-    def dimension(name: str, row: Row, click: Row) -> Any:
+
+class _PerformanceReport:
+    def __init__(self, tables: Tables, query: ReportQuery) -> None:
+        self.query = query
+        self.start, self.end = _stored(_TIME, query.created_from), _stored(_TIME, query.created_to)
+        ids = {"offer_id": query.offer_id, "partner_id": query.partner_id, "advertiser_id": query.advertiser_id}
+        self.ids = {name: value for name, value in ids.items() if value is not None}
+        self.clicks = {r["id"]: r for r in tables.select("clicks")}
+        self.currencies = {r["id"]: r["currency"] for r in tables.select("offers")}
+        self.conversions = tables.select("conversions")
+        self.found: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self.ips: dict[tuple[Any, ...], set[str]] = {}
+        self.offsets: ZoneOffsets | None = None
+
+    def currency(self, row: Row, conversion: bool) -> str:
+        return str(row["currency"] if conversion else self.currencies.get(row["offer_id"], REPORT_CURRENCY))
+
+    def kept(self, row: Row, click: Row, time: datetime, conversion: bool) -> bool:
+        filters = self.query.filters
+        return (
+            (self.start is None or time >= self.start) and (self.end is None or time < self.end)
+            and all(row[k] == v for k, v in self.ids.items())
+            and all(click[_CLICK_COLUMNS[k]] == v for k, v in filters.items() if k in _CLICK_COLUMNS)
+            and all(row[_CONVERSION_COLUMNS[k]] == v for k, v in filters.items()
+                    if k in _CONVERSION_COLUMNS and conversion)
+            and filters.get("currency", self.currency(row, conversion)) == self.currency(row, conversion)
+        )  # fmt: skip
+
+    def dimension(self, name: str, row: Row, click: Row, time: datetime, conversion: bool) -> Any:
         if name in _OWN_DIMENSIONS:
             return row[_OWN_DIMENSIONS[name]]
-        if name == "day":
-            return row["created_at"].strftime("%Y-%m-%d")
-        return click[name]
+        if name in TIME_DIMENSIONS:
+            assert self.offsets is not None
+            return self.offsets.key(name, self.offsets.label(name, time), self.offsets.at(time))
+        if name in _CONVERSION_COLUMNS:
+            return row[_CONVERSION_COLUMNS[name]] if conversion else None
+        if name == "currency":
+            return self.currency(row, conversion)
+        return click[_CLICK_COLUMNS[name]]
 
-    def kept(row: Row) -> bool:
-        return _within(row, "created_at", start, end) and all(row[k] == v for k, v in filters.items())
+    def add(self, row: Row, click: Row, time: datetime, conversion: bool, **metrics: Any) -> None:
+        group = {d: self.dimension(d, row, click, time, conversion) for d in self.query.group_by}
+        key = (*group.values(), self.currency(row, conversion))
+        line = self.found.setdefault(key, {"group": group, "currency": self.currency(row, conversion)})
+        for name, value in metrics.items():
+            line[name] = line.get(name, 0) + value
+        if not conversion and click["ip"] is not None:
+            self.ips.setdefault(key, set()).add(click["ip"])
 
-    lines: dict[tuple[Any, ...], ReportLine] = {}
-
-    def add(row: Row, click: Row, line: ReportLine) -> None:
-        key = tuple(dimension(d, row, click) for d in query.group_by)
-        group = dict(zip(query.group_by, key, strict=True))
-        lines[key] = lines.get(key, ReportLine(group)).plus(line)
-
-    for click in filter(kept, clicks.values()):
-        add(click, click, ReportLine(
-            gross_clicks=1, clicks=int(click["verdict"] == "accepted" and not click["is_bot"]),
-            bot_clicks=int(click["is_bot"]), rejected_clicks=int(click["verdict"] == "rejected"),
-            revenue=click["revenue"], payout=click["payout"],
-        ))  # fmt: skip
-    for conversion in filter(kept, tables.select("conversions")):
-        status, base = conversion["status"], conversion["event_id"] is None
-        approved, pending, counted = status == "approved", status == "pending", status != "rejected"
-        add(conversion, clicks[conversion["click_id"]], ReportLine(
-            conversions=int(base and counted), events=int(not base and counted), pending=int(pending),
-            rejected=int(not counted), revenue=conversion["revenue"] if approved else _ZERO,
-            payout=conversion["payout"] if approved else _ZERO,
-            pending_revenue=conversion["revenue"] if pending else _ZERO,
-            pending_payout=conversion["payout"] if pending else _ZERO,
-            sale_amount=(conversion["amount"] or _ZERO) if counted else _ZERO,
-        ))  # fmt: skip
-    ordered = sorted(lines.items(), key=lambda item: tuple((v is None, str(v)) for v in item[0]))
-    return [_quantized(line) for _, line in ordered]
+    def lines(self) -> list[ReportLine]:
+        by_click = self.query.date_basis == "click"
+        counted_clicks = [c for c in self.clicks.values() if self.kept(c, c, c["created_at"], False)]
+        counted_conversions = [
+            (conversion, click, time) for conversion in self.conversions
+            if self.kept(conversion, click := self.clicks[conversion["click_id"]],
+                         time := click["created_at"] if by_click else conversion["created_at"], True)
+        ]  # fmt: skip
+        times = [c["created_at"] for c in counted_clicks] + [time for _, _, time in counted_conversions]
+        if times and self.query.times:
+            self.offsets = ZoneOffsets.over(self.query.zone, min(times), max(times))
+        for click in counted_clicks:
+            self.add(click, click, click["created_at"], False, gross_clicks=1,
+                     clicks=int(click["verdict"] == "accepted" and not click["is_bot"]),
+                     bot_clicks=int(click["is_bot"]), rejected_clicks=int(click["verdict"] == "rejected"),
+                     revenue=click["revenue"], payout=click["payout"])  # fmt: skip
+        for conversion, click, time in counted_conversions:
+            status, base = conversion["status"], conversion["event_id"] is None
+            approved, pending, counted = status == "approved", status == "pending", status != "rejected"
+            self.add(conversion, click, time, True,
+                     conversions=int(base and counted), events=int(not base and counted), pending=int(pending),
+                     orders=int(counted and conversion["amount"] is not None), rejected=int(not counted),
+                     revenue=conversion["revenue"] if approved else _ZERO,
+                     payout=conversion["payout"] if approved else _ZERO,
+                     pending_revenue=conversion["revenue"] if pending else _ZERO,
+                     pending_payout=conversion["payout"] if pending else _ZERO,
+                     sale_amount=(conversion["amount"] or _ZERO) if counted else _ZERO)  # fmt: skip
+        lines = [ReportLine(**line, unique_clicks=len(self.ips.get(key, ()))) for key, line in self.found.items()]
+        return ordered([_quantized(line) for line in lines], self.query.group_by)
 
 
 def _quantized(line: ReportLine) -> ReportLine:

@@ -32,6 +32,7 @@ from tracklane.services.registry import Services
 from tracklane.services.reports import ReportService
 from tracklane.services.segment import SegmentService
 from tracklane.services.sources import SourceService
+from tracklane.services.users import UserService
 from tracklane.services.webhooks import WebhookService
 from tracklane.settings import Settings
 from tracklane.storage import migrate
@@ -69,6 +70,11 @@ def new_write_key() -> str:
 def new_segment_webhook_secret() -> str:
     """The shared secret Segment's Webhooks destination signs with (X-Signature)."""
     return secrets.token_hex(24)
+
+
+def new_user_token() -> str:
+    """A session, CSRF or one-time link token: 32 random bytes, URL-safe."""
+    return secrets.token_urlsafe(32)
 
 
 def new_webhook_secret() -> str:
@@ -136,6 +142,7 @@ def build(settings: Settings) -> Container:
             ),
             box,
         ),
+        users=UserService(db, utc_now, new_user_token, timedelta(hours=settings.session_hours)),
     )
     if settings.admin_key is not None:
         admin_key = settings.admin_key.get_secret_value()

@@ -1,4 +1,4 @@
-"""The `tracklane` command: serve, demo, migrate, worker, deliveries, api-keys create."""
+"""The `tracklane` command: serve, demo, migrate, worker, deliveries, api-keys create, users."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ import asyncio
 import json
 import logging
 import os
+import secrets
 import signal
 import sys
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -15,13 +17,15 @@ import click
 import uvicorn
 from pydantic import ValidationError
 
-from tracklane.bootstrap import Container, build, delivery_worker, migrate_database
+from tracklane.bootstrap import Container, build, delivery_worker, migrate_database, utc_now
 from tracklane.domain.errors import InvalidParameter, TracklaneError
-from tracklane.domain.model import Role
+from tracklane.domain.model import LinkKind, PartnerStatus, Role, User, UserStatus
 from tracklane.resources.api_keys import ApiKeyCreate
 from tracklane.resources.decoding import convert
 from tracklane.resources.deliveries import Replay
-from tracklane.services.demo import DemoProgram, create_demo
+from tracklane.resources.users import UserCreate, accept_url
+from tracklane.services.demo import DemoNetwork, DemoProgram, admin_link, create_demo, create_network
+from tracklane.services.demo_traffic import MAX_CLICKS, MAX_DAYS, TrafficPlan, TrafficReport, record_traffic
 from tracklane.services.ports import Page
 from tracklane.settings import Settings
 from tracklane.web.connections import ConnectionTimeouts, guarded_protocol
@@ -86,10 +90,71 @@ def connection_timeouts(settings: Settings) -> ConnectionTimeouts:
 @main.command()
 @click.option("--host", default=None, help="Interface to listen on.")
 @click.option("--port", type=int, default=None, help="Port to listen on.")
+@click.option(
+    "--clicks",
+    type=click.IntRange(0, MAX_CLICKS),
+    default=0,
+    show_default=True,
+    help="First record this many clicks of past traffic, and what followed them, in the demo network.",
+)
+@click.option("--days", type=click.IntRange(1, MAX_DAYS), default=90, show_default=True, help="Over the last N days.")
+@click.option("--seed", type=int, default=None, help="Draw the same traffic as a run with this seed [new seed].")
+@click.option("--serve/--no-serve", "then_serve", default=True, show_default=True, help="Serve afterwards.")
 @click.pass_context
-def demo(ctx: click.Context, host: str | None, port: int | None) -> None:
-    """Create the demo program (advertiser, two offers, three partners), print the links, and serve."""
-    ctx.invoke(serve, host=host, port=port, workers=None, demo=True)
+def demo(
+    ctx: click.Context, host: str | None, port: int | None, clicks: int, days: int, seed: int | None, then_serve: bool
+) -> None:
+    """Create the demo program (advertiser, two offers, three partners), print the links, and serve.
+
+    With --clicks, first the demo network around it (three advertisers, nine offers, eighteen partners, a Segment
+    source, the admin user admin@demo.test) and its traffic of the last days: run again, it adds more."""
+    settings = load_settings(host=host, port=port)
+    if clicks:
+        _fill_demo(settings, TrafficPlan(clicks, days, secrets.randbelow(10**6) if seed is None else seed, utc_now()))
+    if then_serve:
+        ctx.invoke(serve, host=host, port=port, workers=None, demo=True)
+    else:
+        migrate_database(settings)
+        _print_demo(settings)
+
+
+def _fill_demo(settings: Settings, plan: TrafficPlan) -> None:
+    """Create (or find) the demo network and record its past traffic, with a progress bar; print what it did."""
+    container = build(settings)
+    started = time.monotonic()
+    try:
+        network, report, link = asyncio.run(_fill(container, plan))
+    finally:
+        container.close()
+    click.echo(traffic_text(network, report, plan, time.monotonic() - started))
+    user, kind, token = link
+    valid = "an invitation, valid 72 hours" if kind is LinkKind.INVITATION else "a password reset, valid 2 hours"
+    click.echo(f"Admin user {user.email}: set its password at {accept_url(settings.base_url, token)}")
+    click.echo(f"  ({valid}; shown once: `tracklane users reset-password --email {user.email}` prints another)")
+
+
+async def _fill(
+    container: Container, plan: TrafficPlan
+) -> tuple[DemoNetwork, TrafficReport, tuple[User, LinkKind, str]]:
+    network = await create_network(container.catalog, container.sources, container.settings.base_url)
+    link = await admin_link(container.users)
+    label = f"Recording {plan.clicks:,} clicks of the last {plan.days} days"
+    with click.progressbar(length=plan.clicks, label=label, file=sys.stderr) as bar:
+        report = await record_traffic(container.db, network, plan, bar.update)
+    return network, report, link
+
+
+def traffic_text(network: DemoNetwork, report: TrafficReport, plan: TrafficPlan, seconds: float) -> str:
+    pending = sum(p.status is PartnerStatus.PENDING for p in network.partners.values())
+    currencies = ", ".join(sorted({o.currency for o in network.offers.values()}))
+    return "\n".join([
+        f"Demo network: {len(network.advertisers)} advertisers, {len(network.offers)} offers ({currencies}), "
+        f"{len(network.partners)} partners ({pending} sign-ups waiting for review), Segment source "
+        f"#{network.source.id} {network.source.name!r}.",
+        f"Recorded {report.clicks:,} clicks ({report.rejected_clicks:,} refused, {report.bot_clicks:,} bots), "
+        f"{report.postbacks:,} postbacks, {report.segment_calls:,} Segment calls and {report.reviews:,} reviews "
+        f"in {seconds:.1f} s; --seed {plan.seed} draws the same traffic again.",
+    ])  # fmt: skip
 
 
 @main.command()
@@ -246,3 +311,62 @@ def demo_text(program: DemoProgram, base: str, admin_key: str) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+@main.group()
+def users() -> None:
+    """Manage the people who sign in to the console and the portals."""
+
+
+@users.command("create")
+@click.option("--email", required=True, help="The address the person signs in with.")
+@click.option("--role", type=click.Choice(["admin", "advertiser", "partner"]), required=True)
+@click.option("--advertiser-id", type=int, default=None, help="The advertiser of an advertiser's user.")
+@click.option("--partner-id", type=int, default=None, help="The partner of a partner's user.")
+@click.option("--name", default=None, help="The person's name.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of standard input.")
+def create_user(
+    email: str, role: str, advertiser_id: int | None, partner_id: int | None, name: str | None, password_stdin: bool
+) -> None:
+    """Create a user; without a password it is invited, and its invitation link is printed."""
+    password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
+    fields = {"email": email, "role": role, "advertiser_id": advertiser_id, "partner_id": partner_id, "name": name,
+              "password": password}  # fmt: skip
+    try:
+        request = convert({k: v for k, v in fields.items() if v is not None}, UserCreate)
+    except InvalidParameter as error:
+        raise click.UsageError(error.message) from None
+
+    async def create(container: Container) -> tuple[User, str | None]:
+        user = await container.users.create(request)
+        if user.status is not UserStatus.INVITED:
+            return user, None
+        return user, await container.users.one_time_link(user.id, LinkKind.INVITATION)
+
+    user, token = _with_container(create)
+    click.echo(f"user #{user.id} {user.email} ({user.role.value}) is {user.status.value}", err=True)
+    if token is not None:
+        click.echo(accept_url(load_settings().base_url, token))
+        click.echo("(the invitation link: valid 72 hours, it is shown once)", err=True)
+
+
+@users.command("reset-password")
+@click.option("--email", required=True, help="The address the person signs in with.")
+def reset_password(email: str) -> None:
+    """Print a one-time link (valid 2 hours) where the user sets a new password."""
+
+    async def reset(container: Container) -> str:
+        user = await container.users.by_email(email)
+        return await container.users.one_time_link(user.id, LinkKind.PASSWORD_RESET)
+
+    click.echo(accept_url(load_settings().base_url, _with_container(reset)))
+
+
+@users.command("list")
+@click.option("--limit", type=click.IntRange(1, 500), default=50, show_default=True)
+def list_users(limit: int) -> None:
+    """Newest first, one line each: id, e-mail, role, advertiser or partner, status, last sign-in."""
+    for user in _with_container(lambda c: c.users.list(Page(limit=limit))):
+        owner = user.advertiser_id or user.partner_id or ""
+        seen = "" if user.last_sign_in_at is None else user.last_sign_in_at.isoformat()
+        click.echo(f"{user.id}\t{user.email}\t{user.role.value}\t{owner}\t{user.status.value}\t{seen}\t{user.name}")

@@ -192,6 +192,12 @@ class Settings(BaseSettings):
         ge=1,
         description="Failed authentications one client IP may have at once before the failure rate applies.",
     )
+    session_hours: float = Field(
+        default=12.0,
+        gt=0,
+        le=24 * 90,
+        description="How long a sign-in to the console or a portal lasts; then the person signs in again.",
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -207,12 +207,18 @@ def test_the_report_sums_clicks_and_conversions_per_dimension(store: Store) -> N
                 amount=None, revenue=Decimal("1"), payout=Decimal("0.5"))  # fmt: skip
     _conversion(store, rejected, status=ConversionStatus.REJECTED, amount=Decimal("5"))
     report = store.read(lambda repo: repo.report(ReportQuery(("partner",))))
+    # each line is of one currency: the clicks' their offer's (USD, offer 1 does not exist), the conversions' EUR
     assert report == [
-        ReportLine({"partner": 1}, gross_clicks=2, clicks=1, bot_clicks=1, conversions=1, events=1, pending=1,
-                   pending_revenue=Decimal(1), pending_payout=Decimal("0.5"), sale_amount=Decimal(20),
-                   revenue=Decimal("4.5"), payout=Decimal("3.2")),
-        ReportLine({"partner": 2}, gross_clicks=1, rejected_clicks=1, rejected=1),
+        ReportLine({"partner": 1}, "EUR", conversions=1, events=1, orders=1, pending=1, pending_revenue=Decimal(1),
+                   pending_payout=Decimal("0.5"), sale_amount=Decimal(20), revenue=Decimal(4), payout=Decimal(3)),
+        ReportLine({"partner": 1}, "USD", gross_clicks=2, unique_clicks=1, clicks=1, bot_clicks=1,
+                   revenue=Decimal("0.5"), payout=Decimal("0.2")),
+        ReportLine({"partner": 2}, "EUR", rejected=1),
+        ReportLine({"partner": 2}, "USD", gross_clicks=1, unique_clicks=1, rejected_clicks=1),
     ]  # fmt: skip
     by_day = store.read(lambda repo: repo.report(ReportQuery(("day", "sub1"), partner_id=2)))
-    assert [(r.group, r.rejected_clicks) for r in by_day] == [({"day": "2026-03-02", "sub1": "s1"}, 1)]
+    assert [(r.group, r.currency, r.rejected_clicks) for r in by_day] == [
+        ({"day": "2026-03-02", "sub1": "s1"}, "EUR", 0),
+        ({"day": "2026-03-02", "sub1": "s1"}, "USD", 1),
+    ]
     assert store.read(lambda repo: repo.report(ReportQuery(("offer",), created_from=at(1)))) == []

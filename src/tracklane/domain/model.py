@@ -1,4 +1,5 @@
-"""The value objects of the program: advertisers, partners, offers and their events, clicks, conversions."""
+"""The value objects of the program: advertisers, partners, offers and their events, clicks, conversions, API keys
+and the people who sign in (users and their sessions)."""
 
 from __future__ import annotations
 
@@ -225,3 +226,44 @@ class ApiKey:
     partner_id: int | None
     prefix: str
     created_at: datetime
+
+
+class UserStatus(StrEnum):
+    INVITED = "invited"  # no password yet: becomes active by accepting an invitation
+    ACTIVE = "active"
+    DISABLED = "disabled"  # may not sign in; its sessions ended when it was disabled
+
+
+class LinkKind(StrEnum):
+    """What a one-time link lets its holder do: set the first password, or a new one."""
+
+    INVITATION = "invitation"
+    PASSWORD_RESET = "password_reset"
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """A person who signs in to the console (admin) or a portal (advertiser, partner); API keys are for machines.
+
+    An advertiser's user has `advertiser_id`, a partner's `partner_id`, an admin neither. The password's hash is
+    not part of it: it stays in storage, and only the sign-in step reads it.
+    """
+
+    id: int
+    email: str
+    name: str
+    role: Role
+    advertiser_id: int | None
+    partner_id: int | None
+    status: UserStatus
+    created_at: datetime
+    last_sign_in_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class SignedIn:
+    """A valid session: whose it is, the token its forms must carry (CSRF), and when it ends."""
+
+    user: User
+    csrf_token: str
+    expires_at: datetime

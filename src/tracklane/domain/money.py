@@ -23,11 +23,12 @@ DECIMAL_TEXT = re.compile(r"[ \t]*(-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))[ \t]*")
 #: Longer text than this is refused before it is read (no amount needs it; `1000000000000.0000` is 18).
 MAX_DECIMAL_TEXT = 64
 
-#: ISO 4217 currencies whose minor unit is not 2 decimal places.
+#: ISO 4217 currencies whose minor unit is not 2 decimal places (the list's units of account included).
 _MINOR_UNITS = {
     "BIF": 0, "CLP": 0, "DJF": 0, "GNF": 0, "ISK": 0, "JPY": 0, "KMF": 0, "KRW": 0, "PYG": 0,
     "RWF": 0, "UGX": 0, "UYI": 0, "VND": 0, "VUV": 0, "XAF": 0, "XOF": 0, "XPF": 0,
     "BHD": 3, "IQD": 3, "JOD": 3, "KWD": 3, "LYD": 3, "OMR": 3, "TND": 3,
+    "CLF": 4, "UYW": 4,
 }  # fmt: skip
 
 

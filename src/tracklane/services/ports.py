@@ -25,11 +25,15 @@ from tracklane.domain.model import (
     ClickDevice,
     Conversion,
     ConversionStatus,
+    LinkKind,
     Offer,
     OfferAccess,
     OfferEvent,
     Partner,
     PartnerPayout,
+    Role,
+    User,
+    UserStatus,
 )
 from tracklane.domain.partner_postbacks import PartnerPostback, PostbackStatus
 from tracklane.domain.segment.model import Customer, MessageOutcome, Source, StoredMessage
@@ -208,7 +212,7 @@ class TrackingRepository(Protocol):
         ...
 
     def report(self, query: ReportQuery) -> list[ReportLine]:
-        """One line per group with data, in the order of the group's values."""
+        """One line per group and currency with data, in the order of the group's values (`ordered`)."""
         ...
 
 
@@ -477,7 +481,103 @@ class DeliveryRepository(Protocol):
     def requeue_deliveries(self, requeue: Requeue, now: datetime) -> int: ...
 
 
-class Repository(CatalogRepository, TrackingRepository, SegmentRepository, DeliveryRepository, Protocol):
+@dataclass(frozen=True, slots=True)
+class NewUser:
+    email: str
+    name: str
+    role: Role
+    advertiser_id: int | None
+    partner_id: int | None
+    status: UserStatus
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class UserChanges:
+    """The user fields to change; a field left `UNSET` keeps its value."""
+
+    email: str | Unset = UNSET
+    name: str | Unset = UNSET
+    status: UserStatus | Unset = UNSET
+    last_sign_in_at: datetime | Unset = UNSET
+
+    def given(self) -> dict[str, Any]:
+        """The fields set, by name (the names of the user's columns)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not UNSET}
+
+
+@dataclass(frozen=True, slots=True)
+class NewSession:
+    token_hash: str  # the SHA-256 of the session token (the token itself is never stored)
+    user_id: int
+    csrf_token: str
+    created_at: datetime
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class UserSession:
+    id: int
+    user_id: int
+    csrf_token: str
+    created_at: datetime
+    expires_at: datetime
+    last_seen_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class NewLink:
+    token_hash: str  # the SHA-256 of the one-time token
+    user_id: int
+    kind: LinkKind
+    created_at: datetime
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class UserLink:
+    id: int
+    user_id: int
+    kind: LinkKind
+    created_at: datetime
+    expires_at: datetime
+    used_at: datetime | None
+
+
+class UserRepository(Protocol):
+    """Users, their password hashes, sessions and one-time links."""
+
+    def insert_user(self, user: NewUser) -> User: ...
+    def get_user(self, user_id: int) -> User | None: ...
+    def find_user_by_email(self, email: str) -> User | None: ...
+    def list_users(self, page: Page) -> list[User]: ...
+    def update_user(self, user_id: int, changes: UserChanges, now: datetime) -> None: ...
+
+    def get_password_hash(self, user_id: int) -> str | None:
+        """The user's password hash (None: no password yet); read only by the sign-in step."""
+        ...
+
+    def set_password_hash(self, user_id: int, password_hash: str, now: datetime) -> None: ...
+
+    def insert_session(self, session: NewSession) -> None: ...
+    def find_session(self, token_hash: str) -> UserSession | None: ...
+    def touch_session(self, session_id: int, now: datetime) -> None: ...
+    def delete_session(self, token_hash: str) -> None: ...
+    def end_sessions(self, user_id: int, expired_by: datetime | None = None) -> None:
+        """Delete the user's sessions: every one, or only those expired by `expired_by`."""
+        ...
+
+    def insert_link(self, link: NewLink) -> None: ...
+    def find_link(self, token_hash: str) -> UserLink | None: ...
+    def use_link(self, link_id: int, now: datetime) -> None: ...
+    def void_links(self, user_id: int, kind: LinkKind | None, now: datetime) -> None:
+        """Make the user's unused links of this kind (of any kind: None) expire now."""
+        ...
+
+
+class Repository(
+    CatalogRepository, TrackingRepository, SegmentRepository, DeliveryRepository, UserRepository, Protocol
+):
     """Everything one transaction can read and write."""
 
 

@@ -20,6 +20,7 @@ from tracklane.services.partner_postbacks import PartnerPostbackService
 from tracklane.services.reports import ReportService
 from tracklane.services.segment import SegmentService
 from tracklane.services.sources import SourceService
+from tracklane.services.users import UserService
 from tracklane.services.webhooks import WebhookService
 
 
@@ -61,6 +62,7 @@ class Services:
     webhooks: WebhookService
     partner_postbacks: PartnerPostbackService
     deliveries: DeliveryService
+    users: UserService
     workers: tuple[Worker, ...] = ()
 
     def close(self) -> None:

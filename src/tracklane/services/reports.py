@@ -1,7 +1,9 @@
 """The performance report and click lookups: read-only use cases, answered as the caller's role sees them.
 
 Every read is narrowed to the caller's tenant here (`tracklane.domain.tenancy`): a click of another tenant
-is `NotFound`, exactly like one that does not exist; a filter naming another tenant is `Forbidden`.
+is `NotFound`, exactly like one that does not exist; a filter naming another tenant is `Forbidden`. The report
+(`tracklane.resources.reports`: its query, lines and views) is its rows and its totals per currency, both
+counted by the storage in one read.
 """
 
 from __future__ import annotations
@@ -9,18 +11,21 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import replace
 
-from tracklane.domain.errors import InvalidParameter, NotFound
+from tracklane.domain.errors import NotFound
 from tracklane.domain.model import Click
 from tracklane.domain.tenancy import Scope, narrow, owns
 from tracklane.resources.clicks import ClickRoleView, click_view_for
-from tracklane.resources.reports import ReportLine, ReportQuery, ReportRoleView, report_view_for
+from tracklane.resources.reports import (
+    DIMENSIONS,
+    REPORT_CURRENCY,
+    ReportLine,
+    ReportQuery,
+    ReportRoleView,
+    report_view_for,
+)
 from tracklane.services.ports import Database, Page, Repository
 
-DIMENSIONS = (
-    "offer", "partner", "advertiser", "day",
-    "sub1", "sub2", "sub3", "sub4", "sub5", "source_id", "country", "device_type",
-)  # fmt: skip
-DEFAULT_CURRENCY = "USD"  # the currency of a click whose offer does not exist
+__all__ = ["DIMENSIONS", "ReportService"]
 
 
 class ReportService:
@@ -28,18 +33,15 @@ class ReportService:
         self._db = db
 
     async def run(self, scope: Scope, query: ReportQuery) -> ReportRoleView:
-        """Rows per group with clicks, conversions, events, money, CVR and EPC, and their totals."""
-        for dimension in query.group_by:
-            if dimension not in DIMENSIONS:
-                raise InvalidParameter("group_by", f"{dimension!r} is not one of {', '.join(DIMENSIONS)}")
-        if len(set(query.group_by)) != len(query.group_by):
-            raise InvalidParameter("group_by", "names a dimension twice")
+        """Rows per group and currency with clicks, conversions, events, money and their ratios, and the totals
+        of each currency (the query's dimensions were checked when it was made)."""
         asked = {"offer_id": query.offer_id, "partner_id": query.partner_id, "advertiser_id": query.advertiser_id}
         narrowed = replace(query, **narrow(scope, asked))
-        lines = await self._db.read(lambda repo: repo.report(narrowed))
-        totals = ReportLine()
-        for line in lines:
-            totals = totals.plus(line)
+
+        def work(repo: Repository) -> tuple[list[ReportLine], list[ReportLine]]:
+            return repo.report(narrowed), repo.report(replace(narrowed, group_by=()))
+
+        lines, totals = await self._db.read(work)
         return report_view_for(scope, lines, totals)
 
     async def clicks(self, scope: Scope, page: Page) -> list[ClickRoleView]:
@@ -71,5 +73,5 @@ def _currencies(repo: Repository, offer_ids: Iterable[int]) -> dict[int, str]:
     currencies = {}
     for offer_id in set(offer_ids):
         offer = repo.get_offer(offer_id)
-        currencies[offer_id] = offer.currency if offer is not None else DEFAULT_CURRENCY
+        currencies[offer_id] = offer.currency if offer is not None else REPORT_CURRENCY
     return currencies

@@ -10,9 +10,10 @@ from tracklane.storage.delivery import SqlDelivery
 from tracklane.storage.reports import SqlReports
 from tracklane.storage.segment import SqlSegment
 from tracklane.storage.tracking import SqlTracking
+from tracklane.storage.users import SqlUsers
 
 
-class SqlRepository(SqlCatalog, SqlTracking, SqlReports, SqlSegment, SqlDelivery):
+class SqlRepository(SqlCatalog, SqlTracking, SqlReports, SqlSegment, SqlDelivery, SqlUsers):
     """Implements `tracklane.services.ports.Repository` on a connection inside a transaction."""
 
     def __init__(self, conn: Connection, cache: CatalogCache | None = None) -> None:

@@ -145,6 +145,51 @@ api_keys = Table(
     Column("revoked_at", UtcDateTime),
 )  # fmt: skip
 
+# People who sign in (storage/users.py). The password hash has its own table, so that no read of a user
+# carries it; session and one-time link tokens are stored as their SHA-256 only.
+users = Table(
+    "users", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("email", String(320), nullable=False, unique=True),
+    Column("name", String(200), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("advertiser_id", Id, ForeignKey("advertisers.id"), index=True),
+    Column("partner_id", Id, ForeignKey("partners.id"), index=True),
+    Column("status", String(16), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("last_sign_in_at", UtcDateTime),
+)  # fmt: skip
+
+user_passwords = Table(
+    "user_passwords", metadata,
+    Column("user_id", Id, ForeignKey("users.id"), primary_key=True),
+    Column("password_hash", Text, nullable=False),  # argon2id, in its encoded form
+    Column("updated_at", UtcDateTime, nullable=False),
+)  # fmt: skip
+
+user_sessions = Table(
+    "user_sessions", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("user_id", Id, ForeignKey("users.id"), nullable=False, index=True),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("last_seen_at", UtcDateTime, nullable=False),
+)  # fmt: skip
+
+user_links = Table(
+    "user_links", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("user_id", Id, ForeignKey("users.id"), nullable=False, index=True),
+    Column("kind", String(16), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("used_at", UtcDateTime),
+)  # fmt: skip
+
 # Clicks carry no foreign keys on purpose: a click for an unknown offer or partner is still recorded.
 clicks = Table(
     "clicks", metadata,

@@ -24,7 +24,9 @@ from starlette.staticfiles import StaticFiles
 from tracklane import __version__
 from tracklane.services.registry import Services
 from tracklane.web import edge, errors, segment, tracking
-from tracklane.web.api import activity, catalog, contract, customers, delivery, keys, sources
+from tracklane.web.api import activity, catalog, contract, customers, delivery, keys, reports, sources, users
+from tracklane.web.ui import routing as ui_routing
+from tracklane.web.ui import site as ui_site
 
 API_DESCRIPTION = """Manage advertisers, offers and their events, partners, offer access, partner payouts,
 API keys, Segment sources, webhook endpoints and partner postbacks; read clicks, conversions (with their
@@ -64,12 +66,22 @@ def build_app(build: Callable[[], Services]) -> FastAPI:
     )
     app.router.routes[0:0] = [*tracking.routes, *segment.routes]
     api = APIRouter(prefix="/api/v1", dependencies=[Depends(contract.no_nul_in_parameters)])
-    routers = (catalog.router, activity.router, keys.router, sources.router, customers.router, delivery.router)
+    routers = (
+        catalog.router,
+        activity.router,
+        reports.router,
+        keys.router,
+        sources.router,
+        customers.router,
+        delivery.router,
+        users.router,
+    )
     for router in routers:
         api.include_router(router)
     app.include_router(api)
     contract.install(app)
     _install_docs(app)
+    ui_routing.install(app, ui_site.routers())
     app.router.routes.append(Route("/demo/landing", demo_landing, methods=["GET"]))
     app.router.routes.append(Route("/healthz", health, methods=["GET"]))
     app.add_middleware(edge.Edge)  # inside the fault handler that `errors.install` puts in front of it

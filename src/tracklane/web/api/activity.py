@@ -1,8 +1,9 @@
-"""Routes over what traffic did: clicks, conversions (list, status changes with reason) and reports.
+"""Routes over what traffic did: clicks and conversions (list, status changes with reason); the report is
+`tracklane.web.api.reports`.
 
-Each answer is the caller's role's view (`tracklane.resources.clicks`, `.conversions`, `.reports`). A click or
-conversion of another tenant is a 404 on every verb, like one that does not exist; a list or report filter
-naming another tenant (`advertiser_id=` of another advertiser, `partner_id=` of another partner) is a 403.
+Each answer is the caller's role's view (`tracklane.resources.clicks`, `.conversions`). A click or
+conversion of another tenant is a 404 on every verb, like one that does not exist; a list filter naming
+another tenant (`advertiser_id=` of another advertiser, `partner_id=` of another partner) is a 403.
 """
 
 from __future__ import annotations
@@ -20,12 +21,10 @@ from tracklane.resources.conversions import (
     ConversionStatusChange,
     ConversionView,
 )
-from tracklane.resources.reports import ReportAdvertiserView, ReportPartnerView, ReportQuery, ReportView
 from tracklane.services.ports import Page
-from tracklane.services.reports import DIMENSIONS
 from tracklane.web.api.auth import Caller, Reviewer, Services
 from tracklane.web.api.contract import body, documented, encoded, listing
-from tracklane.web.api.listing import PathId, QueryId, listed, page, parse_time, with_filters
+from tracklane.web.api.listing import PathId, QueryId, listed, page, with_filters
 
 router = APIRouter()
 Paging = Annotated[Page, Depends(page)]
@@ -132,28 +131,3 @@ async def change_conversion_status(
     refused); the change and its reason are appended to the trace. Rejecting needs a reason."""
     actor = f"api key #{key.id} ({key.role.value})"
     return encoded(await services.conversions.change_status(scope_of(key), conversion_id, payload, actor))
-
-
-@router.get(
-    "/reports",
-    tags=["reports"],
-    openapi_extra=documented(responses={200: ReportView | ReportAdvertiserView | ReportPartnerView}),
-)
-async def report(
-    services: Services,
-    scope: Caller,
-    group_by: Annotated[str, Query(max_length=500, description=f"comma-separated: {', '.join(DIMENSIONS)}")] = "offer",
-    from_: Annotated[str | None, Query(alias="from", description="created at or after (ISO 8601)")] = None,
-    to: Annotated[str | None, Query(description="created before (ISO 8601)")] = None,
-    offer_id: QueryId = None,
-    partner_id: QueryId = None,
-    advertiser_id: QueryId = None,
-) -> Response:
-    """Clicks (gross, billable, bot, rejected), conversions, events, the money of the caller's side, CVR and EPC,
-    per group and in total."""
-    query = ReportQuery(
-        group_by=tuple(d.strip() for d in group_by.split(",") if d.strip()),
-        created_from=parse_time(from_, "from"), created_to=parse_time(to, "to"),
-        offer_id=offer_id, partner_id=partner_id, advertiser_id=advertiser_id,
-    )  # fmt: skip
-    return encoded(await services.reports.run(scope, query))

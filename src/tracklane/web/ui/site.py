@@ -1,0 +1,29 @@
+"""Every router of the console and the portals, in one list for the app to include."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from tracklane.web.ui import (
+    account,
+    advertiser_portal,
+    conversions,
+    integrations,
+    offers,
+    partner_portal,
+    people,
+    reports,
+)
+
+
+def routers() -> list[APIRouter]:
+    return [
+        account.router,
+        offers.router,
+        people.router,
+        conversions.router,
+        reports.router,
+        integrations.router,
+        partner_portal.router,
+        advertiser_portal.router,
+    ]

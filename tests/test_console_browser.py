@@ -1,0 +1,230 @@
+"""The console and the portals in Chromium against a real server: the journeys of an admin, a partner and
+an advertiser, with no console error, no failed request and no CSP violation; a screenshot of every main page
+(saved in tests/screenshots/ to be looked at)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from tests import factories
+from tests.console import PASSWORD, person
+from tests.servers import RunningServer
+from tracklane.domain.model import Role
+from tracklane.web.ui.routing import NAVIGATION
+
+CHROMIUM = "/usr/bin/chromium"
+BROWSER_REQUIRED = os.environ.get("TRACKLANE_TEST_BROWSER") == "required"
+SCREENSHOTS = Path(__file__).parent / "screenshots"
+BROWSER_UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"
+REVENUE, PAYOUT = "12.34", "4.56"  # distinct amounts, so that either one showing up is noticed
+
+
+class Watched:
+    """A browser page whose console errors, failed requests and CSP violations are collected."""
+
+    def __init__(self, page: Any, base_url: str) -> None:
+        self.page = page
+        self.problems: list[str] = []
+        page.on("console", lambda m: self.problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+        page.on("pageerror", lambda e: self.problems.append(f"page error: {e}"))
+        page.on("requestfailed", lambda r: self.problems.append(f"failed: {r.url} {r.failure}"))
+        page.on(
+            "response",
+            lambda r: self.problems.append(f"{r.status}: {r.url}") if r.status >= 500 else None,
+        )
+        self.base_url = base_url
+
+    def go(self, path: str) -> None:
+        self.page.goto(self.base_url + path)
+        self.page.wait_for_load_state("networkidle")
+
+    def shot(self, name: str, full_page: bool = True) -> None:
+        self.page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full_page)
+
+    def text(self) -> str:
+        return str(self.page.inner_text("body"))
+
+
+@pytest.fixture
+def chromium() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    if not shutil.which(CHROMIUM):
+        assert not BROWSER_REQUIRED, f"{CHROMIUM} is required"
+        pytest.skip(f"the console is checked in the system Chromium; install it at {CHROMIUM}")
+    SCREENSHOTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM)
+        yield browser
+        browser.close()
+
+
+def _open(browser: Any, server: RunningServer, email: str | None = None, **options: Any) -> Watched:
+    context = browser.new_context(**{"viewport": {"width": 1366, "height": 900}, **options})
+    watched = Watched(context.new_page(), server.base_url)
+    if email is not None:
+        _sign_in(watched, email)
+    return watched
+
+
+def _sign_in(watched: Watched, email: str, password: str = PASSWORD) -> None:
+    watched.go("/ui/sign-in")
+    watched.page.fill("input[name=email]", email)
+    watched.page.fill("input[name=password]", password)
+    watched.page.click("button[type=submit]")
+    watched.page.wait_for_load_state("networkidle")
+    assert "/ui/sign-in" not in watched.page.url, watched.text()
+
+
+def _kpi(watched: Watched, label: str) -> str:
+    card = watched.page.locator(".kpi", has=watched.page.locator(".label", has_text=re.compile(f"^{label}$", re.I)))
+    return str(card.first.locator(".value").inner_text())
+
+
+def _convert(server: RunningServer, link: str, token: str, **params: str) -> None:
+    # The link names the configured public URL; the test server listens on a port of its own.
+    parts = urlsplit(link)
+    with httpx.Client(headers={"User-Agent": BROWSER_UA}) as web:
+        click = web.get(f"{server.base_url}{parts.path}?{parts.query}", follow_redirects=False)
+        assert click.status_code == 302, click.text
+        tid = next(value for name, value in click.cookies.items() if name.startswith("tl_"))
+        postback = web.get(f"{server.base_url}/postback", params={"transaction_id": tid, "secure": token, **params})
+        assert postback.status_code == 200, postback.text
+
+
+def _create_offer(admin: Watched, advertiser_name: str) -> int:
+    page = admin.page
+    admin.go("/ui/offers/new")
+    page.fill("input[name=name]", "Spring Sale")
+    option = page.locator("select[name=advertiser_id] option", has_text=advertiser_name).first
+    page.select_option("select[name=advertiser_id]", option.get_attribute("value"))
+    page.select_option("select[name=visibility]", "approval_required")
+    page.select_option("select[name=default_status]", "pending")
+    page.fill("[name=destination_url]", "https://shop.example/land?tid={transaction_id}&s1={sub1}")
+    page.select_option("select[name=revenue_type]", "cpa")
+    page.fill("input[name=revenue_amount]", REVENUE)
+    page.select_option("select[name=payout_type]", "cpa")
+    page.fill("input[name=payout_amount]", PAYOUT)
+    page.fill("input[name=cap_limit_0]", "50")
+    admin.shot("admin-offer-new")
+    page.click("form button.primary[type=submit]")
+    page.wait_for_load_state("networkidle")
+    match = re.search(r"/ui/offers/(\d+)", page.url)
+    assert match, (page.url, admin.text()[:500])
+    page.click("summary:has-text('Add an event')")
+    events = page.locator("form[action$='/events']")
+    events.locator("input[name=name]").fill("purchase")
+    events.locator("select[name=revenue_type]").select_option("fixed")
+    events.locator("input[name=revenue_amount]").fill("2.00")
+    events.locator("select[name=payout_type]").select_option("fixed")
+    events.locator("input[name=payout_amount]").fill("1.00")
+    events.locator("button[type=submit]").click()
+    page.wait_for_load_state("networkidle")
+    assert "purchase" in admin.text()
+    return int(match[1])
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_admin_partner_and_advertiser_journeys(chromium: Any, api: httpx.Client, server: RunningServer) -> None:
+    adv = factories.advertiser(api, name="Acme Outdoor")
+    first_partner = factories.partner(api, name="Trail Deals")
+    admin = _open(chromium, server, person(server, Role.ADMIN))
+    admin.go("/ui/")
+    conversions_before = _kpi(admin, "Conversions")
+    offer_id = _create_offer(admin, "Acme Outdoor")
+    admin.shot("admin-offer")
+
+    # The link of a partner, from the offer's link builder, opened (302) and converted by a postback.
+    admin.go(f"/ui/offers/{offer_id}?partner_id={first_partner['id']}")
+    builder = admin.page.locator("[data-link-builder]")
+    builder.locator("input[data-link-part=sub1]").fill("spring-newsletter")
+    link = builder.locator("xpath=..").locator("input[readonly]").first.input_value()
+    assert "sub1=spring-newsletter" in link, link
+    api.post(
+        "/api/v1/offer-access", json={"offer_id": offer_id, "partner_id": first_partner["id"], "status": "approved"}
+    )
+    _convert(server, link, adv["postback_token"], amount="99.00")
+
+    admin.go("/ui/conversions")
+    admin.shot("admin-conversions")
+    admin.page.locator("table a[href^='/ui/conversions/']").first.click()
+    admin.page.wait_for_load_state("networkidle")
+    assert admin.page.locator(".trace li").count() >= 3, admin.text()[:800]
+    admin.shot("admin-conversion")
+    admin.page.click("form[data-review-approve] button")
+    admin.page.wait_for_load_state("networkidle")
+    assert "approved" in admin.text().lower()
+
+    admin.go("/ui/")
+    assert _kpi(admin, "Conversions") != conversions_before
+    assert admin.page.locator(".chart canvas").count() >= 1, "the dashboard chart was not drawn"
+    admin.shot("admin-dashboard")
+
+    # A partner applies, is approved, requests the offer, gets its link and sees its conversion.
+    partner = _open(chromium, server)
+    partner.go("/ui/sign-up")
+    partner.shot("partner-sign-up")
+    partner.page.fill("input[name=name]", "Peak Coupons")
+    partner.page.fill("input[name=email]", "peak@coupons.example")
+    partner.page.fill("input[name=password]", PASSWORD)
+    partner.page.click("button[type=submit]")
+    partner.page.wait_for_load_state("networkidle")
+    _sign_in(partner, "peak@coupons.example")
+    assert "review" in partner.text().lower()
+    partner.shot("partner-pending")
+
+    admin.go("/ui/partners")
+    admin.shot("admin-partners")
+    row = admin.page.locator("tr", has_text="Peak Coupons")
+    row.locator("form:has(input[value=approved]) button").click()
+    admin.page.wait_for_load_state("networkidle")
+
+    partner.go("/ui/p/marketplace")
+    partner.shot("partner-marketplace")
+    partner.page.locator(f"form[action='/ui/p/marketplace/{offer_id}/request'] button").click()
+    partner.page.wait_for_load_state("networkidle")
+    new_partner_id = next(p["id"] for p in api.get("/api/v1/partners").json()["data"] if p["name"] == "Peak Coupons")
+    admin.go(f"/ui/partners/{new_partner_id}")
+    admin.shot("admin-partner")
+    admin.page.locator("form[action^='/ui/access/']:has(input[value=approved]) button").first.click()
+    admin.page.wait_for_load_state("networkidle")
+
+    partner.go(f"/ui/p/offers/{offer_id}")
+    partner_link = partner.page.input_value("#tracking-link")
+    partner.shot("partner-offer")
+    _convert(server, partner_link, adv["postback_token"], amount="99.00")
+    partner.go("/ui/p/conversions")
+    assert "Spring Sale" in partner.text()
+    for path in [path for _, path in NAVIGATION[Role.PARTNER]] + [f"/ui/p/offers/{offer_id}"]:
+        partner.go(path)
+        text = partner.text()
+        assert REVENUE not in text and "99.00" not in text, f"{path} shows the revenue or the sale amount"
+        assert not re.search(r"\brevenue\b", text, re.I), f"{path} speaks of revenue"
+        partner.shot("partner-" + (path.strip("/").replace("/", "-") or "home"))
+
+    # The advertiser sees its conversions and what it owes, never payout.
+    advertiser = _open(chromium, server, person(server, Role.ADVERTISER, adv["id"]))
+    for path in [path for _, path in NAVIGATION[Role.ADVERTISER]]:
+        advertiser.go(path)
+        text = advertiser.text()
+        assert PAYOUT not in text, f"{path} shows the payout"
+        assert not re.search(r"\bpayout\b", text, re.I), f"{path} speaks of payout"
+        advertiser.shot("advertiser-" + path.strip("/").replace("/", "-"))
+
+    for path in [path for _, path in NAVIGATION[Role.ADMIN]]:
+        admin.go(path)
+        admin.shot("admin-" + (path.strip("/").replace("/", "-") or "home"))
+    phone = _open(chromium, server, None, viewport={"width": 390, "height": 844}, is_mobile=True)
+    _sign_in(phone, "peak@coupons.example")
+    phone.shot("phone-partner-home")
+    for watched in (admin, partner, advertiser, phone):
+        assert watched.problems == []
