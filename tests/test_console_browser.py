@@ -220,6 +220,17 @@ def test_admin_partner_and_advertiser_journeys(chromium: Any, api: httpx.Client,
         assert not re.search(r"\bpayout\b", text, re.I), f"{path} speaks of payout"
         advertiser.shot("advertiser-" + path.strip("/").replace("/", "-"))
 
+    # The admin looks at the new partner's portal as the partner sees it, read-only, and comes back.
+    admin.go(f"/ui/partners/{new_partner_id}")
+    admin.page.click("button:has-text('View as this partner')")
+    admin.page.wait_for_load_state("networkidle")
+    assert "/ui/p/" in admin.page.url and "viewing as" in admin.text().lower()
+    assert REVENUE not in admin.text()
+    admin.shot("admin-view-as-partner")
+    admin.page.click("button:has-text('Back to the admin console')")
+    admin.page.wait_for_load_state("networkidle")
+    assert "Dashboard" in admin.text()
+
     for path in [path for _, path in NAVIGATION[Role.ADMIN]]:
         admin.go(path)
         admin.shot("admin-" + (path.strip("/").replace("/", "-") or "home"))

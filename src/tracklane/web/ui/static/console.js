@@ -92,7 +92,12 @@ function charts() {
     });
     const width = Math.max(280, holder.clientWidth - 16);
     // eslint-disable-next-line no-new
-    new uPlot({ width, height: 260, series, axes, scales: { x: { time: true } } }, columns, holder);
+    // Each axis from zero to a little above its largest value (uPlot's own default pads small counts to 100).
+    const ranges = { x: { time: true } };
+    for (const scale of scales) {
+      ranges[scale] = { auto: true, range: (_u, _min, max) => [0, max > 0 ? max * 1.1 : 1] };
+    }
+    new uPlot({ width, height: 260, series, axes, scales: ranges }, columns, holder);
   }
 }
 
