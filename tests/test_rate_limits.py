@@ -112,7 +112,7 @@ def test_a_normal_client_under_the_limit_never_meets_429(limited: RunningServer)
 
 
 def test_buckets_are_per_forwarded_client_and_the_answer_keeps_cors(tmp_path: Path) -> None:
-    settings = {"rate_limit_per_second": 5, "rate_limit_burst_seconds": 1}
+    settings = {"rate_limit_per_second": 0.01, "rate_limit_burst_seconds": 500}  # 5, then one per 100 s
     with (
         running_server(sqlite_url(tmp_path), **settings) as server,
         httpx.Client(base_url=server.base_url, headers={"User-Agent": BROWSER}) as client,
@@ -131,14 +131,14 @@ def test_buckets_are_per_forwarded_client_and_the_answer_keeps_cors(tmp_path: Pa
 
 
 def test_untrusted_peers_cannot_choose_their_address(tmp_path: Path) -> None:
-    settings = {"rate_limit_per_second": 5, "rate_limit_burst_seconds": 1, "trusted_proxies": ""}
+    settings = {"rate_limit_per_second": 0.01, "rate_limit_burst_seconds": 500, "trusted_proxies": ""}
     with running_server(sqlite_url(tmp_path), **settings) as server, httpx.Client(base_url=server.base_url) as client:
         answers = [client.get("/clk", headers={"X-Forwarded-For": f"203.0.113.{i}"}) for i in range(8)]
     assert [a.status_code for a in answers].count(429) == 3
 
 
 def test_a_credential_has_its_own_bucket_whatever_the_address(tmp_path: Path) -> None:
-    with running_server(sqlite_url(tmp_path), rate_limit_api_per_second=5, rate_limit_burst_seconds=1) as server:
+    with running_server(sqlite_url(tmp_path), rate_limit_api_per_second=0.01, rate_limit_burst_seconds=500) as server:
         admin = {"Authorization": f"Bearer {server.admin_key}"}
         with httpx.Client(base_url=server.base_url, headers=admin) as client:
             answers = [client.get("/api/v1/offers", headers={"X-Forwarded-For": f"203.0.113.{i}"}) for i in range(8)]
@@ -146,7 +146,7 @@ def test_a_credential_has_its_own_bucket_whatever_the_address(tmp_path: Path) ->
 
 
 def test_segment_intake_answers_429_in_its_own_shape(tmp_path: Path) -> None:
-    settings = {"rate_limit_per_second": 2, "rate_limit_burst_seconds": 1}
+    settings = {"rate_limit_per_second": 0.01, "rate_limit_burst_seconds": 200}  # 2, then one per 100 s
     headers = {"Origin": "https://shop.example", "Authorization": "Basic d2tfbm9wZTo="}
     with running_server(sqlite_url(tmp_path), **settings) as server, httpx.Client(base_url=server.base_url) as client:
         answers = [client.post("/v1/batch", json={"batch": []}, headers=headers) for _ in range(3)]

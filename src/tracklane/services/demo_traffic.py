@@ -612,7 +612,7 @@ class _Planner:
                        None if bot else country, referrer)  # fmt: skip
         self._add(at, click)
         converts = not bot and rng.random() < profile.rate * placement.quality
-        signs_up = not bot and profile.journey == "store" and rng.random() < 0.03  # a customer who does not order
+        signs_up = not bot and profile.journey == "store" and rng.random() < 0.015  # a customer, no order
         follow = rng.getrandbits(64)
         if not (converts or signs_up):
             return
