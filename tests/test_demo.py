@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import Engine, and_, create_engine, func, select
+from sqlalchemy import ColumnElement, Connection, Engine, Table, and_, create_engine, func, select
 
 from tests.servers import running_server, secrets_env, sqlite_url
 from tracklane.bootstrap import build
@@ -71,42 +71,47 @@ def _check_network(database_url: str, engine: Engine) -> None:
     assert "/r/1/1?sub1=demo" in output  # the small program's links, as `serve --demo` prints them
 
     with engine.connect() as conn:
-        times = conn.execute(select(func.min(clicks.c.created_at), func.max(clicks.c.created_at))).one()
-        assert conn.scalar(select(func.count()).select_from(clicks)) == CLICKS
-        assert started - timedelta(days=90) <= times[0] and times[1] <= datetime.now(UTC)
-        assert times[1] - times[0] > timedelta(days=80)  # spread over the period, not bunched
-        assert conn.scalar(select(func.count()).select_from(advertisers)) == 3
-        assert 8 <= conn.scalar(select(func.count()).select_from(offers)) <= 10
-        statuses = dict(conn.execute(select(partners.c.status, func.count()).group_by(partners.c.status)).all())
+        first, last = conn.execute(select(func.min(clicks.c.created_at), func.max(clicks.c.created_at))).one()
+        assert count(conn, clicks) == CLICKS
+        assert started - timedelta(days=90) <= first and last <= datetime.now(UTC)
+        assert last - first > timedelta(days=80)  # spread over the period, not bunched
+        assert count(conn, advertisers) == 3
+        assert 8 <= count(conn, offers) <= 10
+        statuses = tally(conn, partners.c.status)
         assert 12 <= sum(statuses.values()) <= 20 and statuses["pending"] >= 3 and statuses["blocked"] == 1
 
-        base = and_(conversions.c.event_id.is_(None), conversions.c.status != "rejected")
-        converted = conn.scalar(select(func.count()).select_from(conversions).where(base))
+        converted = count(conn, conversions, conversions.c.event_id.is_(None), conversions.c.status != "rejected")
         assert 0.02 * CLICKS <= converted <= 0.05 * CLICKS
-        by_status = dict(conn.execute(select(conversions.c.status, func.count()).group_by(conversions.c.status)).all())
+        by_status = tally(conn, conversions.c.status)
         assert by_status["approved"] > by_status["rejected"] > 0 and by_status["pending"] > 0
-        assert set(conn.scalars(select(conversions.c.currency).distinct())) == {"USD", "EUR", "JPY"}
-        events = set(conn.scalars(select(conversions.c.event_name).where(conversions.c.event_id.is_not(None))))
-        assert {"purchase", "signup"} <= events
-        assert set(conn.scalars(select(conversions.c.origin).distinct())) == {"postback", "segment"}
+        assert set(tally(conn, conversions.c.currency)) == {"USD", "EUR", "JPY"}
+        assert {"purchase", "signup"} <= set(tally(conn, conversions.c.event_name))
+        assert set(tally(conn, conversions.c.origin)) == {"postback", "segment"}
 
-        verdicts = dict(
-            conn.execute(select(clicks.c.reject_reason, func.count()).group_by(clicks.c.reject_reason)).all()
-        )
-        assert {"partner_blocked", "offer_access_not_approved"} <= set(verdicts)
-        assert conn.scalar(select(func.count()).select_from(clicks).where(clicks.c.is_bot.is_(True))) > 0
-        countries = set(conn.scalars(select(clicks.c.country).distinct()))
-        devices = set(conn.scalars(select(clicks.c.device_type).distinct()))
-        assert {"US", "DE", "JP"} <= countries and {"desktop", "mobile", "tablet", "bot"} <= devices
-        assert conn.scalar(select(func.count(clicks.c.sub1.distinct()))) > 20
+        assert {"partner_blocked", "offer_access_not_approved"} <= set(tally(conn, clicks.c.reject_reason))
+        assert count(conn, clicks, clicks.c.is_bot.is_(True)) > 0
+        assert {"US", "DE", "JP"} <= set(tally(conn, clicks.c.country))
+        assert {"desktop", "mobile", "tablet", "bot"} <= set(tally(conn, clicks.c.device_type))
+        assert len(tally(conn, clicks.c.sub1)) > 20
 
-        assert conn.scalar(select(func.count()).select_from(customers)) > 20
-        kinds = set(conn.scalars(select(customer_activities.c.kind).distinct()))
-        assert {"signup", "payment", "churn"} <= kinds
-        assert conn.scalar(select(func.count()).select_from(segment_messages)) > 0
-        assert conn.scalar(select(users.c.role).where(users.c.email == DEMO_ADMIN)) == "admin"
+        assert count(conn, customers) > 20
+        assert {"signup", "payment", "churn"} <= set(tally(conn, customer_activities.c.kind))
+        assert count(conn, segment_messages) > 0
+        assert tally(conn, users.c.role) == {"admin": 1}
 
     assert_reports_equal_the_rows(database_url, engine)
+
+
+def count(conn: Connection, table: Table, *where: ColumnElement[bool]) -> int:
+    found = conn.scalar(select(func.count()).select_from(table).where(*where))
+    assert found is not None
+    return found
+
+
+def tally(conn: Connection, column: ColumnElement[Any]) -> dict[Any, int]:
+    """How many rows have each value of the column."""
+    counted: dict[Any, int] = dict(conn.execute(select(column, func.count()).group_by(column)).all())
+    return counted
 
 
 def assert_reports_equal_the_rows(database_url: str, engine: Engine) -> None:
@@ -155,18 +160,15 @@ def test_a_second_run_extends_the_network_and_announces_none_of_its_past(databas
                 })  # fmt: skip
             assert postback.status_code == 201, postback.text
     with engine.connect() as conn:
-        before = conn.scalar(select(func.count()).select_from(deliveries))
-        converted_before = conn.scalar(select(func.count()).select_from(conversions))
+        before, converted_before = count(conn, deliveries), count(conn, conversions)
 
     output = demo(database_url, "--clicks", "400", "--seed", "3")  # the same seed: other clicks, added
     assert "Recorded 400 clicks" in output
     with engine.connect() as conn:
-        assert conn.scalar(select(func.count()).select_from(clicks)) == 800
-        assert conn.scalar(select(func.count(clicks.c.transaction_id.distinct()))) == 800
-        assert conn.scalar(select(func.count()).select_from(conversions)) > converted_before
-        assert conn.scalar(select(func.count()).select_from(deliveries)) == before
-        assert conn.scalar(select(func.count()).select_from(advertisers)) == 3
-        assert conn.scalar(select(func.count()).select_from(users)) == 1
+        assert count(conn, clicks) == len(tally(conn, clicks.c.transaction_id)) == 800
+        assert count(conn, conversions) > converted_before
+        assert count(conn, deliveries) == before
+        assert count(conn, advertisers) == 3 and count(conn, users) == 1
 
 
 def test_the_same_seed_draws_the_same_traffic(tmp_path: Path) -> None:

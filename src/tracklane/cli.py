@@ -128,6 +128,9 @@ def _fill_demo(settings: Settings, plan: TrafficPlan) -> None:
         container.close()
     click.echo(traffic_text(network, report, plan, time.monotonic() - started))
     user, kind, token = link
+    if token is None:
+        click.echo(f"Admin user {user.email} is disabled: enable it to sign in with it.")
+        return
     valid = "an invitation, valid 72 hours" if kind is LinkKind.INVITATION else "a password reset, valid 2 hours"
     click.echo(f"Admin user {user.email}: set its password at {accept_url(settings.base_url, token)}")
     click.echo(f"  ({valid}; shown once: `tracklane users reset-password --email {user.email}` prints another)")
@@ -135,7 +138,7 @@ def _fill_demo(settings: Settings, plan: TrafficPlan) -> None:
 
 async def _fill(
     container: Container, plan: TrafficPlan
-) -> tuple[DemoNetwork, TrafficReport, tuple[User, LinkKind, str]]:
+) -> tuple[DemoNetwork, TrafficReport, tuple[User, LinkKind, str | None]]:
     network = await create_network(container.catalog, container.sources, container.settings.base_url)
     link = await admin_link(container.users)
     label = f"Recording {plan.clicks:,} clicks of the last {plan.days} days"

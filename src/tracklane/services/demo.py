@@ -179,7 +179,6 @@ _OFFERS: tuple[tuple[str, dict[str, Any], tuple[OfferEventCreate, ...]], ...] = 
     (MOBILE_ADVERTISER, {
         "name": "Sakura Mobile: plan finder", "slug": "plans", "currency": "JPY",
         "revenue": _flat(PriceType.CPC, "30"), "payout": _flat(PriceType.CPC, "18"),
-        "caps": [CapBody(metric=CapMetric.CLICKS, period=CapPeriod.DAY, limit=120)],
     }, ()),
     (MOBILE_ADVERTISER, {
         "name": "Sakura Mobile: eSIM for travellers", "slug": "esim", "currency": "JPY",
@@ -318,12 +317,15 @@ async def _source(sources: SourceService, advertiser: Advertiser) -> Source:
                                              settings=dict(_SOURCE_SETTINGS)))  # fmt: skip
 
 
-async def admin_link(users: UserService) -> tuple[User, LinkKind, str]:
+async def admin_link(users: UserService) -> tuple[User, LinkKind, str | None]:
     """The demo's admin user (created, invited, on the first run) and a new one-time link for it: an
-    invitation while it has no password, else a password reset. The raw token is returned once."""
+    invitation while it has no password, else a password reset (none for a user an admin disabled). The raw
+    token is returned once."""
     try:
         user = await users.by_email(DEMO_ADMIN)
     except NotFound:
         user = await users.create(UserCreate(email=DEMO_ADMIN, role=Role.ADMIN, name="Demo Admin"))
     kind = LinkKind.INVITATION if user.status is UserStatus.INVITED else LinkKind.PASSWORD_RESET
+    if user.status is UserStatus.DISABLED:
+        return user, kind, None
     return user, kind, await users.one_time_link(user.id, kind)

@@ -386,10 +386,11 @@ async def record_traffic(
     timeline = draw_traffic(network, plan, newest[0].id if newest else 0)
     settings = source_settings(network.source.preset, network.source.settings)
     report = TrafficReport()
+    verdicts: dict[tuple[int, int], _Verdict] = {}  # the catalogue does not change while the demo records
     position = 0
     while position < len(timeline):
         work = partial(_record_some, source=network.source, settings=settings, timeline=timeline, start=position,
-                       known=report.conversion_ids)  # fmt: skip
+                       known=report.conversion_ids, verdicts=verdicts)  # fmt: skip
         position, done = await db.write(work)
         report.add(done)
         on_progress(done.clicks)
@@ -410,11 +411,11 @@ def _record_some(
     timeline: Sequence[Entry],
     start: int,
     known: dict[int, int],
+    verdicts: dict[tuple[int, int], _Verdict],
 ) -> tuple[int, TrafficReport]:
     """Record the timeline's actions from `start` for at most `WRITE_BUDGET_SECONDS`; where it stopped, and
     what it did (returned, not kept: a write the database runs again must not count twice)."""
     historic = cast(Repository, _Historic(repo))
-    verdicts: dict[tuple[int, int], _Verdict] = {}
     done = TrafficReport()
     deadline = monotonic() + WRITE_BUDGET_SECONDS
     position = start
@@ -703,13 +704,11 @@ class _Planner:
     # the Segment calls of Acme's customers
 
     def _subscription_journey(self, visit: _Visitor, signed_up: datetime, user_id: str) -> None:
-        """A trial sign-up on Acme Pro, told by its backend (analytics-node): the person, the trial, the monthly
-        charges of those who pay (the first, inside the window, is also the offer's `purchase` event), refunds
-        and cancellations."""
+        """A trial sign-up on Acme Pro, told by its backend (analytics-node): the trial (naming the click), the
+        person and the monthly charges of those who pay (the first, inside the window, is also the offer's
+        `purchase` event), refunds and cancellations."""
         rng = visit.rng
         person = _Person.draw(rng, user_id, None)
-        traits = {**person.traits(), "plan": "trial", "company": f"{person.last} {rng.choice(('LLC', 'Inc', 'Co'))}"}
-        self._call(signed_up + timedelta(seconds=2), _server(rng, "identify", person, {"traits": traits}))
         self._call(signed_up + timedelta(seconds=3), _server(rng, "track", person, {
             "event": "Signed Up", "properties": {"transaction_id": visit.transaction_id, "plan": "pro",
                                                  "trial_days": _TRIAL_DAYS},
@@ -720,6 +719,8 @@ class _Planner:
             return
         plan, price, _ = rng.choices(_PLANS, weights=[w for _, _, w in _PLANS])[0]
         charged = signed_up + timedelta(days=_TRIAL_DAYS)
+        traits = {**person.traits(), "plan": plan, "company": f"{person.last} {rng.choice(('LLC', 'Inc', 'Co'))}"}
+        self._call(charged - timedelta(minutes=1), _server(rng, "identify", person, {"traits": traits}))
         first = True
         while charged < self._end:  # each month: charged, then cancelled (or not) before the next charge
             self._charge(visit, person, charged, plan, Decimal(price), first)
@@ -750,8 +751,9 @@ class _Planner:
 
     def _store_journey(self, visit: _Visitor, converts: bool) -> None:
         """A visit to the Acme Store, told by analytics.js: a sign-up on the landing page (whose URL carries the
-        click's `tl_tid`, which links the customer to the click), orders (the first is the offer's conversion),
-        a repeat buyer's audience, refunds. Visitors who neither sign up nor order leave no trace."""
+        click's `tl_tid`, which links the customer to the click), the person at the checkout, orders (the first
+        is the offer's conversion), a repeat buyer's audience, refunds. Visitors who neither sign up nor order
+        leave no trace."""
         rng = visit.rng
         ordered = self._conversion_time(visit) if converts else None
         anonymous_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
@@ -760,11 +762,13 @@ class _Planner:
         signed_up = visit.at + timedelta(minutes=rng.uniform(1, 6))
         if ordered is not None:
             signed_up = min(signed_up, ordered - timedelta(seconds=30))
-        self._call(signed_up, _browser(rng, "identify", person, visit, landing, {"traits": person.traits()}))
-        self._call(signed_up + timedelta(seconds=1), _browser(rng, "track", person, visit, landing, {
+        self._call(signed_up, _browser(rng, "track", person, visit, landing, {
             "event": "Signed Up", "properties": {"method": "email"},
         }))  # fmt: skip
-        if ordered is not None:
+        if ordered is not None:  # at the checkout: the address
+            traits = {**person.traits(), "address": {"country": visit.click.country}}
+            self._call(ordered - timedelta(seconds=20), _browser(rng, "identify", person, visit, landing,
+                                                                 {"traits": traits}))  # fmt: skip
             self._orders(visit, person, landing, ordered)
 
     def _orders(self, visit: _Visitor, person: _Person, landing: str, first: datetime) -> None:
