@@ -26,7 +26,7 @@ from typing import Any
 
 from tracklane.domain.errors import InvalidParameter, PostbackRefused, TracklaneError
 from tracklane.domain.ids import MAX_ID
-from tracklane.domain.model import Click, ConversionMethod, ConversionStatus, Origin
+from tracklane.domain.model import Click, Conversion, ConversionMethod, ConversionStatus, Origin
 from tracklane.domain.postback import ConversionRequest
 from tracklane.domain.segment.body import printable
 from tracklane.domain.segment.mapping import ConversionIntent, Meaning, map_message
@@ -112,6 +112,15 @@ class SegmentService:
             return None
         return await self._db.read(lambda repo: repo.get_source(source_id))
 
+    async def preview(self, source: Source, raw: object) -> MessagePreview:
+        """What one message (a decoded JSON object, as a client sends it) would do on this source now: it
+        is mapped and applied with the same code as a real one (the click found, the event, the money, the
+        conversion's status and trace) inside a savepoint that is then rolled back, so nothing is stored,
+        counted against a cap, or delivered. A message that could not be read is `InvalidParameter`."""
+        now = self._clock()
+        message = read_message(raw, {}, now, trusted=True)
+        return await self._db.write(partial(_preview, source=source, message=message, now=now))
+
     async def ingest(
         self,
         source: Source,
@@ -144,6 +153,44 @@ class SegmentService:
             counts = await self._db.write(done)
             stored, duplicates, refused = stored + counts[0], duplicates + counts[1], refused + counts[2]
         return IngestReport(stored, duplicates, refused, reasons)
+
+
+@dataclass(frozen=True, slots=True)
+class MessagePreview:
+    """What a message would do if it were sent now, found by doing it and undoing it: the mapping's summary
+    and parameters, the outcome and its detail, and the conversion it would record (None if none)."""
+
+    outcome: MessageOutcome
+    detail: str
+    summary: str | None = None
+    click_reference: str | None = None
+    parameters: dict[str, Any] = field(default_factory=dict)
+    conversion: Conversion | None = None
+
+
+class _Undone(Exception):
+    """Raised inside the preview's savepoint to roll it back, carrying what the message did."""
+
+    def __init__(self, preview: MessagePreview) -> None:
+        super().__init__("preview")
+        self.preview = preview
+
+
+def _preview(repo: Repository, source: Source, message: Message, now: datetime) -> MessagePreview:
+    settings = source_settings(source.preset, source.settings)
+    try:
+        with repo.savepoint():
+            meaning, applied = _apply_once(repo, source, settings, message, now)
+            conversion = repo.get_conversion(applied.conversion_id) if applied.conversion_id else None
+            raise _Undone(MessagePreview(
+                outcome=applied.outcome, detail=applied.detail,
+                summary=meaning.summary if meaning else None,
+                click_reference=meaning.click_reference if meaning else None,
+                parameters=dict(meaning.parameters) if meaning else {}, conversion=conversion,
+            ))  # fmt: skip
+    except _Undone as undone:
+        return undone.preview
+    raise AssertionError("unreachable: the preview always undoes itself")
 
 
 def _plausible_key(key: str) -> bool:

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from tracklane.domain.delivery import DeliveryKind, DeliveryStatus
-from tracklane.domain.errors import Conflict, InvalidParameter
+from tracklane.domain.errors import Conflict, InvalidParameter, NotFound
 from tracklane.domain.partner_postbacks import PostbackStatus
 from tracklane.domain.segment.model import MessageOutcome
 from tracklane.domain.segment.settings import PRESETS, settings_json, source_settings
@@ -263,6 +263,12 @@ async def create_source(request: Request, viewer: AdminViewer) -> Response:
 async def show_source(
     request: Request, viewer: AdminViewer, source_id: PathId, outcome: Text = None, cursor: Text = None
 ) -> Response:
+    return await _source_page(request, viewer, source_id, outcome, cursor)
+
+
+async def _source_page(
+    request: Request, viewer: Viewer, source_id: int, outcome: str | None, cursor: str | None, **preview: Any
+) -> Response:
     services = services_of(request)
     source = await services.sources.get(source_id)
     chosen = optional_choice(outcome, "outcome", OUTCOMES)
@@ -272,10 +278,43 @@ async def show_source(
     )  # fmt: skip
     effective = settings_json(source_settings(source.preset, source.settings))
     base = public_base(request)
-    return page(request, viewer, "admin_source.html", source=source, messages=messages, outcome=chosen or "",
+    context = {"preview": None, "pasted": PREVIEW_EXAMPLE, "preview_error": None, **preview}
+    status = 400 if context["preview_error"] else 200
+    return page(request, viewer, "admin_source.html", status, source=source, messages=messages, outcome=chosen or "",
                 outcomes=OUTCOMES, effective={k: readable(v) for k, v in effective.items()},
                 overrides=set(source.settings), names=await catalog_names(services), base=base,
-                next_cursor=_next_cursor(messages))  # fmt: skip
+                next_cursor=_next_cursor(messages), **context)  # fmt: skip
+
+
+PREVIEW_EXAMPLE = json.dumps(
+    {"type": "track", "event": "Order Completed", "userId": "u1",
+     "properties": {"order_id": "A1", "revenue": "120.00", "currency": "USD", "transaction_id": "TID"}},
+    indent=2,
+)  # fmt: skip
+PREVIEW_MAX_CHARS = 32_000
+
+
+@router.post("/sources/{source_id}/preview")
+async def preview_message(request: Request, viewer: AdminViewer, source_id: PathId) -> Response:
+    """How a pasted message would be mapped and applied on this source, without storing anything."""
+    form = await viewer_form(request, viewer)
+    pasted = str(form.get("message", ""))[:PREVIEW_MAX_CHARS]
+    services = services_of(request)
+    source = await services.segment.get_source(source_id)
+    if source is None:
+        raise NotFound(f"no source has id {source_id}")
+    try:
+        raw = json.loads(pasted)
+        if not isinstance(raw, dict):
+            raise InvalidParameter("message", "must be one JSON object, as a client sends it")
+        preview = await services.segment.preview(source, raw)
+    except json.JSONDecodeError as error:
+        problem = f"message: not JSON ({error.msg} at line {error.lineno}, column {error.colno})"
+        return await _source_page(request, viewer, source_id, None, None, pasted=pasted, preview_error=problem)
+    except InvalidParameter as error:
+        problem = f"{error.field}: {error.detail}"
+        return await _source_page(request, viewer, source_id, None, None, pasted=pasted, preview_error=problem)
+    return await _source_page(request, viewer, source_id, None, None, pasted=pasted, preview=preview)
 
 
 @router.post("/sources/{source_id}")
