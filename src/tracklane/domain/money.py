@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from enum import StrEnum
+from functools import cache
 
 from tracklane.domain.errors import InvalidParameter
 
@@ -103,9 +104,21 @@ def round_money(amount: Decimal, currency: str) -> Decimal:
 
 
 def format_money(amount: Decimal, currency: str) -> str:
-    """The JSON form of money: a decimal string with the currency's minor unit (`"5.00"`)."""
+    """The JSON form of money: a decimal string with the currency's minor unit (`"5.00"`), and more places
+    only where the amount has them (`"1.005"`)."""
+    try:
+        exact = amount.quantize(_minor_step(currency))
+    except InvalidOperation:  # more digits than the context holds: the general form below
+        exact = None
+    if exact is not None and exact == amount:  # the common case, without normalising
+        return f"{exact:f}"
     places = max(minor_units(currency), _places(amount))
     return f"{amount:.{places}f}"
+
+
+@cache
+def _minor_step(currency: str) -> Decimal:
+    return Decimal(1).scaleb(-minor_units(currency))
 
 
 def _places(amount: Decimal) -> int:
