@@ -36,7 +36,7 @@ def test_demo_prints_links_that_track_and_convert(tmp_path: Path) -> None:
         text=True,
     )
     try:
-        output = _read_until(process, "API docs:")
+        output = _read_until(process, "set its password at")
         assert (tmp_path / "tracklane.db").exists()
         link = re.search(r"(http://127\.0\.0\.1:\d+/r/\d+/\d+\?sub1=demo)", output)
         postback = re.search(r"(http://\S+/postback\?transaction_id=TID&secure=\S+&amount=120\.00&order_id=A1)", output)
@@ -48,6 +48,10 @@ def test_demo_prints_links_that_track_and_convert(tmp_path: Path) -> None:
         assert tid
         result = httpx.get(postback.group(1).replace("TID", tid.group(1))).json()
         assert (result["result"], result["revenue"], result["payout"]) == ("accepted", "12.00", "8.00")
+        accept = re.search(r"set its password at (http://\S+/ui/accept\?token=\S+)", output)
+        assert accept, output
+        page = httpx.get(accept.group(1))
+        assert page.status_code == 200 and "admin@demo.test" in page.text  # the console's admin can sign in
     finally:
         process.terminate()
         process.wait(timeout=30)

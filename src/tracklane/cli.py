@@ -106,8 +106,9 @@ def demo(
 ) -> None:
     """Create the demo program (advertiser, two offers, three partners), print the links, and serve.
 
-    With --clicks, first the demo network around it (three advertisers, nine offers, eighteen partners, a Segment
-    source, the admin user admin@demo.test) and its traffic of the last days: run again, it adds more."""
+    It prints a one-time link that sets the password of the console's admin user admin@demo.test. With
+    --clicks, first the demo network around it (three advertisers, nine offers, eighteen partners, a Segment
+    source) and its traffic of the last days: run again, it adds more."""
     settings = load_settings(host=host, port=port)
     if clicks:
         _fill_demo(settings, TrafficPlan(clicks, days, secrets.randbelow(10**6) if seed is None else seed, utc_now()))
@@ -123,28 +124,30 @@ def _fill_demo(settings: Settings, plan: TrafficPlan) -> None:
     container = build(settings)
     started = time.monotonic()
     try:
-        network, report, link = asyncio.run(_fill(container, plan))
+        network, report = asyncio.run(_fill(container, plan))
     finally:
         container.close()
     click.echo(traffic_text(network, report, plan, time.monotonic() - started))
+
+
+def _admin_link_text(base: str, link: tuple[User, LinkKind, str | None]) -> str:
+    """How the demo's admin user signs in to the console: its one-time link, shown once."""
     user, kind, token = link
     if token is None:
-        click.echo(f"Admin user {user.email} is disabled: enable it to sign in with it.")
-        return
+        return f"Admin user {user.email} is disabled: enable it to sign in with it."
     valid = "an invitation, valid 72 hours" if kind is LinkKind.INVITATION else "a password reset, valid 2 hours"
-    click.echo(f"Admin user {user.email}: set its password at {accept_url(settings.base_url, token)}")
-    click.echo(f"  ({valid}; shown once: `tracklane users reset-password --email {user.email}` prints another)")
+    return (
+        f"Admin user {user.email}: set its password at {accept_url(base, token)}\n"
+        f"  ({valid}; shown once: `tracklane users reset-password --email {user.email}` prints another)"
+    )
 
 
-async def _fill(
-    container: Container, plan: TrafficPlan
-) -> tuple[DemoNetwork, TrafficReport, tuple[User, LinkKind, str | None]]:
+async def _fill(container: Container, plan: TrafficPlan) -> tuple[DemoNetwork, TrafficReport]:
     network = await create_network(container.catalog, container.sources, container.settings.base_url)
-    link = await admin_link(container.users)
     label = f"Recording {plan.clicks:,} clicks of the last {plan.days} days"
     with click.progressbar(length=plan.clicks, label=label, file=sys.stderr) as bar:
         report = await record_traffic(container.db, network, plan, bar.update)
-    return network, report, link
+    return network, report
 
 
 def traffic_text(network: DemoNetwork, report: TrafficReport, plan: TrafficPlan, seconds: float) -> str:
@@ -274,6 +277,7 @@ def _print_demo(settings: Settings) -> None:
     container = build(settings)
     try:
         program = asyncio.run(create_demo(container.catalog, settings.base_url))
+        link = asyncio.run(admin_link(container.users))
         if settings.admin_key is None:
             _, admin_key = asyncio.run(container.api_keys.create(ApiKeyCreate(role=Role.ADMIN)))
         else:
@@ -281,6 +285,7 @@ def _print_demo(settings: Settings) -> None:
     finally:
         container.close()
     click.echo(demo_text(program, settings.base_url, admin_key))
+    click.echo(_admin_link_text(settings.base_url, link))
 
 
 def demo_text(program: DemoProgram, base: str, admin_key: str) -> str:
