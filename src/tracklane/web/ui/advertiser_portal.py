@@ -192,25 +192,11 @@ async def stats(
     offer_id: Text = None,
 ) -> Response:
     _advertiser_id(viewer)
-    services, scope = services_of(request), viewer.scope
-    grouping = portal.choice(group_by, STATS_GROUPS, "group_by") or "day"
-    created = portal.date_range(from_, to)
-    only = portal.optional_id(offer_id, "offer_id")
-    rows = await portal.report_rows(services, scope, (grouping,), created, only)
-    names = await portal.offer_names(services, scope)
-    return page(
-        request,
-        viewer,
-        "advertiser_stats.html",
-        rows=[(_label(grouping, getattr(row, grouping), names), row, portal.currency_of(row)) for row in rows],
-        totals=portal.totals_of(rows, "revenue"),
-        groups=STATS_GROUPS,
-        grouping=grouping,
-        created=created,
-        offer_id=only,
-        offer_names=names,
-        chart=portal.day_chart(rows, created, "revenue", "Revenue") if grouping == "day" else None,
+    asked = portal.StatsAsked(group_by, from_, to, offer_id)
+    context = await portal.stats_context(
+        services_of(request), viewer.scope, asked, STATS_GROUPS, ("revenue", "Revenue"), _label
     )
+    return page(request, viewer, "advertiser_stats.html", **context)
 
 
 def _label(grouping: str, value: object, names: dict[int, str]) -> str:

@@ -346,25 +346,11 @@ async def stats(
     _, closed = await _open(request, viewer)
     if closed:
         return closed
-    services, scope = services_of(request), viewer.scope
-    grouping = portal.choice(group_by, STATS_GROUPS, "group_by") or "day"
-    created = portal.date_range(from_, to)
-    only = portal.optional_id(offer_id, "offer_id")
-    rows = await portal.report_rows(services, scope, (grouping,), created, only)
-    names = await portal.offer_names(services, scope)
-    return page(
-        request,
-        viewer,
-        "partner_stats.html",
-        rows=[(_label(grouping, getattr(row, grouping), names), row, portal.currency_of(row)) for row in rows],
-        totals=portal.totals_of(rows, "payout"),
-        groups=STATS_GROUPS,
-        grouping=grouping,
-        created=created,
-        offer_id=only,
-        offer_names=names,
-        chart=portal.day_chart(rows, created, "payout", "Payout") if grouping == "day" else None,
+    asked = portal.StatsAsked(group_by, from_, to, offer_id)
+    context = await portal.stats_context(
+        services_of(request), viewer.scope, asked, STATS_GROUPS, ("payout", "Payout"), _label
     )
+    return page(request, viewer, "partner_stats.html", **context)
 
 
 def _label(grouping: str, value: object, names: dict[int, str]) -> str:

@@ -9,7 +9,7 @@ added across currencies: each total is kept per currency.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -267,3 +267,42 @@ async def performance(
     rows = await report_rows(services, scope, ("day",), created)
     before = await report_rows(services, scope, ("day",), created.before())
     return totals_of(rows, money_field), totals_of(before, money_field), rows
+
+
+@dataclass(frozen=True, slots=True)
+class StatsAsked:
+    """What a portal's stats page was asked for, as its query gave it (read by `stats_context`)."""
+
+    group_by: str | None
+    from_: str | None
+    to: str | None
+    offer_id: str | None
+
+
+async def stats_context(
+    services: Services,
+    scope: Scope,
+    asked: StatsAsked,
+    groups: Mapping[str, str],
+    money: tuple[MoneyField, str],
+    label: Callable[[str, object, dict[int, str]], str],
+) -> dict[str, Any]:
+    """The context of a portal's stats page (`groups`: the groupings offered, by their labels): the rows
+    of the chosen grouping with their labels (`label`), totals and a day chart of the role's money (`money`:
+    its field and its label)."""
+    money_field, money_label = money
+    grouping = choice(asked.group_by, groups, "group_by") or "day"
+    created = date_range(asked.from_, asked.to)
+    only = optional_id(asked.offer_id, "offer_id")
+    rows = await report_rows(services, scope, (grouping,), created, only)
+    names = await offer_names(services, scope)
+    return {
+        "rows": [(label(grouping, getattr(row, grouping), names), row, currency_of(row)) for row in rows],
+        "totals": totals_of(rows, money_field),
+        "groups": groups,
+        "grouping": grouping,
+        "created": created,
+        "offer_id": only,
+        "offer_names": names,
+        "chart": day_chart(rows, created, money_field, money_label) if grouping == "day" else None,
+    }
