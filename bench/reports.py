@@ -1,12 +1,17 @@
-"""How long a report takes over a large history: 30 days grouped by day x offer x partner, and by sub1.
+"""How long a report takes over a large history: 30 days grouped by day x offer x partner (in UTC and in New
+York), and by sub1.
 
-Loads CLICKS clicks and CLICKS/10 conversions spread over the last DAYS days straight into a fresh database
-(bulk inserts: loading is not what is measured), then runs each report ROUNDS times through the report
-service, alternating with the baseline: an indexed count of the same 30 days' clicks, measured in the same
-run so that the ratios hold on a noisy machine. Prints the best and median time of each and its ratio to
-the baseline.
+Loads CLICKS clicks and about CLICKS/10 conversions spread over the last DAYS days straight into a fresh
+database, in time order, with their unique-click flags and their rollup cells counted by the code the writer
+uses (bulk inserts: loading is not what is measured). The program is shaped like a network's: OFFERS offers
+(one in four in EUR), PARTNERS partners, each promoting one to five offers with a few dozen sub ids at most,
+their traffic spread unevenly (a few partners bring most of it), visitors coming back. Then it runs each
+report ROUNDS times through the report service (rows and totals per currency, each role's view built),
+alternating with the baseline: an indexed count of the same 30 days' clicks, measured in the same run so
+that the ratios hold on a noisy machine. Prints the best and median time of each and its ratio to the
+baseline.
 
-    .venv/bin/python bench/reports.py [--clicks 10000000] [--days 90] [--rounds 5] [--database-url URL]
+    .venv/bin/python bench/reports.py [--clicks 10000000] [--days 90] [--rounds 5] [--database-url URL [--reuse]]
 
 Without --database-url it uses a SQLite file in a temporary directory; a PostgreSQL URL must name an empty
 database (the run creates the schema in it).
@@ -16,17 +21,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import random
 import statistics
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Connection, Table, func, select
 
 from tracklane.bootstrap import Container, build
 from tracklane.domain.model import PartnerStatus, Role
@@ -36,9 +43,10 @@ from tracklane.resources.advertisers import AdvertiserCreate
 from tracklane.resources.fields import Amount
 from tracklane.resources.offers import OfferCreate, PriceRuleBody
 from tracklane.resources.partners import PartnerCreate
-from tracklane.resources.reports import ReportQuery
+from tracklane.resources.reports import ReportQuery, parse_zone
 from tracklane.settings import Settings
 from tracklane.storage.engines import create_admin_engine
+from tracklane.storage.rollups import RollupDeltas
 from tracklane.storage.schema import clicks, conversions
 
 OFFERS, PARTNERS, CHUNK = 40, 400, 20_000
@@ -61,38 +69,123 @@ async def catalogue(container: Container) -> None:
         )
 
 
+@dataclass(slots=True)
+class _Click:
+    """A generated click with the columns the rollups read."""
+
+    offer_id: int
+    partner_id: int
+    advertiser_id: int
+    sub1: str
+    country: str
+    device_type: str
+    is_bot: bool
+    is_unique: bool
+    created_at: datetime
+    verdict: str = "accepted"
+    revenue: Decimal = Decimal(0)
+    payout: Decimal = Decimal(0)
+
+
+@dataclass(slots=True)
+class _Conversion:
+    offer_id: int
+    partner_id: int
+    advertiser_id: int
+    currency: str
+    status: str
+    created_at: datetime
+    event_id: None = None
+    event_name: None = None
+    origin: str = "postback"
+    revenue: Decimal = Decimal("12.50")
+    payout: Decimal = Decimal("8.00")
+    amount: Decimal = Decimal("99.00")
+
+
+def _program(rng: random.Random) -> tuple[list[tuple[int, int, list[str]]], list[float]]:
+    """Each partner's offers and sub ids (as (partner, offer, subs) pairs), and each pair's share of traffic."""
+    pairs, weights = [], []
+    for rank, partner in enumerate(rng.sample(range(1, PARTNERS + 1), PARTNERS), start=1):
+        subs = [f"{partner}-{n}" for n in range(rng.choice((1, 3, 8, 20, 40)))]
+        for offer in rng.sample(range(1, OFFERS + 1), rng.randint(1, 5)):
+            pairs.append((partner, offer, subs))
+            weights.append(rng.random() / rank**1.1)
+    return pairs, weights
+
+
 def load(url: str, total: int, days: int, now: datetime) -> None:
-    """The traffic, written in bulk with one statement per chunk."""
+    """The traffic in time order, written in bulk with one statement per chunk, with its rollup cells."""
     engine = create_admin_engine(url)
     rng = random.Random(7)
+    pairs, weights = _program(rng)
     start = now - timedelta(days=days)
     span = days * 86_400
+    last_seen: dict[tuple[int, int, int], float] = {}
+    visitors = max(1000, total // 5)
+    deltas = RollupDeltas()
     for first in range(0, total, CHUNK):
         rows, sold = [], []
-        for n in range(first, min(total, first + CHUNK)):
-            at = start + timedelta(seconds=rng.random() * span)
-            offer, partner = 1 + n % OFFERS, 1 + rng.randrange(PARTNERS)
+        chosen = rng.choices(pairs, weights, k=min(total, first + CHUNK) - first)
+        for n, (partner, offer, subs) in enumerate(chosen, start=first):
+            seconds = span * n / total
+            at = start + timedelta(seconds=seconds)
+            visitor = rng.randrange(visitors)
+            seen = last_seen.get((offer, partner, visitor))
+            last_seen[(offer, partner, visitor)] = seconds
+            click = _Click(offer, partner, 1, rng.choice(subs), COUNTRIES[visitor % 8], DEVICES[visitor % 3],
+                           n % 50 == 0, seen is None or seconds - seen >= 86_400, at)  # fmt: skip
+            deltas.add_click(click)
             rows.append({
                 "id": n + 1, "transaction_id": f"{n:032x}", "offer_id": offer, "partner_id": partner,
-                "advertiser_id": 1, "sub1": f"s{rng.randrange(5000)}", "ip": f"10.{n % 250}.{n % 199}.{n % 97}",
-                "device_type": DEVICES[n % 3], "country": COUNTRIES[n % 8], "is_bot": n % 50 == 0,
-                "verdict": "accepted", "revenue": Decimal(0), "payout": Decimal(0), "created_at": at,
+                "advertiser_id": 1, "sub1": click.sub1,
+                "ip": f"10.{visitor >> 16}.{visitor >> 8 & 255}.{visitor & 255}",
+                "device_type": click.device_type, "country": click.country, "is_bot": click.is_bot,
+                "is_unique": click.is_unique, "verdict": "accepted", "revenue": Decimal(0), "payout": Decimal(0),
+                "created_at": at,
             })  # fmt: skip
-            if n % 10 == 3:
+            converted_at = at + timedelta(minutes=30)
+            if n % 10 == 3 and converted_at < now:
+                conversion = _Conversion(offer, partner, 1, "EUR" if offer % 4 == 1 else "USD",
+                                         "approved" if n % 7 else "pending", converted_at)  # fmt: skip
+                deltas.add_conversion(conversion, click)
                 sold.append({
                     "transaction_id": f"{n:032x}", "click_id": n + 1, "offer_id": offer, "partner_id": partner,
-                    "advertiser_id": 1, "status": "approved" if n % 7 else "pending", "revenue": Decimal("12.50"),
-                    "payout": Decimal("8.00"), "revenue_type": "cpa", "payout_type": "cpa", "amount": Decimal("99.00"),
-                    "currency": "EUR" if offer % 4 == 1 else "USD", "origin": "postback", "dedup_key": f"{n + 1}:base",
-                    "trace": [],
-                    "created_at": at + timedelta(minutes=30), "updated_at": at + timedelta(minutes=30),
+                    "advertiser_id": 1, "status": conversion.status, "revenue": conversion.revenue,
+                    "payout": conversion.payout, "revenue_type": "cpa", "payout_type": "cpa",
+                    "amount": conversion.amount, "currency": conversion.currency, "origin": "postback",
+                    "dedup_key": f"{n + 1}:base", "trace": [], "created_at": converted_at, "updated_at": converted_at,
                 })  # fmt: skip
         with engine.begin() as conn:
-            conn.execute(insert(clicks), rows)
-            conn.execute(insert(conversions), sold)
+            _insert(conn, clicks, rows)
+            _insert(conn, conversions, sold)
+            if (first // CHUNK) % 25 == 24 or first + CHUNK >= total:
+                deltas.flush(conn)
         print(f"\rloaded {min(total, first + CHUNK):>11,} clicks", end="", flush=True)
     print()
     engine.dispose()
+
+
+def _insert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Insert rows through the driver, each value in its stored form (money in units, times naive UTC)."""
+    if not rows:
+        return
+    names = list(rows[0])
+    sqlite = conn.dialect.name == "sqlite"
+
+    def stored(value: Any) -> Any:
+        if isinstance(value, Decimal):
+            return int(value * 10_000)
+        if isinstance(value, datetime):
+            naive = value.astimezone(UTC).replace(tzinfo=None)
+            return naive.isoformat(" ", "microseconds") if sqlite else naive
+        if isinstance(value, list):
+            return json.dumps(value)
+        return value
+
+    markers = ", ".join(["?" if sqlite else "%s"] * len(names))
+    sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({markers})"
+    conn.exec_driver_sql(sql, [tuple(stored(row[name]) for name in names) for row in rows])
 
 
 async def timed(work: Callable[[], Awaitable[Any]], rounds: int) -> list[float]:
@@ -106,22 +199,32 @@ async def timed(work: Callable[[], Awaitable[Any]], rounds: int) -> list[float]:
 
 async def measure(container: Container, now: datetime, rounds: int) -> None:
     admin = Scope(Role.ADMIN)
-    since = now - timedelta(days=30)
-    by_day = ReportQuery(group_by=("day", "offer", "partner"), created_from=since, created_to=now)
-    by_sub1 = ReportQuery(group_by=("sub1",), created_from=since, created_to=now)
+    today = now.replace(hour=0, minute=0, second=0, microsecond=0)  # 30 whole days, as the console asks
+    since = today - timedelta(days=30)
+    by_day = ReportQuery(group_by=("day", "offer", "partner"), created_from=since, created_to=today)
+    new_york = parse_zone("America/New_York")
+    in_new_york = datetime.combine(since.date(), datetime.min.time(), new_york).astimezone(UTC)
+    by_day_ny = ReportQuery(group_by=("day", "offer", "partner"), created_from=in_new_york,
+                            created_to=in_new_york + timedelta(days=30), zone=new_york)  # fmt: skip
+    by_sub1 = ReportQuery(group_by=("sub1",), created_from=since, created_to=today)
 
     async def baseline() -> int:
         count = select(func.count()).select_from(clicks).where(clicks.c.created_at >= since)
         return int(await container.db.read(lambda repo: repo.conn.execute(count).scalar_one()))  # type: ignore[attr-defined]
 
-    results: dict[str, list[float]] = {"baseline": [], "day x offer x partner": [], "sub1": []}
+    reports = {"day x offer x partner": by_day, "the same in New York": by_day_ny, "sub1": by_sub1}
+    results: dict[str, list[float]] = {"baseline": [], **{label: [] for label in reports}}
     for _ in range(rounds):
         results["baseline"] += await timed(baseline, 1)
-        results["day x offer x partner"] += await timed(lambda: container.reports.run(admin, by_day), 1)
-        results["sub1"] += await timed(lambda: container.reports.run(admin, by_sub1), 1)
-    rows = len((await container.reports.run(admin, by_day)).rows)
+        for label, query in reports.items():
+            results[label] += await timed(lambda query=query: container.reports.run(admin, query), 1)  # type: ignore[misc]
     base = statistics.median(results["baseline"])
-    print(f"30-day report rows grouped by day x offer x partner: {rows:,}")
+    counted = await container.db.read(lambda repo: repo.conn.execute(  # type: ignore[attr-defined]
+        select(func.count()).select_from(clicks).where(clicks.c.created_at >= since, clicks.c.created_at < today)
+    ).scalar_one())  # fmt: skip
+    print(f"30 days: {counted:,} clicks")
+    for label, query in reports.items():
+        print(f"{label}: {len((await container.reports.run(admin, query)).rows):,} rows")
     for label, seconds in results.items():
         print(f"{label:<24} best {min(seconds) * 1000:9.1f} ms  median {statistics.median(seconds) * 1000:9.1f} ms"
               f"  {statistics.median(seconds) / base:7.1f}x the indexed count")  # fmt: skip
@@ -133,6 +236,8 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=90)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--database-url", default=None)
+    parser.add_argument("--reuse", action="store_true",
+                        help="measure the history already loaded in --database-url (by an earlier run) again")  # fmt: skip
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as directory:
         url = args.database_url or f"sqlite:///{Path(directory) / 'bench.db'}"
@@ -140,10 +245,15 @@ def main() -> None:
         now = datetime.now(UTC).replace(microsecond=0)
         container = build(settings)
         try:
-            began = time.perf_counter()
-            asyncio.run(catalogue(container))
-            load(url, args.clicks, args.days, now)
-            print(f"load: {time.perf_counter() - began:.0f} s")
+            latest = select(func.max(clicks.c.created_at))
+            last = container.db.read_now(lambda repo: repo.conn.execute(latest).scalar())  # type: ignore[attr-defined]
+            if args.reuse and last is not None:
+                now = last.replace(microsecond=0) + timedelta(seconds=1)
+            else:
+                began = time.perf_counter()
+                asyncio.run(catalogue(container))
+                load(url, args.clicks, args.days, now)
+                print(f"load: {time.perf_counter() - began:.0f} s")
             asyncio.run(measure(container, now, args.rounds))
         finally:
             container.close()

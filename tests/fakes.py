@@ -105,6 +105,7 @@ from tracklane.services.ports import (
 )
 from tracklane.storage import rows
 from tracklane.storage import users as stored_users
+from tracklane.storage.rollups import UNIQUE_CLICK_WINDOW
 from tracklane.storage.schema import metadata
 from tracklane.storage.types import Money, UtcDateTime
 
@@ -611,6 +612,10 @@ class FakeRepository:
             "revenue": click.revenue, "payout": click.payout, "created_at": click.created_at,
         }  # fmt: skip
         values.update({f"sub{i}": sub for i, sub in enumerate(click.subs, start=1)})
+        since = click.created_at - UNIQUE_CLICK_WINDOW
+        values["is_unique"] = click.ip is not None and not self.t.select("clicks", lambda r: (
+            r["offer_id"], r["partner_id"], r["ip"]) == (click.offer_id, click.partner_id, click.ip)
+            and r["created_at"] > since)  # fmt: skip
         return rows.click(_r(self.t.insert("clicks", values)))
 
     def get_click(self, transaction_id: str) -> Click | None:
@@ -1054,7 +1059,6 @@ class _PerformanceReport:
         self.currencies = {r["id"]: r["currency"] for r in tables.select("offers")}
         self.conversions = tables.select("conversions")
         self.found: dict[tuple[Any, ...], dict[str, Any]] = {}
-        self.ips: dict[tuple[Any, ...], set[str]] = {}
         self.offsets: ZoneOffsets | None = None
 
     def currency(self, row: Row, conversion: bool) -> str:
@@ -1089,8 +1093,6 @@ class _PerformanceReport:
         line = self.found.setdefault(key, {"group": group, "currency": self.currency(row, conversion)})
         for name, value in metrics.items():
             line[name] = line.get(name, 0) + value
-        if not conversion and click["ip"] is not None:
-            self.ips.setdefault(key, set()).add(click["ip"])
 
     def lines(self) -> list[ReportLine]:
         by_click = self.query.date_basis == "click"
@@ -1106,6 +1108,7 @@ class _PerformanceReport:
         for click in counted_clicks:
             self.add(click, click, click["created_at"], False, gross_clicks=1,
                      clicks=int(click["verdict"] == "accepted" and not click["is_bot"]),
+                     unique_clicks=int(click["is_unique"]),
                      bot_clicks=int(click["is_bot"]), rejected_clicks=int(click["verdict"] == "rejected"),
                      revenue=click["revenue"], payout=click["payout"])  # fmt: skip
         for conversion, click, time in counted_conversions:
@@ -1119,7 +1122,7 @@ class _PerformanceReport:
                      pending_revenue=conversion["revenue"] if pending else _ZERO,
                      pending_payout=conversion["payout"] if pending else _ZERO,
                      sale_amount=(conversion["amount"] or _ZERO) if counted else _ZERO)  # fmt: skip
-        lines = [ReportLine(**line, unique_clicks=len(self.ips.get(key, ()))) for key, line in self.found.items()]
+        lines = [ReportLine(**line) for line in self.found.values()]
         return ordered([_quantized(line) for line in lines], self.query.group_by)
 
 

@@ -106,6 +106,8 @@ def round_money(amount: Decimal, currency: str) -> Decimal:
 def format_money(amount: Decimal, currency: str) -> str:
     """The JSON form of money: a decimal string with the currency's minor unit (`"5.00"`), and more places
     only where the amount has them (`"1.005"`)."""
+    if not amount and amount.is_finite():
+        return _zero(currency)
     try:
         exact = amount.quantize(_minor_step(currency))
     except InvalidOperation:  # more digits than the context holds: the general form below
@@ -114,6 +116,11 @@ def format_money(amount: Decimal, currency: str) -> str:
         return f"{exact:f}"
     places = max(minor_units(currency), _places(amount))
     return f"{amount:.{places}f}"
+
+
+@cache
+def _zero(currency: str) -> str:
+    return f"{Decimal(0).quantize(_minor_step(currency)):f}"
 
 
 @cache

@@ -318,8 +318,8 @@ class ReportLine:
     one currency, or the totals of a currency (`group` empty).
 
     Money: approved conversions and events plus CPC clicks; `pending_*` is what is held for review.
-    `unique_clicks` counts distinct IP addresses among the group's clicks (so it does not add up across
-    groups); `orders` the conversions and events, not rejected, that carry a sale amount (the AOV's divisor).
+    `unique_clicks` counts the clicks that were the first from their IP address for their offer and partner in
+    24 hours (flagged when recorded, so it adds up across groups); `orders` the conversions and events, not rejected, that carry a sale amount (the AOV's divisor).
     """
 
     group: Mapping[str, object] = field(default_factory=dict)
@@ -344,18 +344,21 @@ class ReportLine:
 def ordered(lines: Iterable[ReportLine], group_by: Sequence[str]) -> list[ReportLine]:
     """Lines in the order of their groups' values (time buckets in time, none last), then of their currency."""
 
+    instants: dict[object, datetime] = {}  # each time bucket's key read once: a report repeats them
+
+    def order(dimension: str, value: object) -> tuple[bool, Any]:
+        if value is None:
+            return True, ""
+        if dimension in TIME_DIMENSIONS and dimension != "date":
+            if (instant := instants.get(value)) is None:
+                instant = instants[value] = datetime.fromisoformat(str(value))
+            return False, instant
+        return False, value
+
     def key(line: ReportLine) -> tuple[Any, ...]:
-        return (*(_order(d, line.group.get(d)) for d in group_by), line.currency or "")
+        return (*(order(d, line.group.get(d)) for d in group_by), line.currency or "")
 
     return sorted(lines, key=key)
-
-
-def _order(dimension: str, value: object) -> tuple[bool, Any]:
-    if value is None:
-        return True, ""
-    if dimension in TIME_DIMENSIONS and dimension != "date":
-        return False, datetime.fromisoformat(str(value))
-    return False, value
 
 
 # --- each role's view --------------------------------------------------------------------------------------------

@@ -224,8 +224,11 @@ class GroupCommitWriter:
         transaction = _begin(connection, in_turn)
         try:
             failure = _run_together(repository, tasks)
-            if failure is not None:
+            if failure is None:
+                repository.flush_rollups()
+            else:
                 transaction.rollback()
+                repository.discard_rollups()
                 if len(tasks) == 1:
                     tasks[0].outcome = (False, failure)
                     return True
@@ -301,13 +304,16 @@ def _run_isolated(connection: Connection, repository: SqlRepository, tasks: list
         savepoint = connection.begin_nested()
         try:
             value = task.work(repository)
+            repository.flush_rollups()
         except (OperationalError, DBAPIError) as error:
             if _is_retryable(error):
                 raise
             savepoint.rollback()
+            repository.discard_rollups()
             task.outcome = (False, error)
         except Exception as error:  # the task's own failure: only its savepoint is undone
             savepoint.rollback()
+            repository.discard_rollups()
             task.outcome = (False, error)
         else:
             savepoint.commit()

@@ -13,8 +13,8 @@ A click's currency is its offer's (`REPORT_CURRENCY` when the offer does not exi
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, datetime
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -33,6 +33,7 @@ from sqlalchemy import (
     literal,
     literal_column,
     null,
+    or_,
     select,
     type_coerce,
 )
@@ -45,7 +46,8 @@ from tracklane.resources.reports import (
     ZoneOffsets,
     ordered,
 )
-from tracklane.storage.schema import clicks, conversions, offers
+from tracklane.storage.rollups import DAY, SHAPE_OF_DIMENSION, Span, cover
+from tracklane.storage.schema import click_rollups, clicks, conversion_rollups, conversions, offers
 from tracklane.storage.types import from_units
 
 OWN_COLUMNS = {"offer": "offer_id", "partner": "partner_id", "advertiser": "advertiser_id"}
@@ -62,16 +64,135 @@ _POSTGRES_FORMATS = {"hour": 'YYYY-MM-DD"T"HH24:00', "day": "YYYY-MM-DD", "date"
 class SqlReports:
     conn: Connection
 
-    def report(self, query: ReportQuery) -> list[ReportLine]:
-        offsets = self._offsets(query) if query.times else None
+    def report(self, query: ReportQuery, from_rollups: bool = True) -> list[ReportLine]:
+        """The report's lines: from the rollup cells where they can answer it and the raw rows elsewhere."""
+        planned = self._plan(query) if from_rollups else None
+        if planned is None:
+            offsets = self._offsets(query) if query.times else None
+            selects = [self._click_query(query, offsets), self._conversion_query(query, offsets)]
+        else:
+            offsets, spans, shape = planned
+            cells = [span for span in spans if span[0]]
+            selects = [self._click_cells(query, offsets, cells, shape),
+                       self._conversion_cells(query, offsets, cells, shape)]  # fmt: skip
+            if raw := [(start, end) for grain, start, end in spans if not grain]:
+                selects += [self._click_query(query, offsets, raw), self._conversion_query(query, offsets, raw)]
         merged: dict[tuple[Any, ...], dict[str, Any]] = {}
-        for select_ in (self._click_query(query, offsets), self._conversion_query(query, offsets)):
+        times = frozenset(query.times) if offsets is not None else frozenset()
+        for select_ in selects:
             for row in self.conn.execute(select_):
                 mapping = dict(row._mapping)
-                group = _group(mapping, query, offsets)
+                group = _group(mapping, query.group_by, times, offsets)
                 key = (*group.values(), mapping["currency"])
-                merged.setdefault(key, {"group": group}).update(mapping)
+                if (line := merged.get(key)) is None:
+                    merged[key] = {"group": group, **mapping}
+                else:
+                    for name in _METRICS:
+                        if name in mapping:
+                            line[name] = (line.get(name) or 0) + (mapping[name] or 0)
         return ordered((_line(row) for row in merged.values()), query.group_by)
+
+    # --- the rollup cells
+
+    def _plan(self, query: ReportQuery) -> tuple[ZoneOffsets | None, list[Span], str] | None:
+        """The zone's offsets, what makes up the report's range (cells and raw rows) and the cells' shape;
+        None when no cell can answer it."""
+        if query.date_basis != "conversion":
+            return None
+        asked = {d for d in (*query.group_by, *query.filters) if d in CLICK_COLUMNS}
+        shapes = {SHAPE_OF_DIMENSION.get(d) for d in asked}
+        if None in shapes or len(shapes) > 1:
+            return None
+        shape = str(shapes.pop()) if shapes else ""
+        if (span := self._cell_span(query)) is None:
+            return None
+        start, end = span
+        offsets = None
+        if query.times:
+            offsets = ZoneOffsets(UTC, ((None, 0),)) if query.zone is UTC else ZoneOffsets.over(query.zone, start, end)
+        spans = cover(start, end, shape, query.times, offsets)
+        return (offsets, spans, shape) if any(grain for grain, _, _ in spans) else None
+
+    def _cell_span(self, query: ReportQuery) -> tuple[datetime, datetime] | None:
+        """The report's range within the days that have cells; None when it holds none."""
+        found: list[datetime] = []
+        for table in (click_rollups, conversion_rollups):
+            first_last = select(func.min(table.c.bucket), func.max(table.c.bucket)).where(
+                table.c.shape == "", table.c.grain == DAY
+            )
+            found += [moment for moment in self.conn.execute(first_last).one() if moment is not None]
+        if not found:
+            return None
+        start, end = min(found), max(found) + timedelta(days=1)
+        if query.created_from is not None:
+            start = max(start, query.created_from)
+        if query.created_to is not None:
+            end = min(end, query.created_to)
+        return (start, end) if start < end else None
+
+    def _click_cells(
+        self, query: ReportQuery, offsets: ZoneOffsets | None, cells: list[Span], shape: str
+    ) -> Select[Any]:
+        r = click_rollups.c
+        currency = func.coalesce(offers.c.currency, REPORT_CURRENCY)
+        grouped = {
+            **_cell_owners(r, query), **{d: func.nullif(r.value, "") for d in query.group_by if d in CLICK_COLUMNS},
+            **self._times(query, r.bucket, offsets), "currency": currency,
+        }  # fmt: skip
+        empty = [null().label(d) for d in query.group_by if d in CONVERSION_COLUMNS]
+        sums = [func.sum(r[m]).label(m) for m in ("gross_clicks", "unique_clicks", "clicks", "bot_clicks",
+                                                 "rejected_clicks")]  # fmt: skip
+        select_: Select[Any] = (
+            select(*(column.label(name) for name, column in grouped.items()), *empty, *sums,
+                   func.sum(r.revenue).label("click_revenue"), func.sum(r.payout).label("click_payout"))
+            .select_from(click_rollups.outerjoin(offers, offers.c.id == r.offer_id))
+            .group_by(*grouped.values())
+        )  # fmt: skip
+        select_ = _in_cells(select_, r, query, cells, shape)
+        if "currency" in query.filters:
+            select_ = select_.where(currency == query.filters["currency"])
+        return select_
+
+    def _conversion_cells(
+        self, query: ReportQuery, offsets: ZoneOffsets | None, cells: list[Span], shape: str
+    ) -> Select[Any]:
+        r = conversion_rollups.c
+        approved, pending, counted = r.status == "approved", r.status == "pending", r.status != "rejected"
+        conversion_dimensions = {"event": func.nullif(r.event_name, ""), "status": r.status, "origin": r.origin}
+        grouped = {
+            **_cell_owners(r, query), **{d: func.nullif(r.value, "") for d in query.group_by if d in CLICK_COLUMNS},
+            **{d: conversion_dimensions[d] for d in query.group_by if d in CONVERSION_COLUMNS},
+            **self._times(query, r.bucket, offsets), "currency": r.currency,
+        }  # fmt: skip
+
+        def where(condition: ColumnElement[bool], column: ColumnElement[Any]) -> ColumnElement[Any]:
+            return func.sum(case((condition, column), else_=0), type_=BigInteger)
+
+        select_: Select[Any] = (
+            select(
+                *(column.label(name) for name, column in grouped.items()),
+                where(and_(r.is_event.is_(False), counted), r.conversions).label("conversions"),
+                where(and_(r.is_event.is_(True), counted), r.conversions).label("events"),
+                where(counted, r.with_amount).label("orders"),
+                where(pending, r.conversions).label("pending"),
+                where(r.status == "rejected", r.conversions).label("rejected"),
+                where(approved, r.revenue).label("conversion_revenue"),
+                where(approved, r.payout).label("conversion_payout"),
+                where(pending, r.revenue).label("pending_revenue"),
+                where(pending, r.payout).label("pending_payout"),
+                where(counted, r.amount).label("sale_amount"),
+            )
+            .select_from(conversion_rollups)
+            .group_by(*grouped.values())
+            .having(func.sum(r.conversions) != 0)  # a group whose conversions all moved to other statuses
+        )
+        select_ = _in_cells(select_, r, query, cells, shape)
+        for name, column in conversion_dimensions.items():
+            if name in query.filters:
+                select_ = select_.where(column == query.filters[name])
+        if "currency" in query.filters:
+            select_ = select_.where(r.currency == query.filters["currency"])
+        return select_
 
     # --- time buckets
 
@@ -118,7 +239,9 @@ class SqlReports:
 
     # --- the two queries
 
-    def _click_query(self, query: ReportQuery, offsets: ZoneOffsets | None) -> Select[Any]:
+    def _click_query(
+        self, query: ReportQuery, offsets: ZoneOffsets | None, within: list[tuple[datetime, datetime]] | None = None
+    ) -> Select[Any]:
         c = clicks.c
         billable = and_(c.verdict == "accepted", c.is_bot.is_(False))
         currency = func.coalesce(offers.c.currency, REPORT_CURRENCY)
@@ -134,7 +257,7 @@ class SqlReports:
             select(
                 *(column.label(name) for name, column in grouped.items()), *empty,
                 func.count().label("gross_clicks"),
-                func.count(c.ip.distinct()).label("unique_clicks"),
+                func.sum(_flag(c.is_unique.is_(True))).label("unique_clicks"),
                 func.sum(_flag(billable)).label("clicks"),
                 func.sum(_flag(c.is_bot.is_(True))).label("bot_clicks"),
                 func.sum(_flag(c.verdict == "rejected")).label("rejected_clicks"),
@@ -144,12 +267,14 @@ class SqlReports:
             .select_from(clicks.outerjoin(offers, offers.c.id == c.offer_id))
             .group_by(*grouped.values())
         )  # fmt: skip
-        select_ = _restrict(select_, clicks.c, c.created_at, query)
+        select_ = _restrict(select_, clicks.c, c.created_at, query, within)
         if "currency" in query.filters:
             select_ = select_.where(currency == query.filters["currency"])
         return select_
 
-    def _conversion_query(self, query: ReportQuery, offsets: ZoneOffsets | None) -> Select[Any]:
+    def _conversion_query(
+        self, query: ReportQuery, offsets: ZoneOffsets | None, within: list[tuple[datetime, datetime]] | None = None
+    ) -> Select[Any]:
         c = conversions.c
         base, approved, pending, counted = c.event_id.is_(None), c.status == "approved", c.status == "pending", \
             c.status != "rejected"  # fmt: skip
@@ -178,7 +303,7 @@ class SqlReports:
             .select_from(conversions.join(clicks, clicks.c.id == c.click_id))
             .group_by(*grouped.values())
         )
-        select_ = _restrict(select_, c, basis, query)
+        select_ = _restrict(select_, c, basis, query, within)
         for name, column in CONVERSION_COLUMNS.items():
             if name in query.filters:
                 select_ = select_.where(c[column] == query.filters[name])
@@ -199,8 +324,43 @@ def _by_offset(
     return case(*whens, else_=value(changes[-1][1]))
 
 
-def _restrict(select_: Select[Any], columns: Any, time: ColumnElement[Any], query: ReportQuery) -> Select[Any]:
-    """The time range (on the report's date basis), the id filters (on the table's own ids) and the click filters."""
+def _cell_owners(columns: Any, query: ReportQuery) -> dict[str, ColumnElement[Any]]:
+    """The offer, partner and advertiser a cell counts (0: no advertiser)."""
+    owners = {
+        "offer": columns.offer_id,
+        "partner": columns.partner_id,
+        "advertiser": func.nullif(columns.advertiser_id, 0),
+    }
+    return {d: owners[d] for d in query.group_by if d in owners}
+
+
+def _in_cells(select_: Select[Any], columns: Any, query: ReportQuery, cells: list[Span], shape: str) -> Select[Any]:
+    """Only the cells of the report's shape and range, its id filters and its click filter (on the shape)."""
+    ranges = [
+        and_(columns.grain == grain, columns.bucket >= first, columns.bucket < end) for grain, first, end in cells
+    ]
+    select_ = select_.where(columns.shape == shape, or_(*ranges))
+    ids = {"offer_id": query.offer_id, "partner_id": query.partner_id, "advertiser_id": query.advertiser_id}
+    for column, id_ in ids.items():
+        if id_ is not None:
+            select_ = select_.where(columns[column] == id_)
+    for name, value in query.filters.items():
+        if name in CLICK_COLUMNS:
+            select_ = select_.where(columns.value == value)
+    return select_
+
+
+def _restrict(
+    select_: Select[Any],
+    columns: Any,
+    time: ColumnElement[Any],
+    query: ReportQuery,
+    within: list[tuple[datetime, datetime]] | None = None,
+) -> Select[Any]:
+    """The time range (on the report's date basis; or only the spans `within` it), the id filters (on the
+    table's own ids) and the click filters."""
+    if within is not None:
+        select_ = select_.where(or_(*(and_(time >= start, time < end) for start, end in within)))
     if query.created_from is not None:
         select_ = select_.where(time >= query.created_from)
     if query.created_to is not None:
@@ -215,12 +375,15 @@ def _restrict(select_: Select[Any], columns: Any, time: ColumnElement[Any], quer
     return select_
 
 
-def _group(mapping: dict[str, Any], query: ReportQuery, offsets: ZoneOffsets | None) -> dict[str, Any]:
+def _group(
+    mapping: dict[str, Any], group_by: Sequence[str], times: frozenset[str], offsets: ZoneOffsets | None
+) -> dict[str, Any]:
     """A row's dimension values by name, each time bucket by its key."""
     group = {}
-    for dimension in query.group_by:
+    for dimension in group_by:
         value = mapping.get(dimension)
-        if offsets is not None and dimension in query.times and value is not None:
+        if dimension in times and value is not None:
+            assert offsets is not None
             value = offsets.key(dimension, value, mapping.get(_OFFSET))
         group[dimension] = value
     return group
@@ -246,6 +409,9 @@ _MONEY = (
     "pending_payout",
     "sale_amount",
 )
+
+
+_METRICS = (*_COUNTS, *_MONEY)
 
 
 def _line(row: dict[str, Any]) -> ReportLine:

@@ -8,14 +8,25 @@ from tracklane.storage.catalog import SqlCatalog
 from tracklane.storage.catalog_cache import CatalogCache
 from tracklane.storage.delivery import SqlDelivery
 from tracklane.storage.reports import SqlReports
+from tracklane.storage.rollups import RollupDeltas
 from tracklane.storage.segment import SqlSegment
 from tracklane.storage.tracking import SqlTracking
 from tracklane.storage.users import SqlUsers
 
 
 class SqlRepository(SqlCatalog, SqlTracking, SqlReports, SqlSegment, SqlDelivery, SqlUsers):
-    """Implements `tracklane.services.ports.Repository` on a connection inside a transaction."""
+    """Implements `tracklane.services.ports.Repository` on a connection inside a transaction.
+
+    The rollup deltas its writes gather are applied by `flush_rollups`, which the writer calls before each
+    commit (and each savepoint release), or dropped by `discard_rollups` with a rollback."""
 
     def __init__(self, conn: Connection, cache: CatalogCache | None = None) -> None:
         self.conn = conn
         self.cache = cache
+        self.rollups = RollupDeltas()
+
+    def flush_rollups(self) -> None:
+        self.rollups.flush(self.conn)
+
+    def discard_rollups(self) -> None:
+        self.rollups.clear()

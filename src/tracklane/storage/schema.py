@@ -11,10 +11,12 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 from tracklane.storage.types import Money, UtcDateTime
@@ -214,8 +216,11 @@ clicks = Table(
     Column("revenue", Money, nullable=False),
     Column("payout", Money, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
+    # the first click from its IP address for its offer and partner in 24 hours (`UNIQUE_CLICK_WINDOW`)
+    Column("is_unique", Boolean, nullable=False, server_default=false()),
     Index("ix_clicks_offer_partner_created", "offer_id", "partner_id", "created_at"),
     Index("ix_clicks_created_at", "created_at"),
+    Index("ix_clicks_visitor", "offer_id", "partner_id", "ip", "created_at"),
 )  # fmt: skip
 
 conversions = Table(
@@ -246,6 +251,54 @@ conversions = Table(
     Column("updated_at", UtcDateTime, nullable=False),
     Index("ix_conversions_offer_partner_created", "offer_id", "partner_id", "created_at"),
     Index("ix_conversions_created_at", "created_at"),
+)  # fmt: skip
+
+# Report rollups (storage/rollups.py): clicks and conversions summed per cell. A cell is a shape (the one click
+# dimension it is split by, "" for none), a grain (minutes: a UTC day, hour or quarter hour), the bucket it
+# starts at and its keys; 0 stands for no advertiser and "" for no value. Money is in stored units.
+_CELL = ("shape", "grain", "bucket", "offer_id", "partner_id", "advertiser_id", "value")
+click_rollups = Table(
+    "click_rollups", metadata,
+    Column("shape", String(16), nullable=False),
+    Column("grain", Integer, nullable=False),
+    Column("bucket", UtcDateTime, nullable=False),
+    Column("offer_id", Id, nullable=False),
+    Column("partner_id", Id, nullable=False),
+    Column("advertiser_id", Id, nullable=False),
+    Column("value", String(255), nullable=False),
+    Column("gross_clicks", BigInteger, nullable=False),
+    Column("unique_clicks", BigInteger, nullable=False),
+    Column("clicks", BigInteger, nullable=False),
+    Column("bot_clicks", BigInteger, nullable=False),
+    Column("rejected_clicks", BigInteger, nullable=False),
+    Column("revenue", BigInteger, nullable=False),
+    Column("payout", BigInteger, nullable=False),
+    PrimaryKeyConstraint(*_CELL, name="pk_click_rollups"),
+    sqlite_with_rowid=False,
+)  # fmt: skip
+
+conversion_rollups = Table(
+    "conversion_rollups", metadata,
+    Column("shape", String(16), nullable=False),
+    Column("grain", Integer, nullable=False),
+    Column("bucket", UtcDateTime, nullable=False),
+    Column("offer_id", Id, nullable=False),
+    Column("partner_id", Id, nullable=False),
+    Column("advertiser_id", Id, nullable=False),
+    Column("value", String(255), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("is_event", Boolean, nullable=False),
+    Column("event_name", String(200), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("origin", String(16), nullable=False),
+    Column("conversions", BigInteger, nullable=False),  # rows: base conversions or events, as is_event says
+    Column("with_amount", BigInteger, nullable=False),  # of them, those with a sale amount
+    Column("revenue", BigInteger, nullable=False),
+    Column("payout", BigInteger, nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    PrimaryKeyConstraint(*_CELL, "currency", "is_event", "event_name", "status", "origin",
+                         name="pk_conversion_rollups"),
+    sqlite_with_rowid=False,
 )  # fmt: skip
 
 # Segment-compatible intake: sources, the messages they received (dedup on source + messageId), customers.

@@ -16,10 +16,22 @@ from tracklane.domain.trace import TraceStep, stored_steps
 from tracklane.services.ports import DuplicateKey, NewClick, NewConversion, Page
 from tracklane.storage import rows
 from tracklane.storage.paging import paged
+from tracklane.storage.rollups import UNIQUE_CLICK_WINDOW, RollupDeltas
 from tracklane.storage.schema import cap_counters, clicks, conversions
 
 # Built once so that SQLAlchemy reuses their compiled form on the hot path.
 _INSERT_CLICK = insert(clicks).returning(clicks.c.id)
+_SEEN_VISITOR = select(
+    exists().where(
+        clicks.c.offer_id == bindparam("offer_id"),
+        clicks.c.partner_id == bindparam("partner_id"),
+        clicks.c.ip == bindparam("ip"),
+        clicks.c.created_at > bindparam("since"),
+    )
+)
+_CLICK_DIMENSIONS = select(clicks.c.sub1, clicks.c.country, clicks.c.device_type).where(
+    clicks.c.id == bindparam("click_id")
+)
 _CLICK_BY_TRANSACTION = select(clicks).where(clicks.c.transaction_id == bindparam("transaction_id"))
 _CONVERSION_BY_DEDUP_KEY = select(conversions).where(conversions.c.dedup_key == bindparam("key"))
 _HAS_BASE_CONVERSION = select(
@@ -49,6 +61,7 @@ _TAKE_FROM_COUNTER = (
 
 class SqlTracking:
     conn: Connection
+    rollups: RollupDeltas
 
     def insert_click(self, click: NewClick) -> Click:
         values: dict[str, Any] = {
@@ -60,8 +73,19 @@ class SqlTracking:
             "revenue": click.revenue, "payout": click.payout, "created_at": click.created_at,
         }  # fmt: skip
         values.update({f"sub{i}": sub for i, sub in enumerate(click.subs, start=1)})
+        values["is_unique"] = self._is_unique(click)
         click_id = self.conn.execute(_INSERT_CLICK, values).scalar_one()
-        return rows.click(_AttrRow({**values, "id": click_id}))  # type: ignore[arg-type]
+        inserted = _AttrRow({**values, "id": click_id})
+        self.rollups.add_click(inserted)
+        return rows.click(inserted)  # type: ignore[arg-type]
+
+    def _is_unique(self, click: NewClick) -> bool:
+        """The first click from its IP address for its offer and partner in `UNIQUE_CLICK_WINDOW`."""
+        if click.ip is None:
+            return False
+        params = {"offer_id": click.offer_id, "partner_id": click.partner_id, "ip": click.ip,
+                  "since": click.created_at - UNIQUE_CLICK_WINDOW}  # fmt: skip
+        return not self.conn.execute(_SEEN_VISITOR, params).scalar()
 
     def get_click(self, transaction_id: str) -> Click | None:
         row = self.conn.execute(_CLICK_BY_TRANSACTION, {"transaction_id": transaction_id}).one_or_none()
@@ -107,7 +131,11 @@ class SqlTracking:
         row = self.conn.execute(_INSERT_CONVERSION[self.conn.dialect.name], values).one_or_none()
         if row is None:  # a concurrent writer (another process) took the dedup key first
             raise DuplicateKey(str(conversion.dedup_key))
+        self.rollups.add_conversion(row, self._click_dimensions(conversion.click_id))
         return rows.conversion(row)
+
+    def _click_dimensions(self, click_id: int) -> Any:
+        return self.conn.execute(_CLICK_DIMENSIONS, {"click_id": click_id}).one()
 
     def get_conversion(self, conversion_id: int) -> Conversion | None:
         row = self.conn.execute(select(conversions).where(conversions.c.id == conversion_id)).one_or_none()
@@ -124,11 +152,19 @@ class SqlTracking:
         trace: Sequence[TraceStep],
         now: datetime,
     ) -> None:
-        self.conn.execute(
+        """Change a conversion's status, and move it to its new status's rollup cells."""
+        changed = (
             update(conversions)
             .where(conversions.c.id == conversion_id)
             .values(status=status.value, status_reason=reason, trace=stored_steps(trace), updated_at=now)
+            .returning(*conversions.c)
         )
+        before = self.conn.execute(select(conversions).where(conversions.c.id == conversion_id)).one_or_none()
+        after = self.conn.execute(changed).one_or_none()
+        if before is not None and after is not None:
+            dimensions = self._click_dimensions(before.click_id)
+            self.rollups.add_conversion(before, dimensions, sign=-1)
+            self.rollups.add_conversion(after, dimensions)
 
 
 class _CapFull(Exception):

@@ -34,8 +34,8 @@ class Money(TypeDecorator[Decimal]):
 
 
 def from_units(value: int | Decimal) -> Decimal:
-    """Turn a stored (or summed) integer amount back into a Decimal."""
-    return (Decimal(int(value)) / _SCALE).quantize(Decimal(1).scaleb(-STORAGE_PLACES))
+    """Turn a stored (or summed) integer amount back into a Decimal, with STORAGE_PLACES places."""
+    return Decimal(int(value)).scaleb(-STORAGE_PLACES)
 
 
 class UtcDateTime(TypeDecorator[datetime]):
