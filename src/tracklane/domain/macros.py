@@ -8,6 +8,10 @@ meets one. A macro with no value expands to the empty string.
 A partner postback may use only the macros a partner may see (`partner_macros`): never what the
 advertiser pays or sends (`revenue`, `advertiser_id`, `adv1`..`adv5`), and the sale `amount` only on a
 postback bound to an offer that shares it (`Offer.share_amount_with_partners`).
+
+Destination and fallback URLs may also use `{click_token}` (`DESTINATION_MACROS`): the click's token, which
+lets the browser SDK on the landing page convert that click through the pixel. It exists only at click time,
+so no other template may name it.
 """
 
 from __future__ import annotations
@@ -27,6 +31,11 @@ CATALOGUE: frozenset[str] = frozenset(
     }
 )  # fmt: skip
 
+#: The click token (`tracklane.domain.postback.click_token`): a destination or fallback URL macro only.
+CLICK_TOKEN = "click_token"
+#: What a destination or fallback URL may name: the catalogue and the click token.
+DESTINATION_MACROS: frozenset[str] = CATALOGUE | {CLICK_TOKEN}
+
 #: Macros whose values a partner never sees: what the advertiser pays, who it is, what it sends along.
 PARTNER_HIDDEN: frozenset[str] = frozenset({"revenue", "advertiser_id", "adv1", "adv2", "adv3", "adv4", "adv5"})
 #: The sale amount: seen by partners only where the offer shares it.
@@ -36,8 +45,8 @@ _MACRO = re.compile(r"\{([^{}]*)\}")
 MAX_URL_LENGTH = 4096
 
 
-def validate_template(template: object, field: str) -> str:
-    """Check a URL template: absolute http(s), known macros, macros only in path and query."""
+def validate_template(template: object, field: str, macros: frozenset[str] = CATALOGUE) -> str:
+    """Check a URL template: absolute http(s), macros of `macros` only, macros only in path and query."""
     if not isinstance(template, str) or not template.strip():
         raise InvalidParameter(field, "must be a non-empty URL")
     template = template.strip()
@@ -45,7 +54,7 @@ def validate_template(template: object, field: str) -> str:
         raise InvalidParameter(field, f"must be at most {MAX_URL_LENGTH} characters")
     if any(ch.isspace() for ch in template):
         raise InvalidParameter(field, "must not contain whitespace")
-    unknown = sorted({name for name in _MACRO.findall(template) if name not in CATALOGUE})
+    unknown = sorted({name for name in _MACRO.findall(template) if name not in macros})
     if unknown:
         raise InvalidParameter(field, "unknown macro " + ", ".join("{" + n + "}" for n in unknown))
     try:
@@ -104,7 +113,7 @@ def expand(template: str, values: Mapping[str, str | None]) -> str:
 def _substitute(text: str, values: Mapping[str, str | None]) -> str:
     def replace(match: re.Match[str]) -> str:
         name = match.group(1)
-        if name not in CATALOGUE:
+        if name not in DESTINATION_MACROS:
             return match.group(0)
         value = values.get(name)
         return quote(value, safe="") if value else ""

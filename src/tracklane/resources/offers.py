@@ -25,7 +25,7 @@ from tracklane.domain.caps import CapMetric, CapPeriod, CapRule
 from tracklane.domain.catalog import MAX_WINDOW_DAYS, parse_name
 from tracklane.domain.errors import Forbidden, InvalidParameter
 from tracklane.domain.ids import MAX_ID
-from tracklane.domain.macros import validate_template
+from tracklane.domain.macros import DESTINATION_MACROS, validate_template
 from tracklane.domain.model import (
     DEFAULT_CONVERSION_METHODS,
     AccessStatus,
@@ -145,6 +145,11 @@ def _unique_caps(caps: Sequence[CapBody]) -> None:
         raise InvalidParameter("caps", "lists the same cap twice")
 
 
+def _landing_url(template: object, field: str) -> str:
+    """A destination or fallback URL: the macros of a click, `{click_token}` included."""
+    return validate_template(template, field, DESTINATION_MACROS)
+
+
 def _methods(methods: Sequence[ConversionMethod]) -> list[ConversionMethod]:
     return list(dict.fromkeys(methods))
 
@@ -168,8 +173,8 @@ class OfferCreate(Struct):
 
     def __post_init__(self) -> None:
         self.name = parse_name(self.name)
-        self.destination_url = validate_template(self.destination_url, "destination_url")
-        self.fallback_url = validate_template(self.fallback_url, "fallback_url") if self.fallback_url else None
+        self.destination_url = _landing_url(self.destination_url, "destination_url")
+        self.fallback_url = _landing_url(self.fallback_url, "fallback_url") if self.fallback_url else None
         self.currency = parse_currency(self.currency)
         _unique_caps(self.caps)
         self.conversion_methods = _methods(self.conversion_methods)
@@ -200,9 +205,9 @@ class OfferUpdate(Struct):
         if isinstance(self.name, str):
             self.name = parse_name(self.name)
         if isinstance(self.destination_url, str):
-            self.destination_url = validate_template(self.destination_url, "destination_url")
+            self.destination_url = _landing_url(self.destination_url, "destination_url")
         if isinstance(self.fallback_url, str):
-            self.fallback_url = validate_template(self.fallback_url, "fallback_url") if self.fallback_url else None
+            self.fallback_url = _landing_url(self.fallback_url, "fallback_url") if self.fallback_url else None
         if isinstance(self.currency, str):
             self.currency = parse_currency(self.currency)
         if isinstance(self.caps, list):

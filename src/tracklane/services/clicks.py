@@ -1,5 +1,6 @@
-"""Recording a click: verdict, caps, CPC money and the redirect, in one committed write; for `/clk`, the
-click token that lets a pixel convert this click (see `tracklane.domain.postback`)."""
+"""Recording a click: verdict, caps, CPC money and the redirect, in one committed write; for `/clk` (and for
+a destination URL that names `{click_token}`), the click token that lets a pixel convert this click (see
+`tracklane.domain.postback`)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from decimal import Decimal
 from tracklane.domain import routing
 from tracklane.domain.attribution import choose_payout
 from tracklane.domain.caps import CapMetric, counter_key
-from tracklane.domain.macros import expand
+from tracklane.domain.macros import CLICK_TOKEN, expand
 from tracklane.domain.model import Click, ClickDevice, Offer
 from tracklane.domain.money import price_click
 from tracklane.domain.postback import click_token
@@ -36,7 +37,7 @@ class ClickOutcome:
     click: Click
     redirect_url: str | None
     cookie_days: int
-    click_token: str | None = None  # asked for (`/clk`) and the click's offer exists
+    click_token: str | None = None  # asked for (`/clk`) or named by the destination, and the offer exists
 
 
 class ClickService:
@@ -108,8 +109,10 @@ class ClickService:
         )
         target = self._target(offer, accepted=reason is None)
         days = offer.attribution_window_days if offer else 30
-        advertiser = repo.get_advertiser(offer.advertiser_id) if with_token and offer else None
+        in_target = target is not None and "{" + CLICK_TOKEN + "}" in target
+        advertiser = repo.get_advertiser(offer.advertiser_id) if (with_token or in_target) and offer else None
         token = click_token(transaction_id, advertiser.postback_token) if advertiser else None
+        values[CLICK_TOKEN] = token
         return ClickOutcome(click, None if target is None else expand(target, values), days, token)
 
     def _target(self, offer: Offer | None, accepted: bool) -> str | None:

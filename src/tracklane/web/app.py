@@ -1,4 +1,4 @@
-"""The ASGI app: tracking routes first (the hot path), then the API, its documentation and the demo page.
+"""The ASGI app: tracking routes first (the hot path and the browser SDK), then the API, its docs and the demo page.
 
 The app is handed a function that builds the services (`tracklane.services.registry.Services`); it calls
 it at start-up, runs their background workers while it serves, and closes them at shutdown. Handlers
@@ -23,7 +23,7 @@ from starlette.staticfiles import StaticFiles
 
 from tracklane import __version__
 from tracklane.services.registry import Services
-from tracklane.web import edge, errors, segment, tracking
+from tracklane.web import edge, errors, sdk, segment, tracking
 from tracklane.web.api import activity, catalog, contract, customers, delivery, keys, reports, sources, users
 from tracklane.web.ui import routing as ui_routing
 from tracklane.web.ui import site as ui_site
@@ -64,7 +64,7 @@ def build_app(build: Callable[[], Services]) -> FastAPI:
         redoc_url=None,
         lifespan=lifespan,
     )
-    app.router.routes[0:0] = [*tracking.routes, *segment.routes]
+    app.router.routes[0:0] = [*tracking.routes, *sdk.routes, *segment.routes]
     api = APIRouter(prefix="/api/v1", dependencies=[Depends(contract.no_nul_in_parameters)])
     routers = (
         catalog.router,

@@ -129,6 +129,7 @@ async def create_click(request: Request) -> Response:
         body["reject_reason"] = outcome.click.reject_reason
     body["redirect_url"] = outcome.redirect_url
     body["click_token"] = outcome.click_token
+    body["cookie_days"] = outcome.cookie_days  # how long a browser keeps the click: the attribution window
     return JSONResponse(body, headers={**CORS, **NO_STORE})
 
 
@@ -160,8 +161,9 @@ def outcome_body(outcome: ConversionOutcome) -> dict[str, Any]:
 
 
 #: Parameters of `/pixel` that never reach the conversion: a browser carries no postback token, and the
-#: click comes from the cookie or the click token only.
-_NOT_PIXEL_FIELDS = frozenset({"secure", "transaction_id", "click_token"})
+#: click comes from the cookie or the click token only. `sdk` (the SDK's version) is a label: the browser SDK
+#: fires the pixel with it, and the conversion method checked is then the offer's `sdk` one (same proofs).
+_NOT_PIXEL_FIELDS = frozenset({"secure", "transaction_id", "click_token", "sdk"})
 
 
 async def pixel(request: Request) -> Response:
@@ -173,8 +175,9 @@ async def pixel(request: Request) -> Response:
         fields = {name: value for name, value in params.items() if name not in _NOT_PIXEL_FIELDS}
         conversion_request = parse_conversion_request({**fields, "transaction_id": transaction_id},
                                                       token_required=False)  # fmt: skip
+        method = ConversionMethod.SDK if params.get("sdk") else ConversionMethod.PIXEL
         outcome = await _container(request).conversions.record(
-            conversion_request, Origin.SDK, method=ConversionMethod.PIXEL, claim=claim
+            conversion_request, Origin.SDK, method=method, claim=claim
         )
         log.info("pixel conversion %s: %s", outcome.conversion.id, outcome.result)
     except StorageUnavailable as error:
