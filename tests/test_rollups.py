@@ -5,7 +5,10 @@ that change."""
 
 from __future__ import annotations
 
+import os
 import random
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -27,7 +30,7 @@ from tracklane.storage import migrate
 from tracklane.storage.database import SqlDatabase
 from tracklane.storage.engines import create_admin_engine, create_reader_engine, create_writer_engine
 from tracklane.storage.rollups import rebuild
-from tracklane.storage.schema import click_rollups, conversion_rollups
+from tracklane.storage.schema import click_rollups, clicks, conversion_rollups
 
 START = datetime(2026, 3, 6, 0, 0, tzinfo=UTC)  # New York's clocks go forward on the 8th
 DEVICES = (ClickDevice("desktop", "Linux", "Firefox", False), ClickDevice("mobile", "iOS", "Safari", False),
@@ -196,3 +199,31 @@ def test_a_click_is_unique_once_per_visitor_offer_and_partner_a_day(tmp_path: Pa
         assert by_partner[first["id"]]["unique_clicks"] == 1  # the same browser from the same address
         assert by_partner[second["id"]]["unique_clicks"] == 1
         assert report["totals"]["unique_clicks"] == 2  # unique clicks add up across groups
+
+
+def test_reports_recount_counts_clicks_loaded_by_sql(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'imported.db'}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRACKLANE_")} | {"TRACKLANE_DATABASE_URL": url}
+    migrated = subprocess.run([sys.executable, "-m", "tracklane", "migrate"], env=env, capture_output=True, timeout=60)
+    assert migrated.returncode == 0, migrated.stderr
+    db = SqlDatabase(create_writer_engine(url), create_reader_engine(url), 0)
+    engine = create_admin_engine(url)
+    try:
+        db.write_now(lambda repo: repo.insert_click(new_click(created_at=START, ip="198.51.100.1")))
+        with engine.begin() as conn:  # an import by SQL: the rows, without their cells or unique flags
+            conn.execute(sa.insert(clicks), [
+                {"transaction_id": f"import{n:026x}", "offer_id": 1, "partner_id": 1, "ip": "198.51.100.7",
+                 "device_type": "desktop", "is_bot": False, "verdict": "accepted", "revenue": Decimal(0),
+                 "payout": Decimal(0), "created_at": START + timedelta(hours=n)} for n in range(3)
+            ])  # fmt: skip
+        (line,) = db.read_now(lambda repo: repo.report(ReportQuery(())))
+        assert line.gross_clicks == 1  # the cells count the click the writer recorded only
+        recounted = subprocess.run([sys.executable, "-m", "tracklane", "reports", "recount"], env=env,
+                                   capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert recounted.returncode == 0, recounted.stderr
+        assert "recounted" in recounted.stdout
+        (line,) = db.read_now(lambda repo: repo.report(ReportQuery(())))
+        assert (line.gross_clicks, line.unique_clicks) == (4, 2)  # the imported visitor is unique once a day
+    finally:
+        db.close()
+        engine.dispose()

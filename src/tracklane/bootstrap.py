@@ -35,7 +35,7 @@ from tracklane.services.sources import SourceService
 from tracklane.services.users import UserService
 from tracklane.services.webhooks import WebhookService
 from tracklane.settings import Settings
-from tracklane.storage import migrate
+from tracklane.storage import migrate, rollups
 from tracklane.storage.database import SqlDatabase
 from tracklane.storage.engines import create_admin_engine, create_reader_engine, create_writer_engine
 from tracklane.storage.secret_box import FernetBox, bind, resolve_key
@@ -91,6 +91,18 @@ class Container(Services):
 
     def close(self) -> None:
         self.db.close()
+
+
+def recount_reports(settings: Settings) -> None:
+    """Recount the report rollups (unique-click flags, then every cell) from the raw rows, in one transaction:
+    after clicks or conversions were loaded or changed by SQL."""
+    migrate_database(settings)
+    engine = create_admin_engine(settings.database_url)
+    try:
+        with engine.begin() as conn:
+            rollups.recount(conn)
+    finally:
+        engine.dispose()
 
 
 def migrate_database(settings: Settings) -> FernetBox:

@@ -1,4 +1,4 @@
-"""The `tracklane` command: serve, demo, migrate, worker, deliveries, api-keys create, users."""
+"""The `tracklane` command: serve, demo, migrate, worker, deliveries, api-keys create, users, reports recount."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import click
 import uvicorn
 from pydantic import ValidationError
 
-from tracklane.bootstrap import Container, build, delivery_worker, migrate_database, utc_now
+from tracklane.bootstrap import Container, build, delivery_worker, migrate_database, recount_reports, utc_now
 from tracklane.domain.errors import InvalidParameter, TracklaneError
 from tracklane.domain.model import LinkKind, PartnerStatus, Role, User, UserStatus
 from tracklane.resources.api_keys import ApiKeyCreate
@@ -168,6 +168,19 @@ def migrate() -> None:
     """Create or migrate the schema of TRACKLANE_DATABASE_URL, then exit."""
     migrate_database(load_settings())
     click.echo("schema is up to date")
+
+
+@main.group()
+def reports() -> None:
+    """Maintain what reports are counted from."""
+
+
+@reports.command("recount")
+def recount() -> None:
+    """Recount the report rollups from the raw clicks and conversions (after loading or changing them by SQL)."""
+    began = time.perf_counter()
+    recount_reports(load_settings())
+    click.echo(f"report rollups recounted in {time.perf_counter() - began:.1f} s")
 
 
 @main.command()

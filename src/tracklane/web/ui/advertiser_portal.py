@@ -226,6 +226,10 @@ class OfferIntegration:
         return ConversionMethod.PIXEL in self.offer.conversion_methods
 
     @property
+    def by_sdk(self) -> bool:
+        return ConversionMethod.SDK in self.offer.conversion_methods
+
+    @property
     def by_segment(self) -> bool:
         return ConversionMethod.SEGMENT in self.offer.conversion_methods
 

@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from tracklane.domain.money import minor_units
+from tracklane.web import sdk
 
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
@@ -102,6 +103,7 @@ def _environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    environment.globals["sdk_version"] = sdk.VERSION  # the snippets pin the SDK the server serves
     return environment
 
 
