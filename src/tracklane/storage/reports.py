@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
@@ -415,13 +416,21 @@ _METRICS = (*_COUNTS, *_MONEY)
 
 
 def _line(row: dict[str, Any]) -> ReportLine:
-    """Absent metrics are zero; the money is approved conversions plus CPC clicks."""
-    counts = {name: int(row.get(name) or 0) for name in _COUNTS}
-    money = {name: from_units(row.get(name) or 0) for name in _MONEY}
+    """Absent metrics are zero; the money is approved conversions plus CPC clicks (added up as stored units)."""
+    get = row.get
     return ReportLine(
-        group=row["group"], currency=row["currency"], **counts,
-        revenue=money["click_revenue"] + money["conversion_revenue"],
-        payout=money["click_payout"] + money["conversion_payout"],
-        pending_revenue=money["pending_revenue"], pending_payout=money["pending_payout"],
-        sale_amount=money["sale_amount"],
+        row["group"], row["currency"],
+        **{name: int(get(name) or 0) for name in _COUNTS},
+        revenue=_money(int(get("click_revenue") or 0) + int(get("conversion_revenue") or 0)),
+        payout=_money(int(get("click_payout") or 0) + int(get("conversion_payout") or 0)),
+        pending_revenue=_money(int(get("pending_revenue") or 0)),
+        pending_payout=_money(int(get("pending_payout") or 0)),
+        sale_amount=_money(int(get("sale_amount") or 0)),
     )  # fmt: skip
+
+
+_ZERO = from_units(0)
+
+
+def _money(units: int) -> Decimal:
+    return from_units(units) if units else _ZERO
