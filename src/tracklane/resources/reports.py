@@ -319,7 +319,8 @@ class ReportLine:
 
     Money: approved conversions and events plus CPC clicks; `pending_*` is what is held for review.
     `unique_clicks` counts the clicks that were the first from their IP address for their offer and partner in
-    24 hours (flagged when recorded, so it adds up across groups); `orders` the conversions and events, not rejected, that carry a sale amount (the AOV's divisor).
+    24 hours (flagged when recorded, so it adds up across groups); `orders` the conversions and events, not
+    rejected, that carry a sale amount (the AOV's divisor).
     """
 
     group: Mapping[str, object] = field(default_factory=dict)
