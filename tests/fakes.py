@@ -105,6 +105,7 @@ from tracklane.services.ports import (
 )
 from tracklane.storage import rows
 from tracklane.storage import users as stored_users
+from tracklane.storage.delivery import DELETED_POSTBACK
 from tracklane.storage.rollups import UNIQUE_CLICK_WINDOW
 from tracklane.storage.schema import metadata
 from tracklane.storage.types import Money, UtcDateTime
@@ -654,6 +655,10 @@ class FakeRepository:
     def has_base_conversion(self, click_id: int) -> bool:
         return bool(self.t.select("conversions", lambda r: r["click_id"] == click_id and r["event_id"] is None))
 
+    def base_conversion_statuses(self, click_id: int) -> frozenset[ConversionStatus]:
+        found = self.t.select("conversions", lambda r: r["click_id"] == click_id and r["event_id"] is None)
+        return frozenset(ConversionStatus(r["status"]) for r in found)
+
     def insert_conversion(self, conversion: NewConversion) -> Conversion:
         values = {name: value for name, value in _fields(conversion).items() if name != "advs"}
         values["trace"] = stored_steps(conversion.trace)
@@ -752,12 +757,19 @@ class FakeRepository:
     def list_customers(self, page: Page) -> list[Customer]:
         filters = dict(page.filters)
         identity = filters.pop("identity", None)
+        event = filters.pop("event", None)
         found = self.t.select("customers")
         if identity is not None:
             linked = {
                 r["customer_id"] for r in self.t.select("customer_identities", lambda r: r["identity"] == identity)
             }
             found = [r for r in found if r["id"] in linked]
+        if event is not None:
+            sent = {
+                r["customer_id"]
+                for r in self.t.select("customer_activities", lambda r: r["kind"] == "event" and r["event"] == event)
+            }
+            found = [r for r in found if r["id"] in sent]
         narrowed = Page(page.limit, page.cursor, page.created_from, page.created_to, filters)
         return [self._customer(r) for r in _paged(found, narrowed)]
 
@@ -782,13 +794,30 @@ class FakeRepository:
         self.t.update("customers", lambda r: r["id"] == customer_id, {**values, "updated_at": now})
 
     def merge_customers(self, keep_id: int, drop_id: int) -> None:
-        """Move the dropped customer's identities, activity and messages to the kept one, then delete it."""
+        """Move the dropped customer's identities, activity and messages to the kept one, then delete it; the
+        kept one keeps its earliest signup and churn (keyed as its own), its activity counts for its click."""
         for table in ("customer_identities", "customer_activities", "segment_messages"):
             self.t.update(table, lambda r: r["customer_id"] == drop_id, {"customer_id": keep_id})
         self.t.delete("customers", lambda r: r["id"] == drop_id)
+        for kind in ("signup", "churn"):
+            rows = sorted(self.t.select("customer_activities", lambda r, kind=kind: (r["customer_id"], r["kind"])
+                                        == (keep_id, kind)), key=lambda r: (r["occurred_at"], r["id"]))  # fmt: skip
+            later = {r["id"] for r in rows[1:]}
+            self.t.delete("customer_activities", lambda r, later=later: r["id"] in later)  # type: ignore[misc]
+            if rows:
+                self.t.update("customer_activities", lambda r, first=rows[0]["id"]: r["id"] == first,  # type: ignore[misc]
+                              {"dedup_key": f"customer:{keep_id}"})  # fmt: skip
+        kept = self._by_id("customers", keep_id)
+        if kept is not None and kept["partner_id"] is not None:
+            self.t.update("customer_activities", lambda r: r["customer_id"] == keep_id,
+                          {"offer_id": kept["offer_id"], "partner_id": kept["partner_id"]})  # fmt: skip
 
-    def insert_customer_activity(self, activity: NewCustomerActivity) -> None:
+    def insert_customer_activity(self, activity: NewCustomerActivity) -> bool:
+        key = (activity.source_id, activity.kind, activity.dedup_key)
+        if self.t.select("customer_activities", lambda r: (r["source_id"], r["kind"], r["dedup_key"]) == key):
+            return False
         self.t.insert("customer_activities", _fields(activity))
+        return True
 
     def set_activity_attribution(self, customer_id: int, offer_id: int, partner_id: int) -> None:
         """Activity recorded before the customer's click was known now counts for that click's partner."""
@@ -800,10 +829,18 @@ class FakeRepository:
     ) -> list[dict[str, Any]]:
         return _customer_report(self.t, group_by, created_from, created_to, filters)
 
+    def customer_event_report(
+        self, group_by: str, created_from: datetime | None, created_to: datetime | None, filters: Mapping[str, Any]
+    ) -> list[dict[str, Any]]:
+        return _customer_event_report(self.t, group_by, created_from, created_to, filters)
+
     def _customer(self, row: Row) -> Customer:
         identities = sorted(
             r["identity"] for r in self.t.select("customer_identities", lambda r: r["customer_id"] == row["id"])
         )
+        events: dict[str, int] = {}
+        for r in self.t.select("customer_activities", lambda r: r["customer_id"] == row["id"] and r["kind"] == "event"):
+            events[r["event"]] = events.get(r["event"], 0) + 1
         return Customer(
             id=row["id"], source_id=row["source_id"], user_id=row["user_id"],
             anonymous_ids=[i.partition(":")[2] for i in identities if i.startswith("anonymous:")],
@@ -812,6 +849,7 @@ class FakeRepository:
             transaction_id=row["transaction_id"], offer_id=row["offer_id"], partner_id=row["partner_id"],
             visits=row["visits"], signed_up_at=row["signed_up_at"], churned_at=row["churned_at"],
             created_at=row["created_at"], updated_at=row["updated_at"], identities=identities,
+            events=dict(sorted(events.items())),
         )  # fmt: skip
 
     # webhook endpoints
@@ -862,14 +900,21 @@ class FakeRepository:
 
     def get_partner_postback(self, postback_id: int) -> PartnerPostback | None:
         row = self._by_id("partner_postbacks", postback_id)
-        return None if row is None else rows.partner_postback(_r(row))
+        return None if row is None or row["status"] == DELETED_POSTBACK else rows.partner_postback(_r(row))
 
     def list_partner_postbacks(self, page: Page) -> list[PartnerPostback]:
-        return [rows.partner_postback(_r(r)) for r in _paged(self.t.select("partner_postbacks"), page)]
+        live = self.t.select("partner_postbacks", lambda r: r["status"] != DELETED_POSTBACK)
+        return [rows.partner_postback(_r(r)) for r in _paged(live, page)]
 
     def postbacks_of_partner(self, partner_id: int) -> list[PartnerPostback]:
-        found = self.t.select("partner_postbacks", lambda r: r["partner_id"] == partner_id)
+        found = self.t.select(
+            "partner_postbacks", lambda r: r["partner_id"] == partner_id and r["status"] != DELETED_POSTBACK
+        )
         return [rows.partner_postback(_r(r)) for r in found]
+
+    def delete_partner_postback(self, postback_id: int, now: datetime) -> None:
+        if self.get_partner_postback(postback_id) is not None:
+            self._update("partner_postbacks", postback_id, {"status": DELETED_POSTBACK, "updated_at": now})
 
     def update_partner_postback(self, postback_id: int, changes: PartnerPostbackUpdate, now: datetime) -> None:
         values = rows.set_fields(changes, exclude=frozenset({"partner_id", "status"}))
@@ -1145,38 +1190,82 @@ def _customer_report(
     created_to: datetime | None,
     filters: Mapping[str, int],
 ) -> list[dict[str, Any]]:
-    """Per partner (or offer, or source): sign-ups, payments, refunds, churn, and the Segment payout."""
+    """Per partner (or offer, or source): new, paying and churned customers (each once), payments, refunds,
+    and the payout of the group's Segment conversions (a conversion's source: the first message naming it)."""
     start, end = _stored(_TIME, created_from), _stored(_TIME, created_to)
     column = _CUSTOMER_DIMENSIONS[group_by]
     groups: dict[Any, dict[str, Any]] = {}
+    people: dict[tuple[Any, str], set[int]] = {}
     for activity in tables.select("customer_activities"):
-        if not _within(activity, "occurred_at", start, end) or any(activity[k] != v for k, v in filters.items()):
+        if activity["kind"] == "event" or not _within(activity, "occurred_at", start, end) or any(
+                activity[k] != v for k, v in filters.items()):  # fmt: skip
             continue
         row = groups.setdefault(activity[column], {group_by: activity[column]})
         kind, amount = activity["kind"], activity["amount"] or 0
-        for name, counted in (("new_customers", "signup"), ("payments", "payment"), ("refunds", "refund"),
-                              ("churned", "churn")):  # fmt: skip
-            row[name] = row.get(name, 0) + (kind == counted)
+        people.setdefault((activity[column], kind), set()).add(activity["customer_id"])
+        row["payments"] = row.get("payments", 0) + (kind == "payment")
+        row["refunds"] = row.get("refunds", 0) + (kind == "refund")
         row["payment_amount"] = row.get("payment_amount", 0) + (amount if kind == "payment" else 0)
         row["refund_amount"] = row.get("refund_amount", 0) + (amount if kind == "refund" else 0)
-    if group_by in ("partner", "offer"):
-        for conversion in tables.select("conversions"):
-            if (conversion["origin"] != "segment" or not _within(conversion, "created_at", start, end)
-                    or any(conversion[k] != v for k, v in filters.items() if k in conversion)):  # fmt: skip
-                continue
-            if conversion[column] in groups:
-                row = groups[conversion[column]]
-                paid = conversion["payout"] if conversion["status"] != "rejected" else 0
-                row["payout"] = row.get("payout", 0) + paid
+    for key, row in groups.items():
+        for name, kind in (("new_customers", "signup"), ("paying_customers", "payment"), ("churned", "churn")):
+            row[name] = len(people.get((key, kind), ()))
+    for key, paid in _segment_payouts(tables, column, start, end, filters).items():
+        row = groups.setdefault(key, {group_by: key})
+        row["payout"] = row.get("payout", 0) + paid
     result = []
     for key in sorted(groups, key=lambda k: (k is None, k or 0)):
         row = groups[key]
-        for name in ("new_customers", "payments", "refunds", "churned"):
+        for name in ("new_customers", "paying_customers", "payments", "refunds", "churned"):
             row[name] = int(row.get(name) or 0)
         for name in ("payment_amount", "refund_amount", "payout"):
             row[name] = Decimal(row.get(name) or 0).quantize(_PLACES)
         result.append(row)
     return result
+
+
+def _segment_payouts(
+    tables: Tables, column: str, start: datetime | None, end: datetime | None, filters: Mapping[str, int]
+) -> dict[Any, Decimal]:
+    """The payout of the Segment conversions not rejected, per value of `column` (a conversion's source is
+    that of the first message naming it; one no message names has none)."""
+    recorded_by: dict[int, int] = {}
+    for message in tables.select("segment_messages"):  # in id order
+        if message["conversion_id"] is not None:
+            recorded_by.setdefault(message["conversion_id"], message["source_id"])
+    payouts: dict[Any, Decimal] = {}
+    for conversion in tables.select("conversions"):
+        where = {"partner_id": conversion["partner_id"], "offer_id": conversion["offer_id"],
+                 "source_id": recorded_by.get(conversion["id"])}  # fmt: skip
+        if (conversion["origin"] != "segment" or not _within(conversion, "created_at", start, end)
+                or any(where[k] != v for k, v in filters.items())
+                or (column == "source_id" and where["source_id"] is None)):  # fmt: skip
+            continue
+        paid = conversion["payout"] if conversion["status"] != "rejected" else Decimal(0)
+        payouts[where[column]] = payouts.get(where[column], Decimal(0)) + paid
+    return payouts
+
+
+def _customer_event_report(
+    tables: Tables,
+    group_by: str,
+    created_from: datetime | None,
+    created_to: datetime | None,
+    filters: Mapping[str, Any],
+) -> list[dict[str, Any]]:
+    """Custom events per group and event name: how many, and from how many customers."""
+    start, end = _stored(_TIME, created_from), _stored(_TIME, created_to)
+    column = {**_CUSTOMER_DIMENSIONS, "customer": "customer_id"}[group_by]
+    counts: dict[tuple[Any, str], list[Any]] = {}
+    for activity in tables.select("customer_activities"):
+        if activity["kind"] != "event" or not _within(activity, "occurred_at", start, end) or any(
+                activity[k] != v for k, v in filters.items()):  # fmt: skip
+            continue
+        counted = counts.setdefault((activity[column], activity["event"]), [0, set()])
+        counted[0] += 1
+        counted[1].add(activity["customer_id"])
+    ordered = sorted(counts, key=lambda k: (k[0] is None, k[0] or 0, k[1]))
+    return [{group_by: k[0], "event": k[1], "count": counts[k][0], "customers": len(counts[k][1])} for k in ordered]
 
 
 # --- the database ----------------------------------------------------------------------------------------------

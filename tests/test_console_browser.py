@@ -8,16 +8,18 @@ import os
 import re
 import shutil
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 
 from tests import factories
 from tests.console import PASSWORD, person
-from tests.servers import RunningServer
+from tests.servers import RunningServer, running_server, sqlite_url
 from tracklane.domain.model import Role
 from tracklane.web.ui.routing import NAVIGATION
 
@@ -204,6 +206,22 @@ def test_admin_partner_and_advertiser_journeys(chromium: Any, api: httpx.Client,
     _convert(server, partner_link, adv["postback_token"], amount="99.00")
     partner.go("/ui/p/conversions")
     assert "Spring Sale" in partner.text()
+
+    # Its postbacks: one gets a test (marked test in its log), another is deleted (after a confirmation).
+    for name in ("sale", "old"):
+        url = f"https://track.peak.example/{name}?click={{transaction_id}}&payout={{payout}}"
+        factories.created(api.post("/api/v1/partner-postbacks", json={"partner_id": new_partner_id, "url": url}))
+    partner.go("/ui/p/postbacks")
+    partner.page.locator("tr", has_text="/sale?").locator("button:has-text('Send test')").click()
+    partner.page.wait_for_load_state("networkidle")
+    assert "Test sent to your URL" in partner.text() and "click=" + "0" * 32 in partner.text()
+    assert partner.page.locator("td .status", has_text="test").count() == 1
+    partner.shot("partner-postback")
+    partner.go("/ui/p/postbacks")
+    partner.page.once("dialog", lambda dialog: dialog.accept())
+    partner.page.locator("tr", has_text="/old?").locator("button:has-text('Delete')").click()
+    partner.page.wait_for_load_state("networkidle")
+    assert "deleted" in partner.text() and "/old?" not in partner.text() and "/sale?" in partner.text()
     for path in [path for _, path in NAVIGATION[Role.PARTNER]] + [f"/ui/p/offers/{offer_id}"]:
         partner.go(path)
         text = partner.text()
@@ -239,3 +257,25 @@ def test_admin_partner_and_advertiser_journeys(chromium: Any, api: httpx.Client,
     phone.shot("phone-partner-home")
     for watched in (admin, partner, advertiser, phone):
         assert watched.problems == []
+
+
+def test_a_chart_shows_the_programs_days_whatever_the_browsers_zone(chromium: Any, tmp_path: Path) -> None:
+    """A program in Kathmandu seen from browsers in Los Angeles (UTC-8) and on Kiritimati (UTC+14): the
+    dashboard chart's last day is the program's today in both (drawn as the server labels it)."""
+    with running_server(sqlite_url(tmp_path), timezone="Asia/Kathmandu") as server:
+        headers = {"Authorization": f"Bearer {server.admin_key}"}
+        with httpx.Client(base_url=server.base_url, headers=headers, timeout=30) as api:
+            _, offer, partner = factories.program(api)
+        with httpx.Client(base_url=server.base_url, headers={"User-Agent": BROWSER_UA}, timeout=30) as web:
+            factories.click(web, offer["id"], partner["id"])
+        today = datetime.now(ZoneInfo("Asia/Kathmandu")).date().isoformat()
+        email = person(server, Role.ADMIN)
+        for zone in ("America/Los_Angeles", "Pacific/Kiritimati"):
+            admin = _open(chromium, server, email, timezone_id=zone)
+            admin.go("/ui/")
+            plot = admin.page.locator(".chart .u-over").first.bounding_box()
+            assert plot is not None
+            admin.page.mouse.move(plot["x"] + plot["width"] - 1, plot["y"] + plot["height"] / 2)
+            shown = admin.page.locator(".chart .u-legend .u-series").first.locator(".u-value").inner_text()
+            assert shown == today, (zone, shown)
+            assert admin.problems == []

@@ -28,6 +28,12 @@ def _program_full_of_markup(api: httpx.Client, web: httpx.Client, server: Runnin
     factories.event(api, offer["id"], name=f"purchase {MARKUP}")
     partner = factories.partner(api, name=f"Partner {MARKUP}")
     factories.created(api.post("/api/v1/sources", json={"name": f"Source {MARKUP}", "advertiser_id": adv["id"]}))
+    pb = {
+        "partner_id": partner["id"],
+        "url": "https://p.example/pb?t={transaction_id}",
+        "success_body_contains": MARKUP,
+    }
+    factories.created(api.post("/api/v1/partner-postbacks", json=pb))  # its turn-off, test and delete forms
     tid = factories.click(web, offer["id"], partner["id"], sub1=MARKUP, sub2=MARKUP, source_id=MARKUP)
     postback = web.get("/postback", params={"transaction_id": tid, "secure": adv["postback_token"], "adv1": MARKUP})
     assert postback.status_code == 200, postback.text

@@ -1,12 +1,15 @@
 """Partner postbacks through the real server to a real receiver: macros expanded and percent-encoded,
 scope and method honoured, unknown macros refused on save, success rule and auto-deactivation; what a
 partner may not see (revenue, the advertiser, adv1..adv5, an unshared amount, another's offer or postback)
-never reaches it, whatever the template, the method or the key that saved it."""
+never reaches it, whatever the template, the method or the key that saved it. A test sends sample values once
+and never counts; a deleted postback is gone and fires no more, its delivery log kept; the partner portal and
+the console do both through their forms."""
 
 from __future__ import annotations
 
 import json
 import re
+import threading
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, unquote
@@ -15,8 +18,10 @@ import httpx
 import pytest
 
 from tests import factories
+from tests.console import csrf_of, parsed, person, signed_in
 from tests.receiver import Receiver, Reply, always, poll
 from tests.servers import RunningServer
+from tracklane.domain.model import Role
 from tracklane.resources.partner_postbacks import PostbackConversion, PostbackConversionWithAmount
 
 BROWSER = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"
@@ -337,3 +342,192 @@ def test_an_offer_a_partner_may_not_see_is_answered_like_one_that_does_not_exist
         ]
         for method, path, body in calls:
             assert advertiser.request(method, path, json=body).status_code == 403, (method, path)
+
+
+def _delivery(admin: httpx.Client, delivery_id: int, *statuses: str) -> dict[str, Any]:
+    """The delivery once it has one of `statuses`."""
+
+    def ended() -> dict[str, Any] | None:
+        delivery: dict[str, Any] = admin.get(f"/api/v1/deliveries/{delivery_id}").json()
+        return delivery if delivery["status"] in statuses else None
+
+    found: dict[str, Any] = poll(ended)
+    return found
+
+
+def test_a_test_carries_sample_values_to_the_partners_url_once_and_never_counts(
+    hub: RunningServer, admin: httpx.Client, receiver: Receiver, partner_key: tuple[dict[str, Any], httpx.Client]
+) -> None:
+    partner, client = partner_key
+    adv = factories.advertiser(admin)
+    sharing = factories.offer(admin, adv["id"], currency="EUR", share_amount_with_partners=True)
+    every = "&".join(f"{name}={{{name}}}" for name in sorted(VISIBLE_WITH_AMOUNT))
+    get_url = f"{receiver.url}/get?{every}"
+    by_get = factories.created(
+        client.post("/api/v1/partner-postbacks", json={"url": get_url, "offer_id": sharing["id"]})
+    )
+    by_post = factories.created(
+        client.post("/api/v1/partner-postbacks", json={"url": receiver.url + "/post", "method": "POST", "on": "event"})
+    )
+
+    queued = client.post(f"/api/v1/partner-postbacks/{by_get['id']}/test")
+    assert queued.status_code == 202, queued.text
+    assert (queued.json()["event_type"], queued.json()["postback_id"], queued.json()["kind"]) == (
+        "test", by_get["id"], "postback")  # fmt: skip
+    (request,) = receiver.wait_for(1)
+    query = {k: v[0] for k, v in parse_qs(request.target.partition("?")[2], keep_blank_values=True).items()}
+    assert set(query) == VISIBLE_WITH_AMOUNT
+    assert query | {"timestamp": "-"} == {
+        "transaction_id": "0" * 32, "offer_id": str(sharing["id"]), "partner_id": str(partner["id"]),
+        "sub1": "test_sub1", "sub2": "test_sub2", "sub3": "test_sub3", "sub4": "test_sub4", "sub5": "test_sub5",
+        "source_id": "test_source", "event_id": "", "event_name": "", "conversion_id": "0", "payout": "1.00",
+        "amount": "10.00", "currency": "EUR", "order_id": "TEST-ORDER", "status": "approved", "timestamp": "-",
+    }  # fmt: skip
+    assert query["timestamp"].isdigit()
+    done = _delivery(admin, queued.json()["id"], "succeeded")
+    assert done["event_type"] == "test" and done["attempts"] == 1
+
+    assert client.post(f"/api/v1/partner-postbacks/{by_post['id']}/test").status_code == 202
+    posted = receiver.wait_for(2)[1]
+    body = json.loads(posted.body)
+    assert posted.method == "POST" and set(body) == VISIBLE, "a postback of every offer: no amount"
+    assert (body["event_name"], body["currency"], body["payout"]) == ("test_event", "USD", "1.00")
+
+    # A failing test is not retried and never counts: neither a 500 nor a 410 turns the postback off, and
+    # a postback that is off is tested too.
+    receiver.script = lambda request, _index: Reply(500 if request.target.startswith("/get") else 410)
+    client.patch(f"/api/v1/partner-postbacks/{by_get['id']}", json={"status": "inactive"})
+    failed = client.post(f"/api/v1/partner-postbacks/{by_get['id']}/test").json()
+    gone = client.post(f"/api/v1/partner-postbacks/{by_post['id']}/test").json()
+    for delivery, code in ((failed, 500), (gone, 410)):
+        ended = _delivery(admin, delivery["id"], "failed")
+        assert (ended["attempts"], ended["last_status_code"]) == (1, code)
+    assert len(receiver.wait_for(4)) == 4
+    for mine, status in ((by_get, "inactive"), (by_post, "active")):
+        current = client.get(f"/api/v1/partner-postbacks/{mine['id']}").json()
+        assert (current["status"], current["failure_count"], current["deactivated_reason"]) == (status, 0, None)
+
+    # One test at a time: while one waits for the partner's answer, another is refused.
+    answer = threading.Event()
+    receiver.script = lambda _request, _index: Reply(200, hold=answer)
+    sending = client.post(f"/api/v1/partner-postbacks/{by_post['id']}/test").json()
+    receiver.wait_for(5)
+    refused = client.post(f"/api/v1/partner-postbacks/{by_post['id']}/test")
+    assert (refused.status_code, refused.json()["error"]) == (409, "conflict"), refused.text
+    answer.set()
+    _delivery(admin, sending["id"], "succeeded")
+    assert client.post(f"/api/v1/partner-postbacks/{by_post['id']}/test").status_code == 202
+    tests = admin.get("/api/v1/deliveries", params={"event_type": "test", "limit": 100}).json()["data"]
+    assert len(tests) == 6 and {d["postback_id"] for d in tests} == {by_get["id"], by_post["id"]}
+
+    theirs = postback(admin, partner_id=factories.partner(admin)["id"], url=receiver.url + "/theirs")
+    assert client.post(f"/api/v1/partner-postbacks/{theirs['id']}/test").status_code == 404
+    assert client.post("/api/v1/partner-postbacks/987654/test").status_code == 404
+    assert admin.post(f"/api/v1/partner-postbacks/{theirs['id']}/test").status_code == 202
+    with keyed(hub, admin, role="advertiser", advertiser_id=adv["id"]) as advertiser:
+        assert advertiser.post(f"/api/v1/partner-postbacks/{theirs['id']}/test").status_code == 403
+
+
+def test_a_deleted_postback_is_gone_and_fires_no_more_but_its_log_is_kept(
+    hub: RunningServer,
+    admin: httpx.Client,
+    visitor: httpx.Client,
+    receiver: Receiver,
+    partner_key: tuple[dict[str, Any], httpx.Client],
+) -> None:
+    partner, client = partner_key
+    adv = factories.advertiser(admin)
+    offer = factories.offer(admin, adv["id"])
+    doomed = factories.created(client.post("/api/v1/partner-postbacks", json={"url": receiver.url + "/doomed"}))
+    kept = factories.created(client.post("/api/v1/partner-postbacks", json={"url": receiver.url + "/kept"}))
+
+    def convert() -> None:
+        tid = factories.click(visitor, offer["id"], partner["id"])
+        answer = visitor.get("/postback", params={"transaction_id": tid, "secure": adv["postback_token"]})
+        assert answer.json()["result"] == "accepted", answer.text
+
+    convert()
+    assert sorted(r.target for r in receiver.wait_for(2)) == ["/doomed", "/kept"]
+    (logged,) = poll(lambda: [d for d in admin.get("/api/v1/deliveries", params={"postback_id": doomed["id"]})
+                              .json()["data"] if d["status"] == "succeeded"])  # fmt: skip
+
+    other = factories.partner(admin)
+    with keyed(hub, admin, role="partner", partner_id=other["id"]) as stranger:
+        assert stranger.delete(f"/api/v1/partner-postbacks/{doomed['id']}").status_code == 404
+    with keyed(hub, admin, role="advertiser", advertiser_id=adv["id"]) as advertiser:
+        assert advertiser.delete(f"/api/v1/partner-postbacks/{doomed['id']}").status_code == 403
+    assert client.get(f"/api/v1/partner-postbacks/{doomed['id']}").status_code == 200, "the others changed nothing"
+
+    deleted = client.delete(f"/api/v1/partner-postbacks/{doomed['id']}")
+    assert (deleted.status_code, deleted.content) == (204, b"")
+    for api in (client, admin):
+        assert api.get(f"/api/v1/partner-postbacks/{doomed['id']}").status_code == 404
+        assert [p["id"] for p in api.get("/api/v1/partner-postbacks").json()["data"]] == [kept["id"]]
+    for method, path, body in (
+        ("PATCH", f"/api/v1/partner-postbacks/{doomed['id']}", {"status": "active"}),
+        ("POST", f"/api/v1/partner-postbacks/{doomed['id']}/test", None),
+        ("DELETE", f"/api/v1/partner-postbacks/{doomed['id']}", None),
+    ):
+        answer = client.request(method, path, json=body)
+        assert (answer.status_code, answer.json()["error"]) == (404, "not_found"), (method, path, answer.text)
+
+    convert()
+    poll(lambda: [r for r in receiver.received if r.target == "/kept"][1:])
+    poll(lambda: all(d["status"] == "succeeded" for d in admin.get("/api/v1/deliveries").json()["data"]))
+    assert [r.target for r in receiver.received].count("/doomed") == 1, "a deleted postback fires no more"
+    log = admin.get("/api/v1/deliveries", params={"postback_id": doomed["id"]}).json()["data"]
+    assert [d["id"] for d in log] == [logged["id"]], "its delivery log is kept"
+    assert admin.get(f"/api/v1/deliveries/{logged['id']}").json()["attempt_log"][0]["verdict"] == "success"
+
+    assert admin.delete(f"/api/v1/partner-postbacks/{kept['id']}").status_code == 204
+    assert client.get("/api/v1/partner-postbacks").json()["data"] == []
+
+
+def test_the_partner_portal_and_the_console_test_and_delete_postbacks(
+    hub: RunningServer, admin: httpx.Client, receiver: Receiver
+) -> None:
+    partner = factories.partner(admin)
+    mine = postback(admin, partner_id=partner["id"], url=receiver.url + "/portal?t={transaction_id}&p={payout}")
+    with signed_in(hub, person(hub, Role.PARTNER, partner["id"])) as portal:
+        listing = portal.get("/ui/p/postbacks").text
+        actions = {f["action"] for f in parsed(listing).forms if f["method"] == "post"}
+        assert {f"/ui/p/postbacks/{mine['id']}/test", f"/ui/p/postbacks/{mine['id']}/delete"} <= actions
+        for action in ("test", "delete"):
+            refused = portal.post(f"/ui/p/postbacks/{mine['id']}/{action}", data={}, follow_redirects=False)
+            assert refused.status_code == 403, action
+        tested = portal.post(f"/ui/p/postbacks/{mine['id']}/test", data={"csrf_token": csrf_of(listing)})
+        assert tested.url.path == f"/ui/p/postbacks/{mine['id']}" and "Test sent to your URL" in tested.text
+        (request,) = receiver.wait_for(1)
+        assert request.target == f"/portal?t={'0' * 32}&p=1.00"
+
+        def log_once_sent() -> str:
+            text = portal.get(f"/ui/p/postbacks/{mine['id']}").text
+            return text if "succeeded" in text else ""
+
+        log: str = poll(log_once_sent)
+        assert ' <span class="status">test</span></td>' in log and f"t={'0' * 32}&amp;p=1.00" in log
+        deleted = portal.post(f"/ui/p/postbacks/{mine['id']}/delete", data={"csrf_token": csrf_of(log)})
+        assert deleted.url.path == "/ui/p/postbacks" and f"Postback #{mine['id']} deleted" in deleted.text
+        assert "No postbacks yet" in deleted.text
+        assert portal.get(f"/ui/p/postbacks/{mine['id']}").status_code == 404
+    assert admin.get(f"/api/v1/partner-postbacks/{mine['id']}").status_code == 404
+
+    theirs = postback(admin, partner_id=partner["id"], url=receiver.url + "/console", method="POST")
+    with signed_in(hub, person(hub, Role.ADMIN)) as console:
+        page = console.get("/ui/partner-postbacks").text
+        actions = {f["action"] for f in parsed(page).forms if f["method"] == "post"}
+        assert {f"/ui/partner-postbacks/{theirs['id']}/test", f"/ui/partner-postbacks/{theirs['id']}/delete"} <= actions
+        for action in ("test", "delete"):
+            refused = console.post(f"/ui/partner-postbacks/{theirs['id']}/{action}", data={}, follow_redirects=False)
+            assert refused.status_code == 403, action
+        tested = console.post(f"/ui/partner-postbacks/{theirs['id']}/test", data={"csrf_token": csrf_of(page)})
+        assert tested.url.path.startswith("/ui/deliveries/") and "queued with sample values" in tested.text
+        assert '<span class="status">test</span>' in tested.text
+        posted = receiver.wait_for(2)[1]
+        assert posted.method == "POST" and json.loads(posted.body)["transaction_id"] == "0" * 32
+        deleted = console.post(f"/ui/partner-postbacks/{theirs['id']}/delete", data={"csrf_token": csrf_of(page)})
+        assert deleted.url.path == "/ui/partner-postbacks" and "deleted; its delivery log is kept" in deleted.text
+        assert f"/ui/partner-postbacks/{theirs['id']}/test" not in deleted.text
+        kept = console.get("/ui/deliveries", params={"postback_id": theirs["id"]}).text
+        assert '<td><span class="status">test</span></td>' in kept
+    assert admin.get(f"/api/v1/partner-postbacks/{theirs['id']}").status_code == 404

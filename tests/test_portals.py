@@ -166,13 +166,24 @@ def _postbacks(api: httpx.Client, server: RunningServer, client: httpx.Client, p
     assert api.get(f"/api/v1/partner-postbacks/{postback['id']}").json()["status"] == "inactive"
     on = _post(client, f"/ui/p/postbacks/{postback['id']}/status", off.text, status="active")
     assert "active again" in on.text
+    tested = _post(client, f"/ui/p/postbacks/{postback['id']}/test", on.text)
+    assert tested.url.path == f"/ui/p/postbacks/{postback['id']}" and "Test sent to your URL" in tested.text
+    assert ' <span class="status">test</span></td>' in tested.text and f"tid={'0' * 32}&amp;p=1.00" in tested.text
 
     other = factories.partner(api)
     with signed_in(server, person(server, Role.PARTNER, other["id"])) as stranger:
         _page(stranger, f"/ui/p/postbacks/{postback['id']}", (), 404)
         page = _page(stranger, "/ui/p/postbacks", ())
         assert _post(stranger, f"/ui/p/postbacks/{postback['id']}/status", page, status="inactive").status_code == 404
+        for action in ("test", "delete"):
+            assert _post(stranger, f"/ui/p/postbacks/{postback['id']}/{action}", page).status_code == 404, action
         assert "partner.example" not in page
+
+    deleted = _post(client, f"/ui/p/postbacks/{postback['id']}/delete", tested.text)
+    assert deleted.url.path == "/ui/p/postbacks" and "deleted: it fires no more" in deleted.text
+    assert "No postbacks yet" in deleted.text
+    assert api.get(f"/api/v1/partner-postbacks/{postback['id']}").status_code == 404
+    _page(client, f"/ui/p/postbacks/{postback['id']}", (), 404)
 
 
 def test_a_partner_in_review_or_rejected_sees_only_its_status(api: httpx.Client, server: RunningServer) -> None:

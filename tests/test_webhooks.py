@@ -185,6 +185,7 @@ def test_every_existing_change_emits_its_event_type(
         "partner.updated",
         "partner.signup_verdict",
         "partner.approved_for_offer",
+        "offer.updated",  # the event added to the offer
         "conversion.registered",
         "event.registered",
         "conversion.updated",

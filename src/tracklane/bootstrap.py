@@ -2,12 +2,17 @@
 
 Only the entry points (`tracklane.cli`, `tracklane.asgi`, `python -m tracklane`) and tests import this
 module; everything below it receives what it needs (see `tracklane.services.registry.Services`).
+
+It also sets up the process's logging (`configure_logging`: level, text or JSON lines) and wires what the
+operators watch: the writer's and the delivery worker's metrics hooks, and the container's probes
+(`readiness`, `outbox_backlog`) that `/readyz` and `/metrics` ask.
 """
 
 from __future__ import annotations
 
 import base64
 import logging
+import os
 import random
 import secrets
 from dataclasses import dataclass, replace
@@ -35,10 +40,11 @@ from tracklane.services.sources import SourceService
 from tracklane.services.users import UserService
 from tracklane.services.webhooks import WebhookService
 from tracklane.settings import Settings
-from tracklane.storage import migrate, rollups
+from tracklane.storage import migrate, operations, rollups
 from tracklane.storage.database import SqlDatabase
 from tracklane.storage.engines import create_admin_engine, create_reader_engine, create_writer_engine
 from tracklane.storage.secret_box import FernetBox, bind, resolve_key
+from tracklane.web import logs, metrics
 from tracklane.web.app import build_app
 
 log = logging.getLogger("tracklane")
@@ -89,8 +95,32 @@ class Container(Services):
     settings: Settings
     db: SqlDatabase
 
+    async def readiness(self, timeout: float) -> dict[str, str]:
+        """The readiness checks (`tracklane.storage.operations.readiness`)."""
+        return await operations.readiness(self.db, timeout)
+
+    async def outbox_backlog(self) -> operations.OutboxBacklog:
+        now = utc_now()
+        return await self.db.read(lambda repo: operations.outbox_backlog(repo, now))
+
     def close(self) -> None:
+        """Commit what the writer holds (bounded by a write's timeout), then close the database."""
+        if not self.db.drain():
+            log.warning("the writer still held writes at shutdown; they are answered as failed")
         self.db.close()
+
+
+def configure_logging(level: str | None = None, log_format: str | None = None) -> None:
+    """Log to standard error at `level` (TRACKLANE_LOG_LEVEL, INFO) in `log_format` (TRACKLANE_LOG_FORMAT:
+    `text` or `json`, see `tracklane.web.logs`); the server's own lines (uvicorn's) go the same way."""
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if getattr(h, "tracklane", False)]:
+        root.removeHandler(handler)
+    handler = logs.handler(log_format or os.environ.get("TRACKLANE_LOG_FORMAT", "text"))
+    handler.tracklane = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(level or os.environ.get("TRACKLANE_LOG_LEVEL", "INFO"))
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def recount_reports(settings: Settings) -> None:
@@ -129,6 +159,8 @@ def build(settings: Settings) -> Container:
         write_timeout=settings.write_timeout_seconds,
         queue_size=settings.write_queue_size,
     )
+    db.writer.on_commit = metrics.writer_committed
+    db.writer.on_depth = metrics.writer_depth
     allow = parse_allow_list(settings.allow_private_destinations)
     container = Container(
         settings=settings,
@@ -167,7 +199,13 @@ def delivery_worker(container: Container) -> DeliveryWorker:
     settings = container.settings
     transport = PinnedTransport(parse_allow_list(settings.allow_private_destinations))
     sender = Sender(transport, settings.delivery_timeout_seconds, utc_now)
-    return DeliveryWorker(container.deliveries, sender, settings.delivery_concurrency, settings.delivery_poll_seconds)
+    return DeliveryWorker(
+        container.deliveries,
+        sender,
+        settings.delivery_concurrency,
+        settings.delivery_poll_seconds,
+        on_attempt=metrics.delivery_attempt,
+    )
 
 
 def serving(settings: Settings) -> Container:
@@ -180,5 +218,9 @@ def serving(settings: Settings) -> Container:
 
 
 def create_app(settings: Settings) -> FastAPI:
-    """The whole server (tracking, API, docs) as one ASGI app; the database opens at start-up."""
+    """The whole server (tracking, API, docs) as one ASGI app; the database opens at start-up. A process
+    whose logging nothing set up yet (a server process `tracklane serve --workers N` started, or a bare
+    `uvicorn tracklane.asgi:app`) logs as the settings say."""
+    if not logging.getLogger().handlers:
+        configure_logging(log_format=settings.log_format)
     return build_app(lambda: serving(settings))

@@ -1,23 +1,39 @@
-"""The `tracklane` command: serve, demo, migrate, worker, deliveries, api-keys create, users, reports recount."""
+"""The `tracklane` command: serve, demo, migrate, worker, deliveries, api-keys create, users, reports recount.
+
+`serve` and `worker` stop gracefully on SIGTERM or SIGINT: `serve` stops accepting, lets the requests in
+flight finish (at most TRACKLANE_SHUTDOWN_TIMEOUT_SECONDS) and its writer commit what is queued, then exits;
+with `--workers N` it gives the processes one directory for their metrics, removed at exit.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import logging
+import math
 import os
 import secrets
+import shutil
 import signal
 import sys
+import tempfile
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager, suppress
 from typing import Any, TypeVar
 
 import click
 import uvicorn
 from pydantic import ValidationError
 
-from tracklane.bootstrap import Container, build, delivery_worker, migrate_database, recount_reports, utc_now
+from tracklane.bootstrap import (
+    Container,
+    build,
+    configure_logging,
+    delivery_worker,
+    migrate_database,
+    recount_reports,
+    utc_now,
+)
 from tracklane.domain.errors import InvalidParameter, TracklaneError
 from tracklane.domain.model import LinkKind, PartnerStatus, Role, User, UserStatus
 from tracklane.resources.api_keys import ApiKeyCreate
@@ -48,10 +64,7 @@ def load_settings(**overrides: object) -> Settings:
 @click.version_option(package_name="tracklane")
 def main() -> None:
     """Tracklane: self-hosted partner-marketing tracking."""
-    logging.basicConfig(
-        level=os.environ.get("TRACKLANE_LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    configure_logging()
 
 
 @main.command()
@@ -67,17 +80,43 @@ def serve(host: str | None, port: int | None, workers: int | None, demo: bool) -
         _print_demo(settings)
     for name, value in (("HOST", settings.host), ("PORT", str(settings.port))):
         os.environ[f"TRACKLANE_{name}"] = value
-    uvicorn.run(
-        "tracklane.asgi:app",
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        log_level="warning",
-        access_log=False,
-        # the app itself reads X-Forwarded-For / -Proto, from TRACKLANE_TRUSTED_PROXIES only
-        proxy_headers=False,
-        http=guarded_protocol(connection_timeouts(settings)),
-    )
+    # uvicorn stops gracefully on SIGTERM, then raises it again with the handler it found: exit 0 then.
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(0))
+    with metrics_directory(settings.workers):
+        uvicorn.run(
+            "tracklane.asgi:app",
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            log_level="warning",
+            log_config=None,  # uvicorn's lines go through the process's logging (text or JSON)
+            access_log=False,
+            # the app itself reads X-Forwarded-For / -Proto, from TRACKLANE_TRUSTED_PROXIES only
+            proxy_headers=False,
+            http=guarded_protocol(connection_timeouts(settings)),
+            timeout_graceful_shutdown=math.ceil(settings.shutdown_timeout_seconds),
+        )
+
+
+METRICS_DIRECTORY = "PROMETHEUS_MULTIPROC_DIR"
+
+
+@contextmanager
+def metrics_directory(workers: int) -> Iterator[None]:
+    """With several server processes, a directory of their own where each writes its metrics and from
+    which the one answering a scrape adds them all up (prometheus-client's multiprocess mode); made here,
+    named to the processes by PROMETHEUS_MULTIPROC_DIR, removed at exit. One process needs none; a
+    directory the environment already names is used as it is (and left to whoever made it)."""
+    if workers == 1 or os.environ.get(METRICS_DIRECTORY):
+        yield
+        return
+    directory = tempfile.mkdtemp(prefix="tracklane-metrics-")
+    os.environ[METRICS_DIRECTORY] = directory
+    try:
+        yield
+    finally:
+        os.environ.pop(METRICS_DIRECTORY, None)
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def connection_timeouts(settings: Settings) -> ConnectionTimeouts:
@@ -194,12 +233,20 @@ def worker() -> None:
 
 
 async def _run_worker(container: Container) -> None:
+    """Deliver until a signal; then let the sends in flight finish, for at most the shutdown timeout."""
     running = delivery_worker(container)
+    task = asyncio.create_task(running.run())
     loop = asyncio.get_running_loop()
+
+    def stop() -> None:
+        running.stop()
+        loop.call_later(container.settings.shutdown_timeout_seconds, task.cancel)
+
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, running.stop)
+        loop.add_signal_handler(signum, stop)
     click.echo(f"delivery worker {running.worker_id} running", err=True)
-    await running.run()
+    with suppress(asyncio.CancelledError):
+        await task
 
 
 @main.group()

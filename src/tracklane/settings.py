@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
+from datetime import tzinfo
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -10,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from tracklane.domain.destinations import parse_allow_list
 from tracklane.domain.errors import InvalidParameter
 from tracklane.domain.macros import validate_template
+from tracklane.resources.reports import parse_zone
 
 
 class Settings(BaseSettings):
@@ -192,11 +195,41 @@ class Settings(BaseSettings):
         ge=1,
         description="Failed authentications one client IP may have at once before the failure rate applies.",
     )
+    timezone: str = Field(
+        default="UTC",
+        description="The program's time zone (an IANA name such as Asia/Kathmandu): the days of the console's "
+        "and the portals' dashboards, charts, stats and date pickers, the times they show, and the default zone "
+        "of the console's reports. The reports API keeps UTC as its default.",
+    )
     session_hours: float = Field(
         default=12.0,
         gt=0,
         le=24 * 90,
         description="How long a sign-in to the console or a portal lasts; then the person signs in again.",
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token (at least 24 characters) that `/metrics` asks of every scraper that is not "
+        "on loopback (Authorization: Bearer <token>). Unset: /metrics answers loopback only (403 elsewhere).",
+    )
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="`json`: one JSON object per log line (time, level, logger, message, request_id); "
+        "`text`: plain lines.",
+    )
+    shutdown_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="On SIGTERM, how long a server process lets the requests in flight (and its delivery "
+        "worker's sends) finish before it cancels them; its writer then commits what is queued and it exits.",
+    )
+    readiness_timeout_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        le=60,
+        description="How long /readyz waits for the database (a read) and for the writer (a write changing nothing) "
+        "before it answers 503 naming the check that did not answer.",
     )
 
     @field_validator("database_url")
@@ -206,7 +239,7 @@ class Settings(BaseSettings):
             raise ValueError("must start with sqlite:/// or postgresql://")
         return value
 
-    @field_validator("admin_key")
+    @field_validator("admin_key", "metrics_token")
     @classmethod
     def _strong_admin_key(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value()) < 24:
@@ -229,6 +262,15 @@ class Settings(BaseSettings):
             return validate_template(value, "url")
         except InvalidParameter as error:
             raise ValueError(error.message) from None
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            parse_zone(value.strip(), "timezone")
+        except InvalidParameter as error:
+            raise ValueError(error.detail) from None
+        return value.strip()
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -254,6 +296,11 @@ class Settings(BaseSettings):
     @property
     def trusted_proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
         return _networks(self.trusted_proxies)
+
+    @property
+    def zone(self) -> tzinfo:
+        """The program's time zone (`timezone`)."""
+        return parse_zone(self.timezone, "timezone")
 
     @property
     def base_url(self) -> str:

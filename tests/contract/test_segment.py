@@ -1,9 +1,10 @@
 """Segment intake: sources with unique write keys, messages unique per source and messageId, customers with
-their identities, merges and activity, and the customer report."""
+their identities, merges and activity (once per dedup key), the customer report and the custom events report."""
 
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -180,11 +181,14 @@ def test_a_merge_moves_identities_activity_and_messages_to_the_kept_customer(sto
 
 
 def _activity(source: Source, customer: Customer, kind: str, amount: str | None = None, partner_id: int | None = None,
-              occurred: float = 0) -> NewCustomerActivity:  # fmt: skip
+              occurred: float = 0, event: str | None = None,
+              key: str | None = None) -> NewCustomerActivity:  # fmt: skip
+    once = kind in ("signup", "churn")
     return NewCustomerActivity(
         source_id=source.id, customer_id=customer.id, kind=kind, amount=None if amount is None else Decimal(amount),
         currency=None if amount is None else "USD", offer_id=None if partner_id is None else 1, partner_id=partner_id,
-        message_id=f"m-{kind}-{occurred}", occurred_at=at(occurred), created_at=NOW,
+        message_id=f"m-{kind}-{occurred}", occurred_at=at(occurred), created_at=NOW, event=event,
+        dedup_key=key or (f"customer:{customer.id}" if once else f"message:m-{kind}-{occurred}-{event}"),
     )  # fmt: skip
 
 
@@ -206,11 +210,91 @@ def test_the_customer_report_sums_activity_and_segment_payout_per_partner(store:
     report = store.read(lambda repo: repo.customer_report("partner", None, at(30), {}))
     zero = Decimal(0)
     assert report == [
-        {"partner": 5, "new_customers": 1, "payments": 2, "payment_amount": Decimal("25.5"), "refunds": 1,
-         "refund_amount": Decimal("5.5"), "churned": 0, "payout": Decimal(4)},
-        {"partner": None, "new_customers": 1, "payments": 1, "payment_amount": Decimal(7), "refunds": 0,
-         "refund_amount": zero, "churned": 0, "payout": zero},
+        {"partner": 5, "new_customers": 1, "paying_customers": 1, "payments": 2, "payment_amount": Decimal("25.5"),
+         "refunds": 1, "refund_amount": Decimal("5.5"), "churned": 0, "payout": Decimal(4)},
+        {"partner": None, "new_customers": 1, "paying_customers": 1, "payments": 1, "payment_amount": Decimal(7),
+         "refunds": 0, "refund_amount": zero, "churned": 0, "payout": zero},
     ]  # fmt: skip
     store.write(lambda repo: repo.set_activity_attribution(later.id, 1, 6))
     narrowed = store.read(lambda repo: repo.customer_report("partner", None, None, {"partner_id": 6}))
     assert [(r["partner"], r["payments"], r["churned"]) for r in narrowed] == [(6, 1, 1)]
+
+
+def test_an_activity_is_recorded_once_per_source_kind_and_dedup_key(store: Store) -> None:
+    source, other = _source(store), _source(store, "wk_other")
+    customer = _customer(store, source, "user:u-1")
+    assert store.write(lambda repo: repo.insert_customer_activity(_activity(source, customer, "signup"))) is True
+    again = _activity(source, customer, "signup", occurred=5)
+    assert store.write(lambda repo: repo.insert_customer_activity(again)) is False
+    paid = _activity(source, customer, "payment", "10", key="payment:p-1")
+    assert store.write(lambda repo: repo.insert_customer_activity(paid)) is True
+    assert store.write(lambda repo: repo.insert_customer_activity(replace(paid, amount=Decimal(99)))) is False
+    assert store.write(lambda repo: repo.insert_customer_activity(replace(paid, kind="refund"))) is True
+    theirs = _customer(store, other, "user:u-1")
+    assert store.write(lambda repo: repo.insert_customer_activity(_activity(other, theirs, "payment", "1",
+                                                                            key="payment:p-1"))) is True  # fmt: skip
+    [row] = store.read(lambda repo: repo.customer_report("source", None, None, {"source_id": source.id}))
+    assert (row["new_customers"], row["payments"], row["payment_amount"], row["refunds"]) == (1, 1, Decimal(10), 1)
+
+
+def test_a_merge_keeps_one_signup_and_one_churn_and_counts_for_the_kept_click(store: Store) -> None:
+    source = _source(store)
+    keep, drop = _customer(store, source, "user:u-1"), _customer(store, source, "anonymous:a-1")
+    store.write(lambda repo: repo.update_customer(keep.id, CustomerChanges(offer_id=1, partner_id=7), NOW))
+    for activity in (_activity(source, keep, "signup", partner_id=7, occurred=10),
+                     _activity(source, drop, "signup", occurred=2), _activity(source, drop, "churn", occurred=3),
+                     _activity(source, drop, "event", occurred=4, event="Feature Used")):  # fmt: skip
+        store.write(lambda repo, activity=activity: repo.insert_customer_activity(activity))  # type: ignore[misc]
+    store.write(lambda repo: repo.merge_customers(keep.id, drop.id))
+    report = store.read(lambda repo: repo.customer_report("partner", None, None, {}))
+    assert [(r["partner"], r["new_customers"], r["churned"]) for r in report] == [(7, 1, 1)]
+    later = store.read(lambda repo: repo.customer_report("partner", at(5), None, {}))
+    assert later == []  # the signup kept is the earliest (at 2), not the one at 10
+    assert store.write(lambda repo: repo.insert_customer_activity(_activity(source, keep, "signup", occurred=20))) \
+        is False  # fmt: skip
+    merged = store.read(lambda repo: repo.get_customer(keep.id))
+    assert merged is not None and dict(merged.events) == {"Feature Used": 1}
+
+
+def test_the_custom_events_report_counts_per_group_and_event_and_filters(store: Store) -> None:
+    source = _source(store)
+    ann, bob = _customer(store, source, "user:ann"), _customer(store, source, "user:bob")
+    sent = [(ann, "Feature Used", 5), (ann, "Feature Used", 5), (ann, "Report Exported", 5),
+            (bob, "Feature Used", None)]  # fmt: skip
+    for n, (person, name, partner) in enumerate(sent):
+        activity = _activity(source, person, "event", partner_id=partner, occurred=n, event=name)
+        store.write(lambda repo, activity=activity: repo.insert_customer_activity(activity))  # type: ignore[misc]
+    report = store.read(lambda repo: repo.customer_event_report("partner", None, None, {}))
+    assert report == [
+        {"partner": 5, "event": "Feature Used", "count": 2, "customers": 1},
+        {"partner": 5, "event": "Report Exported", "count": 1, "customers": 1},
+        {"partner": None, "event": "Feature Used", "count": 1, "customers": 1},
+    ]
+    narrowed = store.read(lambda repo: repo.customer_event_report("customer", at(1), None, {"event": "Feature Used"}))
+    assert narrowed == [{"customer": ann.id, "event": "Feature Used", "count": 1, "customers": 1},
+                        {"customer": bob.id, "event": "Feature Used", "count": 1, "customers": 1}]  # fmt: skip
+    assert store.read(lambda repo: repo.customer_report("partner", None, None, {})) == []  # events are no metric
+    found = store.read(lambda repo: repo.list_customers(Page(filters={"event": "Report Exported"})))
+    assert [(c.id, dict(c.events)) for c in found] == [(ann.id, {"Feature Used": 2, "Report Exported": 1})]
+
+
+def test_the_segment_payout_counts_for_the_source_of_the_message_that_recorded_it(store: Store) -> None:
+    source, other = _source(store), _source(store, "wk_other")
+    click = store.write(lambda repo: repo.insert_click(new_click(partner_id=5)))
+    for n, (recorder, payout) in enumerate(((source, "4"), (other, "3"))):
+        conversion = store.write(lambda repo, payout=payout, n=n: repo.insert_conversion(  # type: ignore[misc]
+            new_conversion(click, origin="segment", payout=Decimal(payout), dedup_key=f"d-{n}")))  # fmt: skip
+        for k, sender in enumerate((recorder, source)):  # a later message of `source` finds it again (a duplicate)
+            row_id = store.write(lambda repo, sender=sender, n=n, k=k: repo.insert_segment_message(  # type: ignore[misc]
+                _message(sender, f"m-{n}-{k}")))  # fmt: skip
+            assert row_id is not None
+            result = MessageResult(MessageOutcome.CONVERSION, "", conversion.id, None, {})
+            store.write(lambda repo, row_id=row_id, result=result: repo.update_segment_message(  # type: ignore[misc]
+                row_id, result))  # fmt: skip
+    by_source = store.read(lambda repo: repo.customer_report("source", None, None, {}))
+    assert [(r["source"], r["payout"], r["new_customers"]) for r in by_source] == [
+        (source.id, Decimal(4), 0),
+        (other.id, Decimal(3), 0),
+    ]
+    narrowed = store.read(lambda repo: repo.customer_report("partner", None, None, {"source_id": other.id}))
+    assert [(r["partner"], r["payout"]) for r in narrowed] == [(5, Decimal(3))]

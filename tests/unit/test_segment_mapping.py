@@ -39,7 +39,8 @@ def order(**properties: Any) -> dict[str, Any]:
 def test_default_amount_is_revenue_then_total_then_subtotal(properties: dict[str, Any], amount: Decimal) -> None:
     conversion = meaning(order(**properties)).conversion
     assert conversion is not None and conversion.amount == amount
-    assert (conversion.event_id, conversion.event_name, conversion.currency) == (None, None, "USD")
+    currency = "USD" if amount is not None else None  # no money, no currency to check against the offer's
+    assert (conversion.event_id, conversion.event_name, conversion.currency) == (None, None, currency)
 
 
 def test_default_order_fields_currency_and_refund() -> None:
@@ -54,7 +55,7 @@ def test_default_order_fields_currency_and_refund() -> None:
         "refund",
     )
     other = meaning({"type": "track", "event": "Trial Started"}).conversion
-    assert other is not None and (other.event_name, other.skip_if_no_event) == ("Trial Started", True)
+    assert other is not None and (other.event_name, other.if_no_event) == ("Trial Started", "skip")
     with pytest.raises(InvalidParameter) as error:
         meaning(order(revenue="ten"))
     assert error.value.field == "properties.revenue"
@@ -74,13 +75,36 @@ def test_click_reference_order() -> None:
 
 def test_everflow_event_mapping() -> None:
     mapped = {"Order Completed": "12", "Sign Up": "base", "Upgrade": "upgrade"}
-    paid = meaning(order(total=76, orderId="123", adv1="a", revenue=1), "everflow", event_mapping=mapped).conversion
+    referrer = {"context": {"referrer": {"type": "everflow", "id": "ef"}}}
+    paid = meaning({**order(total=76, orderId="123", adv1="a", revenue=1), **referrer}, "everflow",
+                   event_mapping=mapped).conversion  # fmt: skip
     assert paid is not None and (paid.event_id, paid.amount, paid.order_id, paid.advs[0]) == (12, 76, "123", "a")
-    base = meaning({"type": "track", "event": "Sign Up"}, "everflow", event_mapping=mapped).conversion
+    base = meaning({"type": "track", "event": "Sign Up", **referrer}, "everflow", event_mapping=mapped).conversion
     assert base is not None and (base.event_id, base.event_name) == (None, None)
-    named = meaning({"type": "track", "event": "Upgrade"}, "everflow", event_mapping=mapped).conversion
+    named = meaning({"type": "track", "event": "Upgrade", **referrer}, "everflow", event_mapping=mapped).conversion
     assert named is not None and named.event_name == "upgrade"
     assert meaning({"type": "track", "event": "Unmapped"}, "everflow", event_mapping=mapped).conversion is None
+
+
+@pytest.mark.parametrize(("context", "field", "reason"), [
+    ({}, "context.referrer", "is missing"),
+    ({"referrer": "ef"}, "context.referrer", "must be an object"),
+    ({"referrer": {"type": "everflow"}}, "context.referrer.id", "is missing"),
+    ({"referrer": {"id": "ef"}}, "context.referrer.type", "is missing"),
+    ({"referrer": {"id": "ef", "type": "impactRadius"}}, "context.referrer.type", "is 'impactRadius', not everflow"),
+    ({"referrer": {"id": {"x": 1}, "type": "everflow"}}, "context.referrer.id", "must be a string"),
+    ({"referrer": {"id": " ", "type": "everflow"}}, "context.referrer.id", "is empty"),
+])  # fmt: skip
+def test_everflow_refuses_a_conversion_without_its_transaction_id(
+    context: dict[str, Any], field: str, reason: str
+) -> None:
+    mapped = {"Order Completed": "base"}
+    with pytest.raises(InvalidParameter) as error:
+        meaning({**order(total=1), "context": context}, "everflow", event_mapping=mapped)
+    assert error.value.field == field and error.value.detail.startswith(reason)
+    assert "context.referrer.id with context.referrer.type everflow" in error.value.detail
+    unmapped = meaning({"type": "track", "event": "Product Viewed", "context": context}, "everflow")
+    assert unmapped.conversion is None  # only a conversion needs the click
 
 
 def test_impact_preset() -> None:
@@ -93,21 +117,37 @@ def test_impact_preset() -> None:
     ref = meaning({**order(), "context": {"referrer": {"type": "impactRadius", "id": "IR"}}}, "impact")
     assert ref.click_reference == "IR" and ref.parameters["ClickId"] == "IR"
     action = meaning(order(revenue=20), "impact").conversion
-    assert action is not None and (action.event_name, action.base_if_no_event, action.amount) == (
+    assert action is not None and (action.event_name, action.if_no_event, action.amount) == (
         "Order Completed",
-        True,
+        "base",
         20,
     )
     install = meaning({"type": "track", "event": "Application Installed"}, "impact").conversion
-    assert install is not None and install.base_if_no_event
+    assert install is not None and (install.event_name, install.if_no_event) == ("Application Installed", "unpaid")
+    named = meaning({"type": "track", "event": "Application Installed"}, "impact", install_event="7").conversion
+    assert named is not None and (named.event_id, named.if_no_event) == (7, "refuse")
     typed = meaning(order(), "impact", event_type_id="31").conversion
     assert typed is not None and typed.event_id == 31
+    installed = meaning({"type": "track", "event": "Application Installed"}, "impact", event_type_id="31")
+    assert installed.conversion is not None and installed.conversion.event_id is None  # not the actions' event
     custom = meaning(
         {"type": "track", "event": "User Registered"},
         "impact",
         conversion_events=["Order Completed", "User Registered"],
     ).conversion
-    assert custom is not None and custom.base_if_no_event
+    assert custom is not None and custom.if_no_event == "base"
+    opened = meaning({"type": "track", "event": "Application Opened"}, "impact", page_load_event="Open")
+    assert opened.conversion is not None and (opened.conversion.event_name, opened.conversion.action) == (
+        "Open",
+        "page load",
+    )
+    paid_page = meaning({"type": "page", "anonymousId": "a"}, "impact", page_load_event="base").conversion
+    assert paid_page is not None and (paid_page.event_id, paid_page.event_name, paid_page.currency) == (
+        None,
+        None,
+        None,
+    )
+    assert meaning({"type": "page", "anonymousId": "a"}, "impact").conversion is None
 
 
 @pytest.mark.parametrize(("properties", "expected"), [
@@ -139,7 +179,12 @@ def test_impact_parameters_products_and_custom_mappings() -> None:
         mapped.parameters["OrderDiscount"],
         mapped.parameters["CustomerStatus"],
     ) == ("anon", "iOS", "5", "vip")
-    assert mapped.items == ({"ItemSku": "s1", "ItemPrice": "20", "ItemQuantity": "2"},)
+    assert mapped.items == ()  # impact.com's products are parameters, numbered from 1
+    assert {k: v for k, v in mapped.parameters.items() if k.startswith("Item")} == {
+        "ItemSku1": "s1",
+        "ItemPrice1": "20",
+        "ItemQuantity1": "2",
+    }
     without = meaning(order(revenue=45), "impact")
     assert without.parameters["OrderSubTotalPostDiscount"] == "45"
     custom = meaning(
@@ -148,7 +193,7 @@ def test_impact_parameters_products_and_custom_mappings() -> None:
         parameter_mapping={"CustomerStatus": "properties.customer_status"},
         product_mapping={"ItemPrice": "product_revenue"},
     )
-    assert custom.parameters["CustomerStatus"] == "new" and custom.items[0]["ItemPrice"] == "3"
+    assert custom.parameters["CustomerStatus"] == "new" and custom.parameters["ItemPrice1"] == "3"
     assert custom.conversion is not None and custom.conversion.amount == Decimal("3.0000")
 
 
@@ -167,14 +212,11 @@ def test_tractionboard_activity() -> None:
 
 
 def test_audiences() -> None:
-    identify = meaning(
-        {
-            "type": "identify",
-            "traits": {"order_completed_last_30days": True, "Nice Name": True, "email": "e", "vip": False},
-        }
-    )
-    assert identify.audiences == {"order_completed_last_30days": True, "vip": False}
-    assert identify.traits == {"Nice Name": True, "email": "e"}
+    traits = {"order_completed_last_30days": True, "Nice Name": True, "email": "e", "vip": False}
+    identify = meaning({"type": "identify", "traits": traits})
+    assert identify.audiences == {} and identify.traits == traits  # a boolean trait is a trait
+    declared = meaning({"type": "identify", "traits": traits}, audiences=["vip"])
+    assert declared.audiences == {"vip": False} and "vip" not in declared.traits
     computed = meaning(
         {
             "type": "identify",

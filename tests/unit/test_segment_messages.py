@@ -42,11 +42,11 @@ def test_skew_correction_uses_the_batch_sent_at() -> None:
     message = read(raw, {"sentAt": "2020-01-01T00:00:30Z"})
     assert message.timestamp == NOW - timedelta(seconds=30)
     assert message.original_timestamp == datetime(2020, 1, 1, tzinfo=UTC) and message.received_at == NOW
-    own = read(
-        {**raw, "originalTimestamp": "2020-01-01T00:00:00Z", "sentAt": "2020-01-01T00:00:05Z"},
-        {"sentAt": "2020-01-01T00:00:30Z"},
-    )
+    stamped = {"type": "track", "event": "E", "userId": "u", "originalTimestamp": "2020-01-01T00:00:00Z"}
+    own = read({**stamped, "sentAt": "2020-01-01T00:00:05Z"}, {"sentAt": "2020-01-01T00:00:30Z"})
     assert own.timestamp == NOW - timedelta(seconds=5)
+    explicit = read({**stamped, "timestamp": "2019-12-31T00:00:00Z", "sentAt": "2020-01-01T00:00:05Z"})
+    assert explicit.timestamp == datetime(2019, 12, 31, tzinfo=UTC)  # the app's own, beside the library's stamp
     unsent = read(raw)
     assert unsent.timestamp == datetime(2020, 1, 1, tzinfo=UTC)
 

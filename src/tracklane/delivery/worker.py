@@ -13,6 +13,7 @@ import logging
 import os
 import secrets
 import socket
+from collections.abc import Callable
 from contextlib import suppress
 
 from tracklane.delivery.sender import Sender
@@ -34,8 +35,10 @@ class DeliveryWorker:
         concurrency: int,
         poll_seconds: float,
         worker_id: str | None = None,
+        on_attempt: Callable[[OutboundMessage, AttemptReport], None] | None = None,
     ) -> None:
         self.worker_id = worker_id or new_worker_id()
+        self._on_attempt = on_attempt  # told of every attempt (the metrics count them)
         self._service = service
         self._sender = sender
         self._concurrency = concurrency
@@ -81,6 +84,8 @@ class DeliveryWorker:
     async def _deliver(self, message: OutboundMessage) -> None:
         report = await self._sender.send(message)
         self.sent += 1
+        if self._on_attempt is not None:
+            self._on_attempt(message, report)
         await self._record(message, report)
 
     async def _record(self, message: OutboundMessage, report: AttemptReport) -> None:

@@ -10,6 +10,10 @@ A delivery's state machine:
 A `sending` delivery whose lease has expired (its worker died) is claimed again by another worker.
 Skipped and failed deliveries can be resent or replayed; they keep their `message_id` (the
 `webhook-id` header), so receivers can deduplicate.
+
+A partner postback's *test* (`event_type` "test") carries sample values to the partner's URL when the partner or
+an admin asks for one. It is sent once (no retries), also for a postback that is turned off, and its outcome
+never counts towards turning the postback off.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ class DeliveryStatus(StrEnum):
 
 
 REPLAYABLE = frozenset({DeliveryStatus.FAILED, DeliveryStatus.SKIPPED})
+#: The event type of a partner postback's test delivery.
+TEST_EVENT_TYPE = "test"
 RESPONSE_EXCERPT_BYTES = 1024
 
 
@@ -54,6 +60,11 @@ class Delivery:
     last_error: str | None
     created_at: datetime
     updated_at: datetime
+
+    @property
+    def is_test(self) -> bool:
+        """A partner postback's test (sample values, sent once, never counted against the postback)."""
+        return self.kind is DeliveryKind.POSTBACK and self.event_type == TEST_EVENT_TYPE
 
 
 @dataclass(frozen=True, slots=True)

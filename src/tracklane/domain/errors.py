@@ -91,6 +91,8 @@ class RefusalCode(StrEnum):
     UNKNOWN_TRANSACTION = "unknown_transaction"
     UNKNOWN_EVENT = "unknown_event"
     NO_PRIOR_CONVERSION = "no_prior_conversion"
+    BASE_CONVERSION_REJECTED = "base_conversion_rejected"
+    """An event for a click whose base conversions are all rejected (fraud, say): it is not paid."""
     OUTSIDE_WINDOW = "outside_window"
     INVALID_PARAMETER = "invalid_parameter"
     METHOD_NOT_ENABLED = "method_not_enabled"

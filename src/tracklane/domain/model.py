@@ -3,11 +3,12 @@ and the people who sign in (users and their sessions)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
+from tracklane.domain.billing import AdvertiserBilling, PartnerBilling
 from tracklane.domain.caps import Cap
 from tracklane.domain.money import PriceRule
 from tracklane.domain.trace import TraceStep
@@ -79,6 +80,7 @@ class Advertiser:
     status: str
     created_at: datetime
     updated_at: datetime
+    billing: AdvertiserBilling = field(default_factory=AdvertiserBilling)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +91,7 @@ class Partner:
     status: PartnerStatus
     created_at: datetime
     updated_at: datetime
+    billing: PartnerBilling = field(default_factory=PartnerBilling)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from enum import StrEnum
-from functools import cache
+from functools import cache, lru_cache
 
 from tracklane.domain.errors import InvalidParameter
 
@@ -105,7 +105,13 @@ def round_money(amount: Decimal, currency: str) -> Decimal:
 
 def format_money(amount: Decimal, currency: str) -> str:
     """The JSON form of money: a decimal string with the currency's minor unit (`"5.00"`), and more places
-    only where the amount has them (`"1.005"`)."""
+    only where the amount has them (`"1.005"`). The text depends on the amount's value only (not on how many
+    places it was written with), so equal amounts share one cached text: reports repeat them."""
+    return _formatted(amount, currency)
+
+
+@lru_cache(maxsize=65_536)
+def _formatted(amount: Decimal, currency: str) -> str:
     if not amount and amount.is_finite():
         return _zero(currency)
     try:

@@ -1,7 +1,10 @@
-"""Webhook endpoints, the event types they subscribe to, and the documented JSON payload of each type.
+"""Webhook endpoints, the event types they subscribe to, the envelope of a message, and the payloads of
+conversions and events.
 
 A message body is the Standard Webhooks envelope `{"type", "timestamp", "data"}`, minified, money as
-decimal strings in the currency's places, times in ISO 8601 UTC. `docs/webhooks.md` shows every payload.
+decimal strings in the currency's places, times in ISO 8601 UTC. The payloads of the catalogue's types are
+the resources' webhook views (`AdvertiserData`, `PartnerData`, `OfferData`, `SignupVerdictData`,
+`ApprovedForOfferData`); `docs/webhooks.md` shows every payload.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from tracklane.domain.model import Advertiser, Click, Conversion, Partner
+from tracklane.domain.model import Click, Conversion
 from tracklane.domain.money import format_money
 
 
@@ -75,40 +78,6 @@ def envelope(event_type: EventType, at: datetime, data: Mapping[str, Any]) -> st
 
 def iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat().replace("+00:00", "Z")
-
-
-def advertiser_data(a: Advertiser) -> dict[str, Any]:
-    """The advertiser, without its postback token (a secret)."""
-    return {
-        "id": a.id,
-        "name": a.name,
-        "status": a.status,
-        "created_at": iso(a.created_at),
-        "updated_at": iso(a.updated_at),
-    }
-
-
-def partner_data(p: Partner) -> dict[str, Any]:
-    return {
-        "id": p.id,
-        "name": p.name,
-        "email": p.email,
-        "status": p.status.value,
-        "created_at": iso(p.created_at),
-        "updated_at": iso(p.updated_at),
-    }
-
-
-def signup_verdict_data(p: Partner, verdict: str, reason: str | None, at: datetime) -> dict[str, Any]:
-    return {
-        "partner_id": p.id,
-        "partner_name": p.name,
-        "verdict": verdict,
-        "new_status": p.status.value,
-        "reason": reason,
-        "decided_at": iso(at),
-        "partner": partner_data(p),
-    }
 
 
 def conversion_data(c: Conversion, click: Click | None) -> dict[str, Any]:

@@ -1,58 +1,78 @@
-"""Advertisers: the bodies that create and change one, and how each role sees it.
+"""Advertisers: the bodies that create and change one, and how it is shown.
 
-The admin's view carries the postback token (the `secure` value of `/postback`); the view sent in
-webhooks does not, because a webhook receiver is another system.
+Advertisers are the admin's alone. The admin's view carries the postback token (the `secure` value of
+`/postback`) and the billing details; the webhook payload carries the billing details and the advertiser's
+users (its contacts) but never the postback token, because a webhook receiver is another system.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from tracklane.domain.catalog import parse_name
-from tracklane.domain.model import Advertiser
+from tracklane.domain.model import Advertiser, User
+from tracklane.resources.billing import AdvertiserBillingBody, AdvertiserBillingView, advertiser_billing_view
 from tracklane.resources.fields import UNSET, Name, Struct, Unset, View
+from tracklane.resources.users import UserView, user_view
 
 AdvertiserStatus = Literal["active", "inactive"]
 
 
 class AdvertiserCreate(Struct):
     name: Name
+    billing: AdvertiserBillingBody | Unset = UNSET
 
     def __post_init__(self) -> None:
         self.name = parse_name(self.name)
 
 
 class AdvertiserUpdate(Struct):
+    """The fields sent change; in `billing`, the billing fields sent (`null` clears one)."""
+
     name: Name | Unset = UNSET
     status: AdvertiserStatus | Unset = UNSET
     rotate_postback_token: bool | Unset = UNSET
+    billing: AdvertiserBillingBody | Unset = UNSET
 
     def __post_init__(self) -> None:
         if isinstance(self.name, str):
             self.name = parse_name(self.name)
 
 
-class AdvertiserData(View, frozen=True):
-    """The advertiser as webhooks carry it: no postback token."""
-
+class _AdvertiserSeen(View, frozen=True):
     id: int
     name: str
     status: str
     created_at: datetime
     updated_at: datetime
+    billing: AdvertiserBillingView
 
 
-class AdvertiserView(AdvertiserData, frozen=True):
+class AdvertiserView(_AdvertiserSeen, frozen=True):
     """The advertiser as the admin API shows it, with its postback token."""
 
     postback_token: str
 
 
-def advertiser_data(a: Advertiser) -> AdvertiserData:
-    return AdvertiserData(id=a.id, name=a.name, status=a.status, created_at=a.created_at, updated_at=a.updated_at)
+class AdvertiserData(_AdvertiserSeen, frozen=True):
+    """The advertiser as webhooks carry it: no postback token; its users (the people who sign in to its
+    portal, its contacts), oldest first."""
+
+    users: list[UserView]
+
+
+def _seen(a: Advertiser) -> dict[str, Any]:
+    return {"id": a.id, "name": a.name, "status": a.status, "created_at": a.created_at, "updated_at": a.updated_at,
+            "billing": advertiser_billing_view(a.billing)}  # fmt: skip
 
 
 def advertiser_view(a: Advertiser) -> AdvertiserView:
-    return AdvertiserView(id=a.id, name=a.name, status=a.status, created_at=a.created_at,
-                          updated_at=a.updated_at, postback_token=a.postback_token)  # fmt: skip
+    return AdvertiserView(**_seen(a), postback_token=a.postback_token)
+
+
+def advertiser_data(a: Advertiser, users: Sequence[User]) -> AdvertiserData:
+    """`users`: the advertiser's users (others are left out)."""
+    contacts = sorted((u for u in users if u.advertiser_id == a.id), key=lambda u: u.id)
+    return AdvertiserData(**_seen(a), users=[user_view(u) for u in contacts])

@@ -1,5 +1,5 @@
-"""Customers seen through Segment calls, the messages a source received, and the customer metrics report,
-as the admin API shows them (only admins see them for now)."""
+"""Customers seen through Segment calls, the messages a source received, the customer metrics report and the
+custom events report, as the admin API shows them (only admins see them for now)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,12 @@ from tracklane.domain.segment.model import Customer, MessageOutcome, StoredMessa
 from tracklane.resources.fields import UNSET, MoneyText, Unset, View
 
 CustomerGroup = Literal["partner", "offer", "source"]
+CustomerEventGroup = Literal["partner", "offer", "source", "customer"]
 
 
 class CustomerView(View, frozen=True):
-    """A person: their ids, traits, group, audiences, status and the click that acquired them."""
+    """A person: their ids, traits, group, audiences, status, the click that acquired them, and how many times
+    they sent each custom event (`events`, by name)."""
 
     id: int
     source_id: int
@@ -36,6 +38,7 @@ class CustomerView(View, frozen=True):
     churned_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    events: dict[str, int]
 
 
 def customer_view(c: Customer) -> CustomerView:
@@ -45,6 +48,7 @@ def customer_view(c: Customer) -> CustomerView:
         group_traits=dict(c.group_traits), audiences=list(c.audiences), status=c.status,
         transaction_id=c.transaction_id, offer_id=c.offer_id, partner_id=c.partner_id, visits=c.visits,
         signed_up_at=c.signed_up_at, churned_at=c.churned_at, created_at=c.created_at, updated_at=c.updated_at,
+        events=dict(c.events),
     )  # fmt: skip
 
 
@@ -86,6 +90,7 @@ class CustomerMetricsView(View, frozen=True):
     """Sums and derived metrics; money and ratios as decimal strings, a ratio null without new customers."""
 
     new_customers: int = 0
+    paying_customers: int = 0
     payments: int = 0
     payment_amount: MoneyText = "0.00"
     refunds: int = 0
@@ -111,7 +116,7 @@ class CustomerReportView(View, frozen=True):
     totals: CustomerMetricsView
 
 
-_COUNTS = ("new_customers", "payments", "refunds", "churned")
+_COUNTS = ("new_customers", "paying_customers", "payments", "refunds", "churned")
 _AMOUNTS = ("payment_amount", "refund_amount", "payout", "net_revenue", "churn_rate", "acquisition_cost",
             "revenue_per_customer")  # fmt: skip
 
@@ -136,3 +141,40 @@ def _metrics(row: Mapping[str, Any]) -> dict[str, Any]:
         if value is not None:
             values[name] = format_money(Decimal(value), "USD")
     return values
+
+
+class CustomerEventTotal(View, frozen=True):
+    """One custom event over all groups: how many times it was sent, and by how many customers."""
+
+    event: str
+    count: int
+    customers: int
+
+
+class CustomerEventRow(CustomerEventTotal, frozen=True):
+    """One custom event of one group; the group's id is under its dimension's name."""
+
+    partner: int | Unset | None = UNSET
+    offer: int | Unset | None = UNSET
+    source: int | Unset | None = UNSET
+    customer: int | Unset | None = UNSET
+
+
+class CustomerEventReportView(View, frozen=True):
+    rows: list[CustomerEventRow]
+    totals: list[CustomerEventTotal]
+
+
+def customer_event_report_view(
+    group_by: CustomerEventGroup, rows: Sequence[Mapping[str, Any]], totals: Sequence[Mapping[str, Any]]
+) -> CustomerEventReportView:
+    shown = [
+        CustomerEventRow(event=r["event"], count=int(r["count"]), customers=int(r["customers"]),
+                         **{group_by: None if r.get(group_by) is None else int(r[group_by])})
+        for r in rows
+    ]  # fmt: skip
+    return CustomerEventReportView(
+        rows=shown,
+        totals=[CustomerEventTotal(event=t["event"], count=int(t["count"]), customers=int(t["customers"]))
+                for t in totals],
+    )  # fmt: skip

@@ -4,10 +4,14 @@ The request bodies decode and validate the input (money exact, every error namin
 `caps[1].limit` or `revenue.amount`) and are the service command and the write port's argument.
 
 Each role sees an offer and its events through its own view type:
-- the admin sees everything (`OfferView`, `OfferEventView`; webhooks carry these);
-- an advertiser sees revenue but no payout (`OfferAdvertiserView`, `OfferEventAdvertiserView`);
+- the admin sees everything (`OfferView`, `OfferEventView`), an event's postback URL with the advertiser's
+  postback token;
+- an advertiser sees revenue but no payout (`OfferAdvertiserView`, `OfferEventAdvertiserView`), an event's
+  postback URL with a placeholder for the token;
 - a partner sees its own payout, its partner-specific one where it has one, and its tracking link, but no
-  revenue and none of the advertiser's landing pages (`OfferPartnerView`, `OfferEventPartnerView`).
+  revenue, none of the advertiser's landing pages and no postback URL (`OfferPartnerView`,
+  `OfferEventPartnerView`).
+Webhooks carry the admin's view with the offer's events and its targeting (`OfferData`), never the token.
 Offer access and partner-specific payouts are the admin's alone.
 """
 
@@ -17,6 +21,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Final, Literal
+from urllib.parse import quote
 
 import msgspec
 
@@ -35,7 +40,6 @@ from tracklane.domain.model import (
     OfferAccess,
     OfferEvent,
     OfferStatus,
-    Partner,
     PartnerPayout,
     Role,
     Visibility,
@@ -55,7 +59,7 @@ from tracklane.resources.fields import (
     Url,
     View,
 )
-from tracklane.resources.partners import PartnerView, partner_view
+from tracklane.resources.partners import PartnerData
 
 _FLAT: Final = frozenset({PriceType.CPA, PriceType.CPL, PriceType.FIXED, PriceType.CPC, PriceType.CPA_CPS})
 _SHARE: Final = frozenset({PriceType.CPS, PriceType.CPA_CPS})
@@ -260,6 +264,20 @@ class OfferPartnerView(_OfferSeen, frozen=True):
 OfferRoleView = OfferView | OfferAdvertiserView | OfferPartnerView
 
 
+class TargetingView(View, frozen=True):
+    """Which visitors may click through to the offer, by what their clicks record (country, device type,
+    operating system, browser); an empty list is anyone. Tracklane has no targeting rules yet: every list is
+    empty."""
+
+    countries: list[str]
+    device_types: list[str]
+    operating_systems: list[str]
+    browsers: list[str]
+
+
+NO_TARGETING: Final = TargetingView(countries=[], device_types=[], operating_systems=[], browsers=[])
+
+
 def _seen(o: Offer) -> dict[str, Any]:
     return {
         "id": o.id, "advertiser_id": o.advertiser_id, "name": o.name, "status": o.status,
@@ -311,20 +329,19 @@ def _partner_of(scope: Scope) -> int:
 
 
 class ApprovedForOfferData(View, frozen=True):
-    """The `partner.approved_for_offer` webhook payload."""
+    """The `partner.approved_for_offer` webhook payload: the full offer and the full partner."""
 
     offer_id: int
     partner_id: int
     access_id: int
     approved_at: datetime
-    offer: OfferView
-    partner: PartnerView
+    offer: OfferData
+    partner: PartnerData
 
 
-def approved_for_offer_data(access: OfferAccess, offer: Offer, partner: Partner) -> ApprovedForOfferData:
+def approved_for_offer_data(access: OfferAccess, offer: OfferData, partner: PartnerData) -> ApprovedForOfferData:
     return ApprovedForOfferData(offer_id=offer.id, partner_id=partner.id, access_id=access.id,
-                                approved_at=access.updated_at, offer=offer_view(offer),
-                                partner=partner_view(partner))  # fmt: skip
+                                approved_at=access.updated_at, offer=offer, partner=partner)  # fmt: skip
 
 
 # offer events
@@ -351,6 +368,21 @@ class OfferEventUpdate(Struct):
             self.name = parse_name(self.name)
 
 
+#: What the advertiser's server puts in a postback URL: the click's transaction id, its postback token.
+TRANSACTION_ID_PLACEHOLDER: Final = "TRANSACTION_ID"
+POSTBACK_TOKEN_PLACEHOLDER: Final = "POSTBACK_TOKEN"
+
+
+def postback_url(base_url: str, postback_token: str | None, event_id: int | None = None) -> str:
+    """The `/postback` URL an advertiser's server calls: for a base conversion (of any of its offers), or with
+    `event_id` for that event of its offer (Integr8's event postback URL). `TRANSACTION_ID` stands for the
+    click's transaction id; without `postback_token`, `POSTBACK_TOKEN` stands for it. `amount`, `order_id`,
+    `currency` and `adv1`..`adv5` may be appended."""
+    token = POSTBACK_TOKEN_PLACEHOLDER if postback_token is None else quote(postback_token, safe="")
+    url = f"{base_url.rstrip('/')}/postback?transaction_id={TRANSACTION_ID_PLACEHOLDER}&secure={token}"
+    return url if event_id is None else f"{url}&event_id={event_id}"
+
+
 class _OfferEventSeen(View, frozen=True):
     id: int
     offer_id: int
@@ -359,12 +391,25 @@ class _OfferEventSeen(View, frozen=True):
     created_at: datetime
 
 
-class OfferEventAdvertiserView(_OfferEventSeen, frozen=True):
+class OfferEventData(_OfferEventSeen, frozen=True):
+    """The event as webhooks carry it (in its offer's payload) and the console lists it: both prices."""
+
     revenue: PriceRuleView
-
-
-class OfferEventView(OfferEventAdvertiserView, frozen=True):
     payout: PriceRuleView
+
+
+class OfferEventView(OfferEventData, frozen=True):
+    """The event as the admin API shows it, with its postback URL (the advertiser's token in it)."""
+
+    postback_url: str
+
+
+class OfferEventAdvertiserView(_OfferEventSeen, frozen=True):
+    """The event as its advertiser sees it: its revenue, and its postback URL with `POSTBACK_TOKEN` for the
+    token."""
+
+    revenue: PriceRuleView
+    postback_url: str
 
 
 class OfferEventPartnerView(_OfferEventSeen, frozen=True):
@@ -381,21 +426,49 @@ def _event_seen(e: OfferEvent) -> dict[str, Any]:
             "created_at": e.created_at}  # fmt: skip
 
 
-def offer_event_view(e: OfferEvent, currency: str) -> OfferEventView:
-    return OfferEventView(**_event_seen(e), revenue=price_view(e.revenue, currency),
+def offer_event_data(e: OfferEvent, currency: str) -> OfferEventData:
+    return OfferEventData(**_event_seen(e), revenue=price_view(e.revenue, currency),
                           payout=price_view(e.payout, currency))  # fmt: skip
 
 
+def offer_event_view(e: OfferEvent, currency: str, base_url: str, postback_token: str | None) -> OfferEventView:
+    return OfferEventView(**_event_seen(e), revenue=price_view(e.revenue, currency),
+                          payout=price_view(e.payout, currency),
+                          postback_url=postback_url(base_url, postback_token, e.id))  # fmt: skip
+
+
 def offer_event_view_for(
-    scope: Scope, e: OfferEvent, offer: Offer, payouts: Sequence[PartnerPayout]
+    scope: Scope,
+    e: OfferEvent,
+    offer: Offer,
+    payouts: Sequence[PartnerPayout],
+    base_url: str,
+    postback_token: str | None,
 ) -> OfferEventRoleView:
-    """The event as the caller's role sees it (a partner's view needs its partner-specific payouts)."""
+    """The event as the caller's role sees it (a partner's view needs its partner-specific payouts); the
+    advertiser's `postback_token` is shown to the admin only (the caller may leave it out for other roles)."""
     if scope.role is Role.ADMIN:
-        return offer_event_view(e, offer.currency)
+        return offer_event_view(e, offer.currency, base_url, postback_token)
     if scope.role is Role.ADVERTISER:
-        return OfferEventAdvertiserView(**_event_seen(e), revenue=price_view(e.revenue, offer.currency))
+        return OfferEventAdvertiserView(**_event_seen(e), revenue=price_view(e.revenue, offer.currency),
+                                        postback_url=postback_url(base_url, None, e.id))  # fmt: skip
     payout = choose_payout(offer, e, payouts, _partner_of(scope)).rule
     return OfferEventPartnerView(**_event_seen(e), payout=price_view(payout, offer.currency))
+
+
+class OfferData(OfferView, frozen=True):
+    """The offer as webhooks carry it: the admin's view, its events (oldest first) and its targeting."""
+
+    events: list[OfferEventData]
+    targeting: TargetingView
+
+
+def offer_data(o: Offer, events: Sequence[OfferEvent]) -> OfferData:
+    """`events`: the offer's events (others are left out)."""
+    own = sorted((e for e in events if e.offer_id == o.id), key=lambda e: e.id)
+    return OfferData(**_seen(o), destination_url=o.destination_url, fallback_url=o.fallback_url,
+                     revenue=price_view(o.revenue, o.currency), payout=price_view(o.payout, o.currency),
+                     events=[offer_event_data(e, o.currency) for e in own], targeting=NO_TARGETING)  # fmt: skip
 
 
 # offer access

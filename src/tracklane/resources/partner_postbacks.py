@@ -189,6 +189,31 @@ def postback_conversion(conversion: Conversion, click: Click | None, offer: Offe
     return PostbackConversionWithAmount(**msgspec.structs.asdict(shown), amount=money(conversion.amount))
 
 
+#: The sample values a postback's test carries (the ids and money the partner's URL would get, made up).
+SAMPLE_TRANSACTION_ID = "0" * 32
+SAMPLE_PAYOUT = Decimal("1.00")
+SAMPLE_AMOUNT = Decimal("10.00")
+SAMPLE_CURRENCY = "USD"
+
+
+def sample_conversion(postback: PartnerPostback, offer: Offer | None, now: datetime) -> PostbackConversion:
+    """What a test of `postback` carries: the partner's view of a made-up approved conversion (an event for a
+    postback that fires on events only) of its offer, in that offer's currency (USD for a postback of every
+    offer), with the amount only where the offer shares it, like a real one."""
+    currency = offer.currency if offer is not None else SAMPLE_CURRENCY
+    event = postback.on is FiresOn.EVENT
+    shown = PostbackConversion(
+        transaction_id=SAMPLE_TRANSACTION_ID, offer_id=str(postback.offer_id or 0), partner_id=str(postback.partner_id),
+        sub1="test_sub1", sub2="test_sub2", sub3="test_sub3", sub4="test_sub4", sub5="test_sub5",
+        source_id="test_source", event_id="0" if event else None, event_name="test_event" if event else None,
+        conversion_id="0", payout=format_money(SAMPLE_PAYOUT, currency), currency=currency, order_id="TEST-ORDER",
+        status="approved", timestamp=str(int(now.timestamp())),
+    )  # fmt: skip
+    if offer is None or not offer.share_amount_with_partners:
+        return shown
+    return PostbackConversionWithAmount(**msgspec.structs.asdict(shown), amount=format_money(SAMPLE_AMOUNT, currency))
+
+
 def macro_values(shown: PostbackConversion) -> dict[str, str | None]:
     """The value of each macro a partner postback may name: the fields of the partner's view, by name."""
     return msgspec.structs.asdict(shown)

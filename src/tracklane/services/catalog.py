@@ -1,5 +1,11 @@
 """Use cases of the catalogue: advertisers, partners (and their sign-up verdict), offers, offer events,
-offer access and partner-specific payouts."""
+offer access and partner-specific payouts, and the webhook payloads of the catalogue's changes.
+
+A payload is built inside the write that makes the change, from what that write reads: an advertiser or a
+partner with its billing details and its users (contacts), an offer with its events and targeting. Every
+change of what an offer's payload shows emits `offer.updated`: the offer itself (its caps included), and
+each event added or changed.
+"""
 
 from __future__ import annotations
 
@@ -21,23 +27,36 @@ from tracklane.domain.model import (
 )
 from tracklane.domain.tenancy import Scope
 from tracklane.domain.webhooks import EventType
-from tracklane.resources.advertisers import AdvertiserCreate, AdvertiserUpdate, advertiser_data
+from tracklane.resources.advertisers import AdvertiserCreate, AdvertiserData, AdvertiserUpdate, advertiser_data
+from tracklane.resources.fields import UNSET
 from tracklane.resources.offers import (
     OfferAccessCreate,
     OfferAccessUpdate,
     OfferCreate,
+    OfferData,
     OfferEventCreate,
     OfferEventUpdate,
     OfferUpdate,
     PartnerPayoutCreate,
     approved_for_offer_data,
-    offer_view,
+    offer_data,
 )
-from tracklane.resources.partners import PartnerCreate, PartnerUpdate, Verdict, partner_view, signup_verdict_data
+from tracklane.resources.partners import (
+    DecidedBy,
+    PartnerCreate,
+    PartnerData,
+    PartnerUpdate,
+    Verdict,
+    partner_data,
+    signup_verdict_data,
+)
 from tracklane.services.outbox import emit
 from tracklane.services.ports import Clock, Database, Page, Repository, raise_refused, refusing
 
 T = TypeVar("T")
+
+#: The most users (contacts) an advertiser's or a partner's payload lists: the oldest ones.
+MAX_CONTACTS = 100
 
 
 class CatalogService:
@@ -52,7 +71,10 @@ class CatalogService:
 
         def work(repo: Repository) -> Advertiser:
             advertiser = repo.insert_advertiser(body.name, token, now)
-            emit(repo, EventType.ADVERTISER_CREATED, advertiser_data(advertiser), now)
+            if body.billing is not UNSET:
+                repo.update_advertiser(advertiser.id, AdvertiserUpdate(billing=body.billing), None, now)
+                advertiser = _found(repo.get_advertiser(advertiser.id), "advertiser", advertiser.id)
+            emit(repo, EventType.ADVERTISER_CREATED, advertiser_payload(repo, advertiser), now)
             return advertiser
 
         return raise_refused(await self._db.write(refusing(work)))
@@ -71,7 +93,7 @@ class CatalogService:
             _found(repo.get_advertiser(advertiser_id), "advertiser", advertiser_id)
             repo.update_advertiser(advertiser_id, body, token, now)
             advertiser = _found(repo.get_advertiser(advertiser_id), "advertiser", advertiser_id)
-            emit(repo, EventType.ADVERTISER_UPDATED, advertiser_data(advertiser), now)
+            emit(repo, EventType.ADVERTISER_UPDATED, advertiser_payload(repo, advertiser), now)
             return advertiser
 
         return raise_refused(await self._db.write(refusing(work)))
@@ -86,7 +108,10 @@ class CatalogService:
             if repo.find_partner_by_email(email) is not None:
                 raise Conflict(f"email: a partner with {email} already exists")
             partner = repo.insert_partner(name, email, status.value, now)
-            emit(repo, event, partner_view(partner), now)
+            if body.billing is not UNSET:
+                repo.update_partner(partner.id, PartnerUpdate(billing=body.billing), now)
+                partner = _found(repo.get_partner(partner.id), "partner", partner.id)
+            emit(repo, event, partner_payload(repo, partner), now)
             return partner
 
         return raise_refused(await self._db.write(refusing(work)))
@@ -100,11 +125,13 @@ class CatalogService:
     async def update_partner(self, partner_id: int, body: PartnerUpdate) -> Partner:
         return await self._update_partner(partner_id, body)
 
-    async def partner_verdict(self, partner_id: int, verdict: Verdict) -> Partner:
-        """Approve or reject a partner's sign-up."""
-        return await self._update_partner(partner_id, PartnerUpdate(status=verdict.status), verdict)
+    async def partner_verdict(self, partner_id: int, verdict: Verdict, decided_by: DecidedBy) -> Partner:
+        """Approve or reject a partner's sign-up; `partner.signup_verdict` says who decided, and when."""
+        return await self._update_partner(partner_id, PartnerUpdate(status=verdict.status), (verdict, decided_by))
 
-    async def _update_partner(self, partner_id: int, changes: PartnerUpdate, verdict: Verdict | None = None) -> Partner:
+    async def _update_partner(
+        self, partner_id: int, changes: PartnerUpdate, verdict: tuple[Verdict, DecidedBy] | None = None
+    ) -> Partner:
         now = self._clock()
 
         def work(repo: Repository) -> Partner:
@@ -115,9 +142,11 @@ class CatalogService:
                 raise Conflict(f"email: a partner with {email} already exists")
             repo.update_partner(partner_id, changes, now)
             partner = _found(repo.get_partner(partner_id), "partner", partner_id)
-            emit(repo, EventType.PARTNER_UPDATED, partner_view(partner), now)
+            payload = partner_payload(repo, partner)
+            emit(repo, EventType.PARTNER_UPDATED, payload, now)
             if verdict is not None:
-                emit(repo, EventType.PARTNER_SIGNUP_VERDICT, signup_verdict_data(partner, verdict, now), now)
+                given, decided_by = verdict
+                emit(repo, EventType.PARTNER_SIGNUP_VERDICT, signup_verdict_data(payload, given, decided_by, now), now)
             return partner
 
         return raise_refused(await self._db.write(refusing(work)))
@@ -130,7 +159,7 @@ class CatalogService:
             if repo.get_advertiser(body.advertiser_id) is None:
                 raise InvalidParameter("advertiser_id", f"advertiser {body.advertiser_id} does not exist")
             offer = repo.insert_offer(body, now)
-            emit(repo, EventType.OFFER_CREATED, offer_view(offer), now)
+            emit(repo, EventType.OFFER_CREATED, offer_payload(repo, offer), now)
             return offer
 
         return raise_refused(await self._db.write(refusing(work)))
@@ -170,21 +199,22 @@ class CatalogService:
             _found(repo.get_offer(offer_id), "offer", offer_id)
             repo.update_offer(offer_id, changes, now)
             offer = _found(repo.get_offer(offer_id), "offer", offer_id)
-            emit(repo, EventType.OFFER_UPDATED, offer_view(offer), now)
+            emit(repo, EventType.OFFER_UPDATED, offer_payload(repo, offer), now)
             return offer
 
         return raise_refused(await self._db.write(refusing(work)))
 
     # offer events
     async def create_offer_event(self, offer_id: int, body: OfferEventCreate) -> tuple[OfferEvent, Offer]:
-        """The new event, with its offer (whose currency the event's money is shown in)."""
+        """The new event, with its offer (whose currency the event's money is shown in); `offer.updated`."""
         now = self._clock()
 
         def work(repo: Repository) -> tuple[OfferEvent, Offer]:
-            offer = _found(repo.get_offer(offer_id), "offer", offer_id)
+            _found(repo.get_offer(offer_id), "offer", offer_id)
             if any(e.name == body.name for e in repo.list_offer_events(offer_id)):
                 raise Conflict(f"name: offer {offer_id} already has an event named {body.name!r}")
-            return repo.insert_offer_event(offer_id, body, now), offer
+            event = repo.insert_offer_event(offer_id, body, now)
+            return event, _offer_changed(repo, offer_id, now)
 
         return raise_refused(await self._db.write(refusing(work)))
 
@@ -198,13 +228,17 @@ class CatalogService:
     async def update_offer_event(
         self, offer_id: int, event_id: int, changes: OfferEventUpdate
     ) -> tuple[OfferEvent, Offer]:
+        """The changed event, with its offer; `offer.updated`."""
+        now = self._clock()
+
         def work(repo: Repository) -> tuple[OfferEvent, Offer]:
-            offer = _found(repo.get_offer(offer_id), "offer", offer_id)
+            _found(repo.get_offer(offer_id), "offer", offer_id)
             events = {e.id: e for e in repo.list_offer_events(offer_id)}
             _found(events.get(event_id), "event", event_id)
             if any(e.name == changes.name and e.id != event_id for e in events.values()):
                 raise Conflict(f"name: offer {offer_id} already has an event named {changes.name!r}")
             repo.update_offer_event(event_id, changes)
+            offer = _offer_changed(repo, offer_id, now)
             return {e.id: e for e in repo.list_offer_events(offer_id)}[event_id], offer
 
         return raise_refused(await self._db.write(refusing(work)))
@@ -270,6 +304,30 @@ class CatalogService:
             raise NotFound(f"partner payout {payout_id} of offer {offer_id} does not exist")
 
 
+def advertiser_payload(repo: Repository, advertiser: Advertiser) -> AdvertiserData:
+    """The advertiser as its webhooks carry it: billing details and users."""
+    users = repo.list_users(Page(limit=MAX_CONTACTS, filters={"advertiser_id": advertiser.id}))
+    return advertiser_data(advertiser, users)
+
+
+def partner_payload(repo: Repository, partner: Partner) -> PartnerData:
+    """The partner as its webhooks carry it: billing details and users."""
+    return partner_data(partner, repo.list_users(Page(limit=MAX_CONTACTS, filters={"partner_id": partner.id})))
+
+
+def offer_payload(repo: Repository, offer: Offer) -> OfferData:
+    """The offer as its webhooks carry it: its events and targeting."""
+    return offer_data(offer, repo.list_offer_events(offer.id))
+
+
+def _offer_changed(repo: Repository, offer_id: int, now: datetime) -> Offer:
+    """Something its payload shows changed (an event): the offer is updated now, and `offer.updated` says so."""
+    repo.update_offer(offer_id, OfferUpdate(), now)
+    offer = _found(repo.get_offer(offer_id), "offer", offer_id)
+    emit(repo, EventType.OFFER_UPDATED, offer_payload(repo, offer), now)
+    return offer
+
+
 def _visible_offer(repo: Repository, scope: Scope, offer_id: int) -> Offer | None:
     offer = repo.get_offer(offer_id)
     if offer is None or scope.is_admin:
@@ -291,7 +349,8 @@ def _approved(
     """`partner.approved_for_offer` when the access has just become approved (not again while it stays so)."""
     newly = before is None or before.status is not AccessStatus.APPROVED
     if access.status is AccessStatus.APPROVED and newly:
-        emit(repo, EventType.PARTNER_APPROVED_FOR_OFFER, approved_for_offer_data(access, offer, partner), now)
+        data = approved_for_offer_data(access, offer_payload(repo, offer), partner_payload(repo, partner))
+        emit(repo, EventType.PARTNER_APPROVED_FOR_OFFER, data, now)
 
 
 def _found(value: T | None, kind: str, ident: int) -> T:

@@ -220,9 +220,7 @@ def _decide(
         raise InvalidParameter("currency", f"{request.currency} differs from the offer currency {offer.currency}")
     trace.add("window", "inside", check_window(click, offer, now))
     if event is not None:
-        if not repo.has_base_conversion(click.id):
-            raise PostbackRefused("no_prior_conversion", "an event needs a base conversion on the same click first")
-        trace.add("prior_conversion", "found", "the click has a base conversion")
+        trace.add("prior_conversion", "found", _prior_conversion(repo, click))
     key = dedup_key(click, event, offer, request.order_id)
     if key is not None:
         existing = repo.find_conversion_by_dedup_key(key)
@@ -230,6 +228,20 @@ def _decide(
             return ConversionOutcome("duplicate", existing)
     trace.add("duplicate_check", "none", _dedup_detail(key))
     return _Accepted(click, offer, event, key, trace)
+
+
+def _prior_conversion(repo: Repository, click: Click) -> str:
+    """An event needs a base conversion of its click that still counts: one that is approved or pending. When
+    every base conversion of the click was rejected (fraud, say), its events are refused, never paid."""
+    statuses = repo.base_conversion_statuses(click.id)
+    if not statuses:
+        raise PostbackRefused("no_prior_conversion", "an event needs a base conversion on the same click first")
+    if statuses == {ConversionStatus.REJECTED}:
+        raise PostbackRefused(
+            "base_conversion_rejected", "the click's base conversion was rejected: its events are refused"
+        )
+    kept = ", ".join(s.value for s in ConversionStatus if s in statuses and s is not ConversionStatus.REJECTED)
+    return f"the click has a base conversion ({kept})"
 
 
 def _authenticated_click(repo: Repository, request: ConversionRequest, claim: ClickClaim | None, trace: Trace) -> Click:

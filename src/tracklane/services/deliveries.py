@@ -7,7 +7,7 @@ now resolves to a private address, say) ends it at once as a failure, since send
 other failures are retried on the schedule, then the delivery fails; our own failures do not spend an
 attempt. An endpoint failing without a success for `disable_after` is disabled; a partner postback failing
 10 times in a row within 72 h is deactivated; every failure above counts. Both keep the reason and are
-logged.
+logged. A partner postback's test is sent once, even while the postback is off, and never counts.
 """
 
 from __future__ import annotations
@@ -123,7 +123,7 @@ class DeliveryService:
                 return False
             if delivery.endpoint_id is not None:
                 _after_endpoint_attempt(repo, delivery.endpoint_id, verdict, now, self._policy.disable_after)
-            if delivery.postback_id is not None:
+            if delivery.postback_id is not None and not delivery.is_test:
                 _after_postback_attempt(repo, delivery.postback_id, verdict, now)
             return True
 
@@ -137,7 +137,7 @@ class DeliveryService:
         attempted = Release(DeliveryStatus.SUCCEEDED, attempts, report.result.status_code, _describe(verdict, report))
         if verdict is Verdict.SUCCESS:
             return attempted
-        if report.result.error_class in TERMINAL_ERROR_CLASSES:
+        if report.result.error_class in TERMINAL_ERROR_CLASSES or (delivery.is_test and verdict is not Verdict.OURS):
             return replace(attempted, status=DeliveryStatus.FAILED)
         delay = next_delay(attempts, verdict, report.result.retry_after, lambda: jitter, self._policy.retry_scale)
         if delay is None:
@@ -190,7 +190,7 @@ def _prepare(repo: Repository, delivery: Delivery, now: datetime, box: SecretBox
         return OutboundMessage(delivery, endpoint.url, "POST", delivery.body, secrets)
     assert delivery.postback_id is not None and delivery.url is not None
     postback = repo.get_partner_postback(delivery.postback_id)
-    if postback is None or postback.status is not PostbackStatus.ACTIVE:
+    if postback is None or (postback.status is not PostbackStatus.ACTIVE and not delivery.is_test):
         return None
     return OutboundMessage(
         delivery, delivery.url, delivery.method, delivery.body, success_body_contains=postback.success_body_contains

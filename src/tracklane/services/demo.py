@@ -40,7 +40,7 @@ from tracklane.resources.offers import (
     PartnerPayoutCreate,
     PriceRuleBody,
 )
-from tracklane.resources.partners import PartnerCreate, PartnerUpdate, Verdict
+from tracklane.resources.partners import PartnerCreate, PartnerUpdate, Verdict, decided_by_system
 from tracklane.resources.sources import SourceCreate
 from tracklane.resources.users import UserCreate
 from tracklane.services.catalog import CatalogService
@@ -230,10 +230,12 @@ _PAYOUTS: tuple[tuple[str, str, PriceRuleBody], ...] = (
     ("Sakura Pay: app install", "team@appradar.example", _flat(PriceType.CPA, "280")),
 )
 
-#: The source's settings: Acme's subscription charges are payments too, and a cancellation is churn.
+#: The source's settings: Acme's subscription charges are payments too, a cancellation is churn, and the
+#: shop's `repeat_buyers` trait is an audience.
 _SOURCE_SETTINGS = {
     "payment_events": ["Order Completed", "Subscription Charged"],
     "churn_events": ["Subscription Cancelled"],
+    "audiences": ["repeat_buyers"],
 }
 
 
@@ -288,7 +290,8 @@ async def _partners(catalog: CatalogService, program: DemoProgram) -> dict[str, 
             PartnerCreate(name=name, email=email), PartnerStatus.PENDING if signed_up else PartnerStatus.ACTIVE
         )
         if status is PartnerStatus.REJECTED:
-            partner = await catalog.partner_verdict(partner.id, Verdict(verdict="rejected", reason=reason))
+            verdict = Verdict(verdict="rejected", reason=reason)
+            partner = await catalog.partner_verdict(partner.id, verdict, decided_by_system("tracklane demo"))
         elif status is PartnerStatus.BLOCKED:
             partner = await catalog.update_partner(partner.id, PartnerUpdate(status=PartnerStatus.BLOCKED))
         partners[email] = partner

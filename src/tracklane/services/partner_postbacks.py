@@ -1,25 +1,53 @@
-"""Use cases of partner postbacks: register a URL template (macros checked on save), change, re-activate.
+"""Use cases of partner postbacks: register a URL template (macros checked on save), change, re-activate, test,
+delete.
 
 Partner postbacks belong to partners: an admin manages every one, a partner key its own (another partner's
 postback is not found, exactly like one that does not exist), an advertiser key none. An `offer_id` the
 caller may not see gets the very answer of an `offer_id` that does not exist, on create and on change.
 A template names only macros the partner may see; `{amount}` only on a postback bound to an offer that
 shares the sale amount.
+
+A test queues one delivery of the postback through the outbox, at once, with sample values
+(`resources.partner_postbacks.sample_conversion`), marked `test` in its delivery log; one test at a time.
+
+Deleting a postback removes it for good, as partners of Everflow and impact.com expect of "delete": it is no
+longer listed or found, never fires again, cannot be turned back on, and its queued deliveries are skipped.
+Its delivery log is kept (the admin still reads it, by the postback's id): a partner's dispute about a
+conversion fired months ago still has its evidence. Turning a postback off (`status` inactive) is the way to
+pause one.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 
+import msgspec
+
+from tracklane.domain.delivery import TEST_EVENT_TYPE, Delivery, DeliveryKind, DeliveryStatus
 from tracklane.domain.destinations import AllowList, refuse_destination
-from tracklane.domain.errors import Forbidden, InvalidParameter, NotFound
-from tracklane.domain.macros import refuse_unshared_amount
+from tracklane.domain.errors import Conflict, Forbidden, InvalidParameter, NotFound
+from tracklane.domain.macros import expand, refuse_unshared_amount
 from tracklane.domain.model import Offer, Role, Visibility
 from tracklane.domain.partner_postbacks import PartnerPostback, PostbackStatus
 from tracklane.domain.tenancy import Scope, narrow, owns
 from tracklane.resources.fields import UNSET
-from tracklane.resources.partner_postbacks import GLOBAL_AMOUNT, PartnerPostbackCreate, PartnerPostbackUpdate
-from tracklane.services.ports import Clock, Database, Page, PostbackState, Repository, raise_refused, refusing
+from tracklane.resources.partner_postbacks import (
+    GLOBAL_AMOUNT,
+    PartnerPostbackCreate,
+    PartnerPostbackUpdate,
+    macro_values,
+    sample_conversion,
+)
+from tracklane.services.ports import (
+    Clock,
+    Database,
+    NewDelivery,
+    Page,
+    PostbackState,
+    Repository,
+    raise_refused,
+    refusing,
+)
 
 
 class PartnerPostbackService:
@@ -77,6 +105,41 @@ class PartnerPostbackService:
             return _found(repo.get_partner_postback(postback_id), postback_id)
 
         return raise_refused(await self._db.write(refusing(work)))
+
+    async def test(self, caller: Scope, postback_id: int) -> Delivery:
+        """Queue a test: the postback's URL (and for POST its body) with sample values, sent at once, once, to
+        the postback's URL even while it is turned off; a `Conflict` while an earlier test waits to be sent."""
+        now = self._clock()
+
+        def work(repo: Repository) -> Delivery:
+            postback = _own(repo, caller, postback_id)
+            for waiting in (DeliveryStatus.PENDING, DeliveryStatus.SENDING):
+                filters = {"postback_id": postback.id, "event_type": TEST_EVENT_TYPE, "status": waiting.value}
+                if repo.list_deliveries(Page(limit=1, filters=filters)):
+                    raise Conflict(f"a test of partner postback {postback_id} is still waiting to be sent; see its "
+                                   "delivery log")  # fmt: skip
+            offer = None if postback.offer_id is None else repo.get_offer(postback.offer_id)
+            shown = sample_conversion(postback, offer, now)
+            body = msgspec.json.encode(shown).decode() if postback.method == "POST" else None
+            queued = repo.insert_delivery(NewDelivery(
+                kind=DeliveryKind.POSTBACK, event_type=TEST_EVENT_TYPE, method=postback.method, body=body,
+                status=DeliveryStatus.PENDING, next_attempt_at=now, created_at=now, postback_id=postback.id,
+                url=expand(postback.url, macro_values(shown)),
+            ))  # fmt: skip
+            assert queued is not None, "a test has no dedup key"
+            return queued
+
+        return raise_refused(await self._db.write(refusing(work)))
+
+    async def delete(self, caller: Scope, postback_id: int) -> None:
+        """Delete the postback (see the module's docstring): gone from every list and read, its log kept."""
+        now = self._clock()
+
+        def work(repo: Repository) -> None:
+            _own(repo, caller, postback_id)
+            repo.delete_partner_postback(postback_id, now)
+
+        raise_refused(await self._db.write(refusing(work)))
 
 
 def _owner(caller: Scope, partner_id: int | None) -> int:

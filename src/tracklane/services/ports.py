@@ -197,6 +197,10 @@ class TrackingRepository(Protocol):
 
     def find_conversion_by_dedup_key(self, key: str) -> Conversion | None: ...
     def has_base_conversion(self, click_id: int) -> bool: ...
+    def base_conversion_statuses(self, click_id: int) -> frozenset[ConversionStatus]:
+        """The statuses of the click's base conversions (empty: it has none)."""
+        ...
+
     def insert_conversion(self, conversion: NewConversion) -> Conversion: ...
     def get_conversion(self, conversion_id: int) -> Conversion | None: ...
     def list_conversions(self, page: Page) -> list[Conversion]: ...
@@ -281,7 +285,7 @@ class CustomerChanges:
 class NewCustomerActivity:
     source_id: int
     customer_id: int
-    kind: str  # signup, payment, refund, churn
+    kind: str  # signup, payment, refund, churn, event (a custom event)
     amount: Decimal | None
     currency: str | None
     offer_id: int | None
@@ -289,6 +293,8 @@ class NewCustomerActivity:
     message_id: str
     occurred_at: datetime
     created_at: datetime
+    dedup_key: str  # one activity per (source, kind, dedup_key): `domain/segment/activity.py`
+    event: str | None = None  # the custom event's name
 
 
 class SegmentRepository(Protocol):
@@ -325,12 +331,24 @@ class SegmentRepository(Protocol):
         ...
 
     def update_customer(self, customer_id: int, changes: CustomerChanges, now: datetime) -> None: ...
-    def merge_customers(self, keep_id: int, drop_id: int) -> None: ...
-    def insert_customer_activity(self, activity: NewCustomerActivity) -> None: ...
+    def merge_customers(self, keep_id: int, drop_id: int) -> None:
+        """Move the dropped customer's identities, activity and messages to the kept one and delete it; the
+        kept one has one signup and one churn at most (the earliest), and its activity counts for its click."""
+        ...
+
+    def insert_customer_activity(self, activity: NewCustomerActivity) -> bool:
+        """Record the activity; False (nothing written) when its source already has its kind and dedup key."""
+        ...
+
     def set_activity_attribution(self, customer_id: int, offer_id: int, partner_id: int) -> None: ...
     def customer_report(
         self, group_by: str, created_from: datetime | None, created_to: datetime | None, filters: Mapping[str, int]
     ) -> list[dict[str, Any]]: ...
+    def customer_event_report(
+        self, group_by: str, created_from: datetime | None, created_to: datetime | None, filters: Mapping[str, Any]
+    ) -> list[dict[str, Any]]:
+        """Custom events per group (partner, offer, source or customer) and event name: `count`, `customers`."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -460,6 +478,10 @@ class DeliveryRepository(Protocol):
         ...
 
     def set_partner_postback_state(self, postback_id: int, state: PostbackState, now: datetime) -> None: ...
+    def delete_partner_postback(self, postback_id: int, now: datetime) -> None:
+        """Delete the postback: no read finds it any more (get, lists, a partner's postbacks), so it never fires
+        again; its deliveries are kept, with its id."""
+        ...
 
     def insert_delivery(self, delivery: NewDelivery) -> Delivery | None:
         """None when a delivery with the same dedup key exists already."""

@@ -8,6 +8,7 @@ The composition root (`tracklane.bootstrap`) builds it; the web layer receives a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import tzinfo
 from typing import Protocol
 
 from tracklane.services.api_keys import ApiKeyService
@@ -37,6 +38,10 @@ class WebSettings(Protocol):
     def segment_max_in_flight(self) -> int: ...
     @property
     def segment_browser_bundles(self) -> str | None: ...
+    @property
+    def zone(self) -> tzinfo:
+        """The program's time zone: the days and times of the console and the portals."""
+        ...
 
 
 class Worker(Protocol):

@@ -28,6 +28,7 @@ from tracklane.domain.errors import InvalidParameter, PostbackRefused, Tracklane
 from tracklane.domain.ids import MAX_ID
 from tracklane.domain.model import Click, Conversion, ConversionMethod, ConversionStatus, Origin
 from tracklane.domain.postback import ConversionRequest
+from tracklane.domain.segment.activity import CHURN, SIGNUP, customer_activity
 from tracklane.domain.segment.body import printable
 from tracklane.domain.segment.mapping import ConversionIntent, Meaning, map_message
 from tracklane.domain.segment.messages import TYPES, Envelope, Message, read_message
@@ -260,7 +261,7 @@ def _ingest(
         meaning, applied = _apply_once(repo, source, settings, message, now)
         refused += applied.outcome is MessageOutcome.REFUSED
         mapped = {} if meaning is None else {
-            "summary": meaning.summary, "click_reference": meaning.click_reference,
+            "summary": meaning.summary, "click_reference": meaning.click_reference, "click_path": meaning.click_path,
             "parameters": dict(meaning.parameters), "items": [dict(i) for i in meaning.items],
         }  # fmt: skip
         repo.update_segment_message(row_id, MessageResult(
@@ -293,7 +294,7 @@ def _received(source: Source, message: Message, relayed: bool, now: datetime) ->
         source_id=source.id, message_id=message.message_id, type=message.type, event=message.event,
         user_id=message.user_id, anonymous_id=message.anonymous_id, timestamp=message.timestamp,
         original_timestamp=message.original_timestamp, sent_at=message.sent_at, received_at=message.received_at,
-        relayed=relayed, payload={**message.raw, "context": dict(message.context)}, created_at=now,
+        relayed=relayed or message.relayed, payload=message.payload, created_at=now,
     )  # fmt: skip
 
 
@@ -303,21 +304,23 @@ def _apply(repo: Repository, source: Source, message: Message, meaning: Meaning,
     click, customer = _linked_click(repo, source, customer, meaning, now)
     if customer is not None:
         applied.customer_id = customer.id
-        customer = _update_customer(repo, customer, message, meaning, now)
+        customer, note = _update_customer(repo, customer, message, meaning, now)
+        applied.detail += note
         if _touches_customer(meaning):
             applied.outcome = MessageOutcome.CUSTOMER
     if source.advertiser_id is None:
         _attribute_nothing(meaning, applied)
         return applied
     # The click the message names; else (none named, or not one of this advertiser's) the click its customer
-    # came from; else the reference as named, which finds no click.
-    if click is None and customer is not None and customer.transaction_id is not None:
+    # came from, unless the preset attributes only by the click named; else the reference as named, which
+    # finds no click.
+    if click is None and customer is not None and customer.transaction_id is not None and not meaning.strict_click:
         click = _own_click(repo, source, customer.transaction_id)
     transaction_id = click.transaction_id if click else meaning.click_reference
     if meaning.refunds_order:
         applied.outcome, applied.detail = MessageOutcome.REFUND, _refund(repo, source, meaning, transaction_id, now)
     if meaning.conversion is not None:
-        _convert(repo, meaning.conversion, click, transaction_id, applied, now)
+        _convert(repo, meaning.conversion, click, transaction_id, applied, now, meaning.click_missing)
     return applied
 
 
@@ -334,7 +337,7 @@ def _attribute_nothing(meaning: Meaning, applied: _Applied) -> None:
     intent = meaning.conversion
     if meaning.refunds_order:
         applied.outcome = MessageOutcome.REFUND
-    elif intent is not None and not intent.skip_if_no_event:
+    elif intent is not None and intent.if_no_event != "skip":
         applied.outcome = MessageOutcome.UNATTRIBUTED
     elif meaning.click_reference is None and intent is None:
         return
@@ -372,7 +375,12 @@ def _customer(repo: Repository, source: Source, message: Message, meaning: Meani
             _merge(repo, customer, other, now)
         if len(found) > 1:
             customer = repo.get_customer(customer.id) or customer
-    new = [identity for identity in message.identities if identity not in customer.identities]
+    wanted = list(message.identities)
+    if meaning.alias is not None:
+        previous, _ = meaning.alias
+        if f"user:{previous}" not in customer.identities and f"anonymous:{previous}" not in customer.identities:
+            wanted.append(f"user:{previous}")  # an alias is permanent: later calls under the old id find them
+    new = [identity for identity in wanted if identity not in customer.identities]
     for identity in new:
         repo.link_identity(source.id, identity, customer.id)
     if not new:
@@ -394,15 +402,25 @@ def _worth_a_customer(message: Message, meaning: Meaning) -> bool:
         or meaning.alias
         or meaning.visit
         or meaning.activity
-        or (meaning.conversion and not meaning.conversion.skip_if_no_event)
+        or (meaning.conversion and meaning.conversion.if_no_event != "skip")
     )
 
 
 def _merge(repo: Repository, keep: Customer, other: Customer, now: datetime) -> None:
+    """One person seen as two: the kept customer takes the other's ids, attributes and visits, and signed up
+    (or churned) at the earliest of the two (the storage keeps one signup and one churn activity)."""
     user_id = other.user_id if keep.user_id is None and other.user_id is not None else UNSET
+    signed_up = [t for t in (keep.signed_up_at, other.signed_up_at) if t is not None]
+    churned = [t for t in (keep.churned_at, other.churned_at) if t is not None]
+    group: dict[str, Any] = {}
+    if keep.group_id is None and other.group_id is not None:
+        group = {"group_id": other.group_id, "group_traits": {**other.group_traits, **keep.group_traits}}
     changes = CustomerChanges(
         traits={**other.traits, **keep.traits}, audiences=sorted({*keep.audiences, *other.audiences}),
-        previous_ids=[*keep.previous_ids, *other.previous_ids], visits=keep.visits + other.visits, user_id=user_id,
+        previous_ids=list(dict.fromkeys([*keep.previous_ids, *other.previous_ids])),
+        visits=keep.visits + other.visits, user_id=user_id,
+        signed_up_at=min(signed_up) if signed_up else UNSET, churned_at=min(churned) if churned else UNSET,
+        status="churned" if churned else UNSET, **group,
     )  # fmt: skip
     repo.merge_customers(keep.id, other.id)
     repo.update_customer(keep.id, changes, now)
@@ -426,10 +444,13 @@ def _linked_click(
 
 def _update_customer(
     repo: Repository, customer: Customer, message: Message, meaning: Meaning, now: datetime
-) -> Customer:
+) -> tuple[Customer, str]:
+    """Apply the message's customer data and record its activity (a signup and a churn once per customer, a
+    payment or refund once per its id, a custom event once per message); the note says what did not count."""
     changes: dict[str, Any] = {}
-    if message.user_id and customer.user_id != message.user_id and meaning.alias is None:
-        changes["user_id"] = message.user_id
+    if (message.user_id and customer.user_id != message.user_id and meaning.alias is None
+            and message.user_id not in customer.previous_ids):  # fmt: skip
+        changes["user_id"] = message.user_id  # a call under an id an alias replaced keeps the new one
     if meaning.traits:
         changes["traits"] = {**customer.traits, **meaning.traits}
     if meaning.audiences:
@@ -443,25 +464,28 @@ def _update_customer(
     if meaning.alias is not None:
         previous, new = meaning.alias
         changes["user_id"] = new
-        changes["previous_ids"] = (
-            [*customer.previous_ids, previous] if previous not in customer.previous_ids else list(customer.previous_ids)
-        )
+        kept = [i for i in customer.previous_ids if i != new]
+        changes["previous_ids"] = kept if previous in kept or previous == new else [*kept, previous]
     if meaning.visit:
         changes["visits"] = customer.visits + 1
-    if meaning.activity == "signup" and customer.signed_up_at is None:
-        changes["signed_up_at"] = message.timestamp
-    if meaning.activity == "churn":
-        changes.update(status="churned", churned_at=message.timestamp)
-    if changes:
-        repo.update_customer(customer.id, CustomerChanges(**changes), now)
-    if meaning.activity is not None:
-        repo.insert_customer_activity(NewCustomerActivity(
-            source_id=customer.source_id, customer_id=customer.id, kind=meaning.activity,
+    note = ""
+    activity = customer_activity(message, meaning.activity, customer.id)
+    if activity is not None:
+        counted = repo.insert_customer_activity(NewCustomerActivity(
+            source_id=customer.source_id, customer_id=customer.id, kind=activity.kind,
             amount=meaning.activity_amount, currency=meaning.activity_currency, offer_id=customer.offer_id,
             partner_id=customer.partner_id, message_id=message.message_id, occurred_at=message.timestamp,
-            created_at=now,
+            created_at=now, dedup_key=activity.dedup_key, event=activity.event,
         ))  # fmt: skip
-    return replace(customer, **changes) if changes else customer
+        if not counted:
+            note = f"; {activity.kind} already counted for customer #{customer.id} ({activity.dedup_key})"
+        elif activity.kind == SIGNUP and customer.signed_up_at is None:
+            changes["signed_up_at"] = message.timestamp
+        elif activity.kind == CHURN:
+            changes.update(status="churned", churned_at=message.timestamp)
+    if changes:
+        repo.update_customer(customer.id, CustomerChanges(**changes), now)
+    return (replace(customer, **changes) if changes else customer), note
 
 
 def _convert(
@@ -471,26 +495,26 @@ def _convert(
     transaction_id: str | None,
     applied: _Applied,
     now: datetime,
+    missing: Sequence[str] = (),
 ) -> None:
     """Record the conversion or event with the same rules as a postback (origin `segment`) on `click`, the
-    source's advertiser's click (None when `transaction_id` names none), if its offer accepts the method."""
+    source's advertiser's click (None when `transaction_id` names none), if its offer accepts the method.
+    Without a click the detail names each field that was looked at and why it gave none (`missing`)."""
     if transaction_id is None:
-        if intent.skip_if_no_event:
+        if intent.if_no_event == "skip":
             return  # a track that may name an offer event, with no click to find the offer by
         applied.outcome = MessageOutcome.UNATTRIBUTED
-        applied.detail += "; no click: no transaction_id, referrer, landing-page parameter or linked customer"
+        applied.detail += "; no click: " + "; ".join((*missing, "no customer linked to a click"))
         return
-    event_name = intent.event_name
-    if event_name is not None and (intent.base_if_no_event or intent.skip_if_no_event):
-        events = repo.list_offer_events(click.offer_id) if click else []
-        if not any(e.name == event_name for e in events):
-            if intent.skip_if_no_event:
-                return
-            event_name = None
     if click is None:
+        if intent.if_no_event == "skip":
+            return  # no offer to look the event up on
         # Whether the click does not exist or is another advertiser's, the answer is the same.
         applied.outcome = MessageOutcome.REFUSED
         applied.detail = f"unknown_transaction: {NOT_THIS_ADVERTISERS} has transaction_id {transaction_id}"
+        return
+    records, event_name = _event_to_record(repo, intent, click, applied)
+    if not records:
         return
     offer = repo.get_offer(click.offer_id)
     if offer is not None and not offer.accepts(ConversionMethod.SEGMENT):
@@ -514,6 +538,23 @@ def _convert(
         applied.detail += f"; conversion #{outcome.conversion.id} {outcome.result}"
         return
     applied.outcome, applied.detail = MessageOutcome.REFUSED, "busy: recorded concurrently"
+
+
+def _event_to_record(
+    repo: Repository, intent: ConversionIntent, click: Click, applied: _Applied
+) -> tuple[bool, str | None]:
+    """Whether to record, and the offer event name to record (None: the event by id, or the base conversion).
+    Nothing is recorded when the offer has no event by the intent's name and the intent does not fall back to
+    the base conversion (an `unpaid` one says so in the detail)."""
+    name = intent.event_name
+    if name is None or intent.if_no_event == "refuse":
+        return True, name
+    if any(e.name == name for e in repo.list_offer_events(click.offer_id)):
+        return True, name
+    if intent.if_no_event == "unpaid":
+        applied.detail += (f"; not paid: offer #{click.offer_id} has no event {name!r} "
+                           f"(settings.{intent.setting} names the one to record)")  # fmt: skip
+    return intent.if_no_event == "base", None
 
 
 def _refund(repo: Repository, source: Source, meaning: Meaning, transaction_id: str | None, now: datetime) -> str:

@@ -23,8 +23,8 @@ from tracklane.domain.errors import Conflict, InvalidParameter, NotFound, Storag
 from tracklane.domain.model import LinkKind, Partner, PartnerStatus, Role, SignedIn, User, UserStatus
 from tracklane.domain.webhooks import EventType
 from tracklane.resources.fields import UNSET
-from tracklane.resources.partners import partner_view
 from tracklane.resources.users import PASSWORD_MAX, PartnerSignUp, UserCreate, UserUpdate, parse_password
+from tracklane.services.catalog import partner_payload
 from tracklane.services.outbox import emit
 from tracklane.services.ports import (
     Clock,
@@ -256,9 +256,9 @@ class UserService:
                 raise Conflict(f"email: a partner with {request.email} already exists", field="email")
             _email_free(repo, request.email)
             partner = repo.insert_partner(request.name, request.email, PartnerStatus.PENDING.value, now)
-            emit(repo, EventType.PARTNER_SIGNED_UP, partner_view(partner), now)
             user = repo.insert_user(NewUser(request.email, "", Role.PARTNER, None, partner.id, UserStatus.ACTIVE, now))
             repo.set_password_hash(user.id, password_hash, now)
+            emit(repo, EventType.PARTNER_SIGNED_UP, partner_payload(repo, partner), now)
             return partner, user
 
         return raise_refused(await self._db.write(refusing(work)))

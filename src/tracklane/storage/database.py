@@ -14,7 +14,12 @@ it is rolled back and run again without it), and answers it `StorageUnavailable`
 waiting `ANSWER_GRACE` after the deadline, the time left for a commit under way. The engines' lock and
 statement timeouts (`storage/engines.py`) keep one attempt shorter than that. The loop is guarded:
 whatever escapes a batch fails that batch's writes, and the thread goes on with the next. `close()` fails
-every write still queued, and every write handed over after it, with `StorageUnavailable`.
+every write still queued, and every write handed over after it, with `StorageUnavailable`; `drain()`,
+before it, waits (bounded) for the queue to empty.
+
+The writer exposes what an operator watches (`on_commit`: each committed batch's size and commit time;
+`on_depth`: the number of writes waiting, whenever it changes; `alive`) for the metrics and the readiness
+check to read; it never depends on them.
 
 This is also the one place where the driver's errors become the domain's (`translate`): whatever a read
 or a write raises reaches its caller as `DuplicateKey` (a unique violation, naming the column),
@@ -114,6 +119,11 @@ class GroupCommitWriter:
         self.writes = 0
         self.isolated_batches = 0  # batches run again with one savepoint per write, after a write raised
         self.refused_full = 0  # writes refused because the queue was full
+        #: Called from the writer thread after each committed batch: its writes, and its commit's seconds.
+        self.on_commit: Callable[[int, float], None] | None = None
+        #: Called whenever the number of writes waiting changes (a write queued, a batch taken), with it.
+        self.on_depth: Callable[[int], None] | None = None
+        self._commit_seconds = 0.0
         self._thread = threading.Thread(target=self._run, name="tracklane-writer", daemon=True)
         self._thread.start()
 
@@ -130,9 +140,31 @@ class GroupCommitWriter:
             else:
                 self._pending.append(task)
                 self._wake.notify()
+                if self.on_depth is not None:
+                    self.on_depth(len(self._pending))
         if refusal is not None:
             _settle(task.future, False, refusal)
         return task.future
+
+    @property
+    def alive(self) -> bool:
+        """Whether the writer thread runs and takes writes."""
+        return self._thread.is_alive() and not self._closed
+
+    @property
+    def queue_depth(self) -> int:
+        """The writes waiting for a batch."""
+        return len(self._pending)
+
+    def drain(self, timeout: float) -> bool:
+        """Wait, at most `timeout` seconds, until no write is queued or under way; whether that happened.
+        Writes may still be handed over meanwhile (a shutdown drains before it closes)."""
+        deadline = time.monotonic() + timeout
+        while self._pending or self._in_flight:
+            if time.monotonic() >= deadline or not self._thread.is_alive():
+                return False
+            time.sleep(0.01)
+        return True
 
     def close(self) -> None:
         """Stop: the batch under way finishes (within its deadline); every write still queued fails."""
@@ -141,6 +173,8 @@ class GroupCommitWriter:
             queued = list(self._pending)
             self._pending.clear()
             self._wake.notify_all()
+        if self.on_depth is not None:
+            self.on_depth(0)
         for task in queued:
             _settle(task.future, False, StorageUnavailable("the database is closing"))
         self._thread.join(timeout=self.timeout + 5)
@@ -183,6 +217,8 @@ class GroupCommitWriter:
                 return None
             batch = [self._pending.popleft() for _ in range(min(len(self._pending), self._max_batch))]
             self._in_flight = batch
+            if self.on_depth is not None:
+                self.on_depth(len(self._pending))
             return batch
 
     def _commit(self, batch: list[_Task]) -> None:
@@ -215,6 +251,8 @@ class GroupCommitWriter:
             for task in tasks:
                 assert task.outcome is not None
                 _settle(task.future, *task.outcome)
+            if self.on_commit is not None:
+                self.on_commit(len(tasks), self._commit_seconds)
             return
 
     def _run_batch(self, connection: Connection, tasks: list[_Task], in_turn: bool) -> bool:
@@ -238,7 +276,9 @@ class GroupCommitWriter:
             if _past_deadline(tasks):
                 transaction.rollback()
                 return False
+            began = time.perf_counter()
             transaction.commit()
+            self._commit_seconds = time.perf_counter() - began
             return True
         finally:
             if transaction.is_active:
@@ -451,6 +491,11 @@ class SqlDatabase:
             except FutureTimeout:
                 pending.cancel()
                 raise StorageUnavailable("the write could not be done in time; retry") from None
+
+    def drain(self, timeout: float | None = None) -> bool:
+        """Let the writer commit what is queued (at most a write's timeout and its grace: a write queued
+        longer than that has failed anyway); whether the queue emptied."""
+        return self.writer.drain(self.writer.timeout + ANSWER_GRACE if timeout is None else timeout)
 
     def close(self) -> None:
         self.writer.close()

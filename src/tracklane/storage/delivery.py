@@ -4,6 +4,9 @@ Claiming is one atomic statement, `WITH due AS MATERIALIZED (SELECT ... FOR UPDA
 UPDATE deliveries ... FROM due RETURNING *`: on PostgreSQL concurrent workers never take the same
 delivery; on SQLite the writer's `BEGIN IMMEDIATE` serialises claims. Deliveries in `sending` whose lease
 expired are claimed again (this is the sweeper: a worker that died mid-delivery strands nothing).
+
+A deleted partner postback keeps its row, since its deliveries refer to it, with the status `deleted`; no read
+returns such a row (`_live`), so it is found by nothing, lists with nothing and fires for nothing.
 """
 
 from __future__ import annotations
@@ -39,6 +42,9 @@ from tracklane.storage.schema import deliveries, delivery_attempts, partner_post
 
 _SENDING = DeliveryStatus.SENDING.value
 _PENDING = DeliveryStatus.PENDING.value
+#: The status of a deleted partner postback's row (not a `PostbackStatus`: no reader ever sees it).
+DELETED_POSTBACK = "deleted"
+_live = partner_postbacks.c.status != DELETED_POSTBACK
 
 
 def new_message_id() -> str:
@@ -116,16 +122,16 @@ class SqlDelivery:
         return rows.partner_postback(row)
 
     def get_partner_postback(self, postback_id: int) -> PartnerPostback | None:
-        query = select(partner_postbacks).where(partner_postbacks.c.id == postback_id)
+        query = select(partner_postbacks).where(partner_postbacks.c.id == postback_id, _live)
         row = self.conn.execute(query).one_or_none()
         return None if row is None else rows.partner_postback(row)
 
     def list_partner_postbacks(self, page: Page) -> list[PartnerPostback]:
-        query = paged(select(partner_postbacks), partner_postbacks, page)
+        query = paged(select(partner_postbacks).where(_live), partner_postbacks, page)
         return [rows.partner_postback(r) for r in self.conn.execute(query)]
 
     def postbacks_of_partner(self, partner_id: int) -> list[PartnerPostback]:
-        query = select(partner_postbacks).where(partner_postbacks.c.partner_id == partner_id)
+        query = select(partner_postbacks).where(partner_postbacks.c.partner_id == partner_id, _live)
         return [rows.partner_postback(r) for r in self.conn.execute(query.order_by(partner_postbacks.c.id))]
 
     def update_partner_postback(self, postback_id: int, changes: PartnerPostbackUpdate, now: datetime) -> None:
@@ -137,8 +143,11 @@ class SqlDelivery:
             "failure_count": state.failure_count, "failure_started_at": state.failure_started_at,
         }, now)  # fmt: skip
 
+    def delete_partner_postback(self, postback_id: int, now: datetime) -> None:
+        self._update_postback(postback_id, {"status": DELETED_POSTBACK}, now)
+
     def _update_postback(self, postback_id: int, values: Mapping[str, Any], now: datetime) -> None:
-        query = update(partner_postbacks).where(partner_postbacks.c.id == postback_id)
+        query = update(partner_postbacks).where(partner_postbacks.c.id == postback_id, _live)
         self.conn.execute(query.values(**_plain(values), updated_at=now))
 
     # the outbox

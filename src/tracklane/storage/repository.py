@@ -7,6 +7,7 @@ from sqlalchemy import Connection
 from tracklane.storage.catalog import SqlCatalog
 from tracklane.storage.catalog_cache import CatalogCache
 from tracklane.storage.delivery import SqlDelivery
+from tracklane.storage.prior_conversions import SqlPriorConversions
 from tracklane.storage.reports import SqlReports
 from tracklane.storage.rollups import RollupDeltas
 from tracklane.storage.segment import SqlSegment
@@ -14,7 +15,7 @@ from tracklane.storage.tracking import SqlTracking
 from tracklane.storage.users import SqlUsers
 
 
-class SqlRepository(SqlCatalog, SqlTracking, SqlReports, SqlSegment, SqlDelivery, SqlUsers):
+class SqlRepository(SqlCatalog, SqlTracking, SqlPriorConversions, SqlReports, SqlSegment, SqlDelivery, SqlUsers):
     """Implements `tracklane.services.ports.Repository` on a connection inside a transaction.
 
     The rollup deltas its writes gather are applied by `flush_rollups`, which the writer calls before each

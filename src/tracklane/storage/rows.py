@@ -9,6 +9,7 @@ from typing import Any
 import msgspec
 from sqlalchemy import Row
 
+from tracklane.domain.billing import AdvertiserBilling, BillingFrequency, PartnerBilling, PaymentMethod
 from tracklane.domain.caps import Cap, CapMetric, CapPeriod, CapRule
 from tracklane.domain.delivery import Delivery, DeliveryAttempt, DeliveryKind, DeliveryStatus
 from tracklane.domain.model import (
@@ -38,9 +39,14 @@ from tracklane.domain.webhooks import EndpointStatus, WebhookEndpoint
 
 
 def set_fields(body: msgspec.Struct, *, exclude: frozenset[str] = frozenset()) -> dict[str, Any]:
-    """The fields an update body sent (absent ones are `UNSET`), by name: the column names."""
-    return {name: value for name, value in msgspec.structs.asdict(body).items()
-            if value is not msgspec.UNSET and name not in exclude}  # fmt: skip
+    """The fields an update body sent (absent ones are `UNSET`), by name: the column names. A `billing` block
+    (advertisers, partners) is spread over its own columns, the fields it sent only."""
+    values = {name: value for name, value in msgspec.structs.asdict(body).items()
+              if value is not msgspec.UNSET and name not in exclude}  # fmt: skip
+    billing = values.pop("billing", None)
+    if isinstance(billing, msgspec.Struct):
+        values.update(set_fields(billing))
+    return values
 
 
 def price_columns(prefix: str, rule: PriceRule) -> dict[str, Any]:
@@ -62,11 +68,18 @@ def price_rule(row: Row[Any], prefix: str) -> PriceRule:
 
 
 def advertiser(row: Row[Any]) -> Advertiser:
-    return Advertiser(row.id, row.name, row.postback_token, row.status, row.created_at, row.updated_at)
+    billing = AdvertiserBilling(_frequency(row.billing_frequency), row.payment_terms_days, row.tax_id)
+    return Advertiser(row.id, row.name, row.postback_token, row.status, row.created_at, row.updated_at, billing)
 
 
 def partner(row: Row[Any]) -> Partner:
-    return Partner(row.id, row.name, row.email, PartnerStatus(row.status), row.created_at, row.updated_at)
+    method = None if row.payment_method is None else PaymentMethod(row.payment_method)
+    billing = PartnerBilling(_frequency(row.billing_frequency), method, row.tax_id)
+    return Partner(row.id, row.name, row.email, PartnerStatus(row.status), row.created_at, row.updated_at, billing)
+
+
+def _frequency(value: str | None) -> BillingFrequency | None:
+    return None if value is None else BillingFrequency(value)
 
 
 def cap(row: Row[Any]) -> Cap:

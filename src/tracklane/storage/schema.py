@@ -50,6 +50,10 @@ advertisers = Table(
     Column("postback_token_hash", String(64), nullable=False, unique=True),  # its keyed hash, for lookups
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+    # billing (domain/billing.py): null when not set
+    Column("billing_frequency", String(16)),
+    Column("payment_terms_days", Integer),
+    Column("tax_id", String(64)),
 )  # fmt: skip
 
 partners = Table(
@@ -60,6 +64,10 @@ partners = Table(
     Column("status", String(16), nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+    # billing (domain/billing.py): null when not set
+    Column("billing_frequency", String(16)),
+    Column("payment_method", String(32)),
+    Column("tax_id", String(64)),
 )  # fmt: skip
 
 offers = Table(
@@ -396,9 +404,12 @@ customer_activities = Table(
     Column("offer_id", Id),
     Column("partner_id", Id),
     Column("message_id", String(100), nullable=False),
+    Column("event", String(255)),  # a custom event's name (kind `event`)
+    Column("dedup_key", String(300), nullable=False),  # counted once per source and kind (domain/segment/activity)
     Column("occurred_at", UtcDateTime, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Index("ix_customer_activities_partner_occurred", "partner_id", "occurred_at"),
+    UniqueConstraint("source_id", "kind", "dedup_key", name="uq_customer_activities_source_id_kind_dedup_key"),
 )  # fmt: skip
 
 partner_postbacks = Table(

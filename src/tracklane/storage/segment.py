@@ -1,5 +1,6 @@
 """SQL for Segment-compatible intake: sources, received messages (unique per source and messageId),
-customers with their identities, customer activity and the per-partner customer report."""
+customers with their identities, customer activity (unique per source, kind and dedup key), the customer
+report per partner, offer or source, and the custom events report."""
 
 from __future__ import annotations
 
@@ -10,12 +11,25 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, Connection, bindparam, case, delete, func, insert, select, type_coerce, update
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    bindparam,
+    case,
+    delete,
+    distinct,
+    func,
+    insert,
+    select,
+    type_coerce,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from tracklane.domain.errors import Conflict
+from tracklane.domain.segment.activity import EVENT, ONCE_PER_CUSTOMER, customer_key
 from tracklane.domain.segment.model import Customer, MessageOutcome, Source, StoredMessage
 from tracklane.resources.sources import SourceUpdate
 from tracklane.services.ports import (
@@ -41,6 +55,7 @@ from tracklane.storage.secret_box import FernetBox, box_of
 from tracklane.storage.types import from_units
 
 CUSTOMER_DIMENSIONS = {"partner": "partner_id", "offer": "offer_id", "source": "source_id"}
+EVENT_DIMENSIONS = {**CUSTOMER_DIMENSIONS, "customer": "customer_id"}
 
 # Statements run for every message are built once, so SQLAlchemy reuses their compiled form.
 # A duplicate (source, messageId) inserts nothing and returns no row: no savepoint, no error to undo.
@@ -68,16 +83,29 @@ _CUSTOMERS_BY_IDENTITY = (
     .order_by(customers.c.id)
 )
 _CUSTOMER_BY_ID = select(customers).where(customers.c.id == bindparam("customer_id"))
-_IDENTITIES_OF = select(customer_identities.c.identity).where(
-    customer_identities.c.customer_id == bindparam("customer_id")
-)
 _INSERT_CUSTOMER = insert(customers).returning(*customers.c)
 _UNLINK_IDENTITY = delete(customer_identities).where(
     customer_identities.c.source_id == bindparam("source_id"), customer_identities.c.identity == bindparam("identity")
 )
 _LINK_IDENTITY = insert(customer_identities)
 _UPDATE_CUSTOMER = update(customers).where(customers.c.id == bindparam("customer_id"))
-_INSERT_ACTIVITY = insert(customer_activities)
+_INSERT_ACTIVITY = {
+    name: upsert(customer_activities)
+    .on_conflict_do_nothing(index_elements=["source_id", "kind", "dedup_key"])
+    .returning(customer_activities.c.id)
+    for name, upsert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
+}
+_EVENTS_OF = (
+    select(customer_activities.c.customer_id, customer_activities.c.event, func.count())
+    .where(
+        customer_activities.c.kind == EVENT,
+        customer_activities.c.customer_id.in_(bindparam("customer_ids", expanding=True)),
+    )
+    .group_by(customer_activities.c.customer_id, customer_activities.c.event)
+)
+_IDENTITIES_OF_ALL = select(customer_identities.c.customer_id, customer_identities.c.identity).where(
+    customer_identities.c.customer_id.in_(bindparam("customer_ids", expanding=True))
+)
 
 
 def jsonable(value: Any) -> Any:
@@ -155,15 +183,17 @@ class SqlSegment:
         if not identities:
             return []
         rows = self.conn.execute(_CUSTOMERS_BY_IDENTITY, {"source_id": source_id, "identities": list(identities)})
-        return [self._customer(r) for r in rows]
+        return self._customers(list(rows))
 
     def get_customer(self, customer_id: int) -> Customer | None:
         row = self.conn.execute(_CUSTOMER_BY_ID, {"customer_id": customer_id}).one_or_none()
-        return None if row is None else self._customer(row)
+        return None if row is None else self._customers([row])[0]
 
     def list_customers(self, page: Page) -> list[Customer]:
+        """Filters: the customers' columns, `identity` (one of their ids), `event` (a custom event they sent)."""
         filters = dict(page.filters)
         identity = filters.pop("identity", None)
+        event = filters.pop("event", None)
         query = select(customers)
         if identity is not None:
             query = query.where(
@@ -171,8 +201,11 @@ class SqlSegment:
                     select(customer_identities.c.customer_id).where(customer_identities.c.identity == identity)
                 )
             )
+        if event is not None:
+            a = customer_activities.c
+            query = query.where(customers.c.id.in_(select(a.customer_id).where(a.kind == EVENT, a.event == event)))
         narrowed = Page(page.limit, page.cursor, page.created_from, page.created_to, filters)
-        return [self._customer(r) for r in self.conn.execute(paged(query, customers, narrowed))]
+        return self._customers(list(self.conn.execute(paged(query, customers, narrowed))))
 
     def insert_customer(self, source_id: int, now: datetime) -> Customer:
         values = {
@@ -187,7 +220,7 @@ class SqlSegment:
             "updated_at": now,
         }
         row = self.conn.execute(_INSERT_CUSTOMER, values).one()
-        return self._customer(row, identities=[])
+        return _customer(row, [], {})
 
     def link_identity(self, source_id: int, identity: str, customer_id: int) -> None:
         params = {"source_id": source_id, "identity": identity, "customer_id": customer_id}
@@ -205,16 +238,38 @@ class SqlSegment:
         self.conn.execute(statement, {**values, "customer_id": customer_id})
 
     def merge_customers(self, keep_id: int, drop_id: int) -> None:
-        """Move the dropped customer's identities and activity to the kept one, then delete it."""
+        """Move the dropped customer's identities, activity and messages to the kept one, then delete it. The
+        kept one keeps its earliest signup and its earliest churn (re-keyed as its own), and all its activity
+        counts for its click when it has one."""
         for table in (customer_identities, customer_activities):
             self.conn.execute(update(table).where(table.c.customer_id == drop_id).values(customer_id=keep_id))
         self.conn.execute(
             update(segment_messages).where(segment_messages.c.customer_id == drop_id).values(customer_id=keep_id)
         )
         self.conn.execute(delete(customers).where(customers.c.id == drop_id))
+        a = customer_activities.c
+        for kind in ONCE_PER_CUSTOMER:
+            ids = list(self.conn.execute(
+                select(a.id).where(a.customer_id == keep_id, a.kind == kind).order_by(a.occurred_at, a.id)
+            ).scalars())  # fmt: skip
+            if len(ids) > 1:
+                self.conn.execute(delete(customer_activities).where(a.id.in_(ids[1:])))
+            if ids:
+                self.conn.execute(update(customer_activities).where(a.id == ids[0])
+                                  .values(dedup_key=customer_key(keep_id)))  # fmt: skip
+        click = self.conn.execute(
+            select(customers.c.offer_id, customers.c.partner_id).where(customers.c.id == keep_id)
+        ).one_or_none()
+        if click is not None and click.partner_id is not None:
+            self.conn.execute(
+                update(customer_activities)
+                .where(a.customer_id == keep_id)
+                .values(offer_id=click.offer_id, partner_id=click.partner_id)
+            )
 
-    def insert_customer_activity(self, activity: NewCustomerActivity) -> None:
-        self.conn.execute(_INSERT_ACTIVITY, _values(activity))
+    def insert_customer_activity(self, activity: NewCustomerActivity) -> bool:
+        inserted = self.conn.execute(_INSERT_ACTIVITY[self.conn.dialect.name], _values(activity)).scalar()
+        return inserted is not None
 
     def set_activity_attribution(self, customer_id: int, offer_id: int, partner_id: int) -> None:
         """Activity recorded before the customer's click was known now counts for that click's partner."""
@@ -227,66 +282,117 @@ class SqlSegment:
     def customer_report(
         self, group_by: str, created_from: datetime | None, created_to: datetime | None, filters: Mapping[str, int]
     ) -> list[dict[str, Any]]:
-        """Sums per partner (or offer, or source): signups, payments, refunds, churn, and conversion payout."""
+        """Sums per partner (or offer, or source): new, paying and churned customers (each customer once),
+        payments, refunds, and the payout of the Segment conversions of the group (a conversion's source is
+        the source of the message that recorded it)."""
         a = customer_activities.c
         dimension = a[CUSTOMER_DIMENSIONS[group_by]].label(group_by)
-        query = select(
-            dimension,
-            func.sum(case((a.kind == "signup", 1), else_=0)).label("new_customers"),
-            func.sum(case((a.kind == "payment", 1), else_=0)).label("payments"),
-            _units(case((a.kind == "payment", a.amount), else_=0)).label("payment_amount"),
-            func.sum(case((a.kind == "refund", 1), else_=0)).label("refunds"),
-            _units(case((a.kind == "refund", a.amount), else_=0)).label("refund_amount"),
-            func.sum(case((a.kind == "churn", 1), else_=0)).label("churned"),
-        ).group_by(dimension)
+        query = (
+            select(
+                dimension,
+                _customers_with(a.kind == "signup").label("new_customers"),
+                _customers_with(a.kind == "payment").label("paying_customers"),
+                func.sum(case((a.kind == "payment", 1), else_=0)).label("payments"),
+                _units(case((a.kind == "payment", a.amount), else_=0)).label("payment_amount"),
+                func.sum(case((a.kind == "refund", 1), else_=0)).label("refunds"),
+                _units(case((a.kind == "refund", a.amount), else_=0)).label("refund_amount"),
+                _customers_with(a.kind == "churn").label("churned"),
+            )
+            .where(a.kind != EVENT)
+            .group_by(dimension)
+        )
         query = _window(query, a.occurred_at, created_from, created_to)
         for name, value in filters.items():
             query = query.where(a[name] == value)
         rows = {row[0]: dict(row._mapping) for row in self.conn.execute(query)}
-        if group_by in ("partner", "offer"):
-            self._add_payout(rows, group_by, created_from, created_to, filters)
+        for key, payout in self._payouts(group_by, created_from, created_to, filters).items():
+            rows.setdefault(key, {group_by: key})["payout"] = payout
         result = []
         for key in sorted(rows, key=lambda k: (k is None, k or 0)):
             row = rows[key]
-            for name in ("new_customers", "payments", "refunds", "churned"):
+            for name in ("new_customers", "paying_customers", "payments", "refunds", "churned"):
                 row[name] = int(row.get(name) or 0)
             for name in ("payment_amount", "refund_amount", "payout"):
                 row[name] = from_units(row.get(name) or 0)
             result.append(row)
         return result
 
-    def _add_payout(
-        self,
-        rows: dict[Any, dict[str, Any]],
-        group_by: str,
-        created_from: datetime | None,
-        created_to: datetime | None,
-        filters: Mapping[str, int],
-    ) -> None:
+    def _payouts(
+        self, group_by: str, created_from: datetime | None, created_to: datetime | None, filters: Mapping[str, int]
+    ) -> dict[Any, int]:
+        """The payout (stored units) of the Segment conversions that are not rejected, per group."""
         c = conversions.c
-        dimension = c[CUSTOMER_DIMENSIONS[group_by]]
-        query = select(dimension, _units(case((c.status != "rejected", c.payout), else_=0))).group_by(dimension)
-        query = query.where(c.origin == "segment")
+        columns: dict[str, Any] = {"partner_id": c.partner_id, "offer_id": c.offer_id}
+        joined: Any = conversions
+        if group_by == "source" or "source_id" in filters:
+            m = segment_messages.c
+            first = (
+                select(m.conversion_id, func.min(m.id).label("first_id"))
+                .where(m.conversion_id.is_not(None))
+                .group_by(m.conversion_id)
+                .subquery("first_message")
+            )
+            recorder = segment_messages.alias("recorder")
+            joined = conversions.join(first, first.c.conversion_id == c.id).join(
+                recorder, recorder.c.id == first.c.first_id
+            )
+            columns["source_id"] = recorder.c.source_id
+        dimension = columns[CUSTOMER_DIMENSIONS[group_by]]
+        paid = _units(case((c.status != "rejected", c.payout), else_=0))
+        query = select(dimension, paid).select_from(joined).where(c.origin == "segment").group_by(dimension)
         query = _window(query, c.created_at, created_from, created_to)
         for name, value in filters.items():
-            if name in c:
-                query = query.where(c[name] == value)
-        for key, payout in self.conn.execute(query):
-            if key in rows:
-                rows[key]["payout"] = payout
+            query = query.where(columns[name] == value)
+        return {row[0]: row[1] for row in self.conn.execute(query)}
 
-    def _customer(self, row: Any, identities: list[str] | None = None) -> Customer:
-        if identities is None:
-            identities = sorted(self.conn.execute(_IDENTITIES_OF, {"customer_id": row.id}).scalars())
-        return Customer(
-            id=row.id, source_id=row.source_id, user_id=row.user_id,
-            anonymous_ids=[i.partition(":")[2] for i in identities if i.startswith("anonymous:")],
-            previous_ids=list(row.previous_ids), traits=dict(row.traits), group_id=row.group_id,
-            group_traits=dict(row.group_traits), audiences=list(row.audiences), status=row.status,
-            transaction_id=row.transaction_id, offer_id=row.offer_id, partner_id=row.partner_id, visits=row.visits,
-            signed_up_at=row.signed_up_at, churned_at=row.churned_at, created_at=row.created_at,
-            updated_at=row.updated_at, identities=identities,
+    def customer_event_report(
+        self, group_by: str, created_from: datetime | None, created_to: datetime | None, filters: Mapping[str, Any]
+    ) -> list[dict[str, Any]]:
+        """Custom events per group and event name: how many (`count`) and from how many customers."""
+        a = customer_activities.c
+        dimension = a[EVENT_DIMENSIONS[group_by]].label(group_by)
+        query = (
+            select(dimension, a.event.label("event"), func.count().label("count"),
+                   func.count(distinct(a.customer_id)).label("customers"))
+            .where(a.kind == EVENT)
+            .group_by(dimension, a.event)
         )  # fmt: skip
+        query = _window(query, a.occurred_at, created_from, created_to)
+        for name, value in filters.items():
+            query = query.where(a[name] == value)
+        rows = [dict(row._mapping) for row in self.conn.execute(query)]
+        rows.sort(key=lambda r: (r[group_by] is None, r[group_by] or 0, r["event"]))
+        return [{**r, "count": int(r["count"]), "customers": int(r["customers"])} for r in rows]
+
+    def _customers(self, rows: Sequence[Any]) -> list[Customer]:
+        """Customers from their rows, with their identities and custom event counts (two queries for all)."""
+        if not rows:
+            return []
+        ids = [row.id for row in rows]
+        identities: dict[int, list[str]] = {i: [] for i in ids}
+        for customer_id, identity in self.conn.execute(_IDENTITIES_OF_ALL, {"customer_ids": ids}):
+            identities[customer_id].append(identity)
+        events: dict[int, dict[str, int]] = {i: {} for i in ids}
+        for customer_id, event, count in self.conn.execute(_EVENTS_OF, {"customer_ids": ids}):
+            events[customer_id][event] = int(count)
+        return [_customer(row, sorted(identities[row.id]), dict(sorted(events[row.id].items()))) for row in rows]
+
+
+def _customer(row: Any, identities: list[str], events: dict[str, int]) -> Customer:
+    return Customer(
+        id=row.id, source_id=row.source_id, user_id=row.user_id,
+        anonymous_ids=[i.partition(":")[2] for i in identities if i.startswith("anonymous:")],
+        previous_ids=list(row.previous_ids), traits=dict(row.traits), group_id=row.group_id,
+        group_traits=dict(row.group_traits), audiences=list(row.audiences), status=row.status,
+        transaction_id=row.transaction_id, offer_id=row.offer_id, partner_id=row.partner_id, visits=row.visits,
+        signed_up_at=row.signed_up_at, churned_at=row.churned_at, created_at=row.created_at,
+        updated_at=row.updated_at, identities=identities, events=events,
+    )  # fmt: skip
+
+
+def _customers_with(condition: Any) -> Any:
+    """How many distinct customers have an activity matching the condition."""
+    return func.count(distinct(case((condition, customer_activities.c.customer_id), else_=None)))
 
 
 def _window(query: Any, column: Any, created_from: datetime | None, created_to: datetime | None) -> Any:

@@ -1,14 +1,20 @@
-"""The ASGI app: tracking routes first (the hot path and the browser SDK), then the API, its docs and the demo page.
+"""The ASGI app: tracking routes first (the hot path and the browser SDK), the operational routes
+(`/healthz`, `/readyz`, `/metrics`), then the API, its docs and the demo page.
 
 The app is handed a function that builds the services (`tracklane.services.registry.Services`); it calls
 it at start-up, runs their background workers while it serves, and closes them at shutdown. Handlers
 reach the services through `request.app.state.services`.
+
+Shutdown (SIGTERM: the server has stopped accepting and let the requests in flight finish) stops the
+workers and gives them `TRACKLANE_SHUTDOWN_TIMEOUT_SECONDS` to finish what they send, then closes the
+services, whose writer first commits what is queued.
 """
 
 from __future__ import annotations
 
 import asyncio
 import html
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -23,10 +29,12 @@ from starlette.staticfiles import StaticFiles
 
 from tracklane import __version__
 from tracklane.services.registry import Services
-from tracklane.web import edge, errors, sdk, segment, tracking
+from tracklane.web import edge, errors, health, metrics, sdk, segment, tracking
 from tracklane.web.api import activity, catalog, contract, customers, delivery, keys, reports, sources, users
 from tracklane.web.ui import routing as ui_routing
 from tracklane.web.ui import site as ui_site
+
+log = logging.getLogger("tracklane.web")
 
 API_DESCRIPTION = """Manage advertisers, offers and their events, partners, offer access, partner payouts,
 API keys, Segment sources, webhook endpoints and partner postbacks; read clicks, conversions (with their
@@ -43,6 +51,8 @@ def build_app(build: Callable[[], Services]) -> FastAPI:
         services: Services = build()
         app.state.services = services
         edge.configure(app.state, services.settings)
+        health.configure(app.state, services)
+        metrics.process_started()
         tasks = [
             asyncio.create_task(worker.run(), name=f"tracklane-worker-{index}")
             for index, worker in enumerate(services.workers)
@@ -52,8 +62,9 @@ def build_app(build: Callable[[], Services]) -> FastAPI:
         finally:
             for worker in services.workers:
                 worker.stop()
-            await asyncio.gather(*tasks)
+            await _finish(tasks, app.state.operations.shutdown_timeout)
             services.close()
+            metrics.process_stopping()
 
     app = FastAPI(
         title="Tracklane management API",
@@ -64,7 +75,7 @@ def build_app(build: Callable[[], Services]) -> FastAPI:
         redoc_url=None,
         lifespan=lifespan,
     )
-    app.router.routes[0:0] = [*tracking.routes, *sdk.routes, *segment.routes]
+    app.router.routes[0:0] = [*tracking.routes, *sdk.routes, *health.routes, *metrics.routes, *segment.routes]
     api = APIRouter(prefix="/api/v1", dependencies=[Depends(contract.no_nul_in_parameters)])
     routers = (
         catalog.router,
@@ -81,9 +92,10 @@ def build_app(build: Callable[[], Services]) -> FastAPI:
     app.include_router(api)
     contract.install(app)
     _install_docs(app)
-    ui_routing.install(app, ui_site.routers())
+    pages = ui_site.routers()
+    ui_routing.install(app, pages)
     app.router.routes.append(Route("/demo/landing", demo_landing, methods=["GET"]))
-    app.router.routes.append(Route("/healthz", health, methods=["GET"]))
+    metrics.name_routes(app.router.routes, [*((api.prefix, router) for router in routers), *(("", r) for r in pages)])
     app.add_middleware(edge.Edge)  # inside the fault handler that `errors.install` puts in front of it
     errors.install(app)
     return app
@@ -108,8 +120,17 @@ def _install_docs(app: FastAPI) -> None:
     app.router.routes.append(Route("/api/docs", docs, methods=["GET"], include_in_schema=False))
 
 
-async def health(_request: Request) -> Response:
-    return HTMLResponse("ok")
+async def _finish(tasks: list[asyncio.Task[None]], timeout: float) -> None:
+    """Wait for the stopped workers at most `timeout` seconds, then cancel what still runs."""
+    if not tasks:
+        return
+    _, running = await asyncio.wait(tasks, timeout=timeout)
+    for task in running:
+        log.warning("%s did not stop within %s s; cancelled", task.get_name(), timeout)
+        task.cancel()
+    for outcome in await asyncio.gather(*tasks, return_exceptions=True):
+        if isinstance(outcome, Exception):
+            log.error("a worker failed", exc_info=outcome)
 
 
 async def demo_landing(request: Request) -> Response:

@@ -1,4 +1,6 @@
-"""The HTTP edge: one ASGI middleware in front of every route that resolves the client's address
+"""The HTTP edge: one ASGI middleware in front of every route that gives the request its id (`X-Request-Id`:
+the caller's when sane, else a new one; set for the log lines, answered on every response), times it for
+the metrics (`metrics.observe_request`, by the route the router matched), resolves the client's address
 (`forwarded`), applies the rate limits (`ratelimit`) and bounds the request body (`limits`), and answers
 what it refuses in the shape of the route's family: `{"code", "message"}` with Segment's CORS headers on
 Segment intake, `{"error", "message"}` elsewhere (with `X-Request-Id` on the API, with the CORS headers
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 from urllib.parse import parse_qsl
@@ -19,7 +22,7 @@ from urllib.parse import parse_qsl
 from starlette.requests import ClientDisconnect, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tracklane.web import errors, limits, segment, tracking
+from tracklane.web import errors, limits, logs, metrics, segment, tracking
 from tracklane.web.forwarded import ClientAddress, Network
 from tracklane.web.ratelimit import Family, Limiter, RatePolicy, digest
 
@@ -83,6 +86,8 @@ def family_of(path: str) -> Family:
         return Family.SEGMENT
     if path.startswith("/api/v1/"):
         return Family.API
+    if segment.prefixed_intake(path):  # a Segment intake route under a path prefix
+        return Family.SEGMENT
     return Family.OTHER
 
 
@@ -94,8 +99,12 @@ def credential_of(scope: Scope, family: Family) -> bytes | None:
         query = scope["query_string"].decode("latin-1")
         token = next((value for name, value in parse_qsl(query) if name == "secure"), None)
         return digest(token.encode()) if token else None
-    if family is Family.SEGMENT and scope["path"].startswith("/segment/"):
-        return digest(scope["path"].encode())
+    if (
+        family is Family.SEGMENT
+        and scope["path"].startswith("/segment/")
+        and not segment.prefixed_intake(scope["path"])
+    ):
+        return digest(scope["path"].encode())  # the webhook's source (not a client route under /segment/)
     for name, value in scope["headers"]:
         if name == b"authorization" or (family is Family.SEGMENT and name == b"x-write-key"):
             return digest(value)
@@ -148,15 +157,63 @@ def _failed(family: Family, path: str, status: int, credential: bytes | None) ->
     return status == 401 or (status == 403 and path == "/postback")
 
 
+REQUEST_ID = errors.REQUEST_ID_HEADER.lower().encode("latin-1")
+
+
+def _request_id(scope: Scope) -> str:
+    """The request's id (`errors.request_id` finds the same one in the scope's state)."""
+    state = scope.setdefault("state", {})
+    known: str | None = state.get("request_id")
+    if known is None:
+        offered = ""
+        for name, value in scope["headers"]:
+            if name == REQUEST_ID:
+                offered = value.decode("latin-1")
+                break
+        known = state["request_id"] = errors.new_request_id(offered)
+    return known
+
+
 class Edge:
-    """The middleware: client address, rate limits, bounded bodies (see the module's docstring)."""
+    """The middleware: request id and timing, client address, rate limits, bounded bodies (see the module's
+    docstring)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        began = time.perf_counter()
+        request_id = _request_id(scope)
+        context = logs.REQUEST_ID.set(request_id)
+        header = (REQUEST_ID, request_id.encode("latin-1"))
+        status = 0  # none: the client went away before any answer
+
+        async def answered(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = message.get("headers")
+                if not isinstance(headers, list):
+                    headers = message["headers"] = [tuple(pair) for pair in headers or ()]
+                if header not in headers:  # an error answer already names it (the same id, lowercase name)
+                    headers.append(header)
+            await send(message)
+
+        try:
+            await self._edge(scope, receive, answered)
+        except Exception:
+            status = status or 500  # the fault handler in front answers it
+            raise
+        finally:
+            logs.REQUEST_ID.reset(context)
+            metrics.observe_request(scope.get("route"), status, time.perf_counter() - began)
+
+    async def _edge(self, scope: Scope, receive: Receive, send: Send) -> None:
         policy: EdgePolicy | None = getattr(scope["app"].state, "edge", None) if "app" in scope else None
-        if scope["type"] != "http" or policy is None:
+        if policy is None:
             await self.app(scope, receive, send)
             return
         ip = policy.clients.resolve(scope)

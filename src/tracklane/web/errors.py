@@ -9,6 +9,7 @@ carries `X-Request-Id`: the caller's own when it is sane (so a proxy's id carrie
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import secrets
@@ -41,6 +42,7 @@ REFUSAL_STATUS: dict[RefusalCode, int] = {
     RefusalCode.UNKNOWN_TRANSACTION: 404,
     RefusalCode.UNKNOWN_EVENT: 404,
     RefusalCode.NO_PRIOR_CONVERSION: 409,
+    RefusalCode.BASE_CONVERSION_REJECTED: 409,
     RefusalCode.OUTSIDE_WINDOW: 422,
     RefusalCode.INVALID_PARAMETER: 400,
     RefusalCode.METHOD_NOT_ENABLED: 400,
@@ -77,13 +79,24 @@ def error_body(error: TracklaneError) -> dict[str, str]:
 
 def request_id(request: Request) -> str:
     """This request's id, the same however often it is asked for: the caller's `X-Request-Id` when it is
-    1 to 128 plain characters, else a new random one."""
+    1 to 128 plain characters, else a new one (`new_request_id`)."""
     known: str | None = getattr(request.state, "request_id", None)
     if known is None:
-        offered = request.headers.get(REQUEST_ID_HEADER, "")
-        known = offered if _SANE_REQUEST_ID.fullmatch(offered) else secrets.token_hex(16)
+        known = new_request_id(request.headers.get(REQUEST_ID_HEADER, ""))
         request.state.request_id = known
     return known
+
+
+def new_request_id(offered: str) -> str:
+    """The id of a request whose caller offered this `X-Request-Id` ("" for none): it, when sane, else a new
+    one: 32 hex characters, unique (a random prefix per process and a counter; an id need not be secret)."""
+    if offered and _SANE_REQUEST_ID.fullmatch(offered):
+        return offered
+    return f"{_ID_PREFIX}{next(_ids):016x}"
+
+
+_ID_PREFIX = secrets.token_hex(8)
+_ids = itertools.count(secrets.randbelow(1 << 32))
 
 
 def error_response(

@@ -12,6 +12,12 @@ keeps each message once.
 A request's body is read (bounded: its Content-Length first, then while it streams, decompressed or not)
 and its write key checked before it takes one of the process's in-flight slots, so clients that are slow
 to send, or send a wrong key, never throttle the others.
+
+The routes a client builds from the host (or path) it is configured with (`/v1/...`, `/beacon/v1/batch`,
+`/sourceConfig/`, `/analytics.js/v1/...`, `/analytics-next/bundles/...`) are also served under any path
+prefix (`Prefixed`): `/seg/v1/batch` is `/v1/batch`. A prefix never takes a path from Tracklane's own
+routes: it never starts with `api` or `ui` (nor with `v1`, `beacon`, ...: those paths are only ever
+themselves), and a path another route answers (even with 405) stays that route's.
 """
 
 from __future__ import annotations
@@ -23,14 +29,15 @@ import hmac
 import logging
 import re
 import zlib
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
-from starlette.routing import Match, Route
+from starlette.routing import BaseRoute, Match, Route, Router
+from starlette.types import Receive, Scope, Send
 
 from tracklane.domain.errors import IntakeError, PostbackRefused, StorageUnavailable
 from tracklane.domain.ids import id_or_none
@@ -39,6 +46,7 @@ from tracklane.domain.segment.messages import MAX_REQUEST_BYTES, TYPE_BY_PATH, E
 from tracklane.domain.segment.model import Source
 from tracklane.services.registry import Services
 from tracklane.services.segment import IngestReport
+from tracklane.web import metrics as process_metrics
 
 log = logging.getLogger("tracklane.segment")
 
@@ -54,6 +62,16 @@ _BUNDLE = re.compile(r"^[\w.-]+\.js$", re.ASCII)
 BATCH_PATHS = ("batch", "b", "import")
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 LOGGED_REASONS = 20  # refusals logged one by one per request; the message log keeps every one
+#: What analytics.js's snippet loads from `/analytics.js/v1/{writeKey}/`: the standalone build, which reads
+#: the write key and cdnURL from the page, loads, and then sends the calls the snippet queued.
+SNIPPET_BUILD = "standalone.js"
+SNIPPET_NAMES = ("analytics.min.js", "analytics.js")
+#: The first path segment of each route a client builds from its configured host or path.
+CLIENT_ROUTE_STARTS = frozenset({"v1", "beacon", "sourceConfig", "analytics.js", "analytics-next"})
+#: Tracklane's own namespaces, whose unknown paths stay theirs: never the start of a prefix.
+RESERVED_PREFIXES = frozenset({"api", "ui"})
+#: The scope key holding the prefix a request's Segment route was found under ("" without one).
+PREFIX_SCOPE_KEY = "tracklane.segment_prefix"
 
 
 def _container(request: Request) -> Services:
@@ -200,6 +218,7 @@ async def _ingest(
     except PostbackRefused as error:  # only "busy": concurrent writers kept colliding
         return _error(request, IntakeError(503, error.code, error.message))
     _log_report(source, report)
+    process_metrics.segment_report(report)
     return _answer(request, SUCCESS, headers={REFUSED_HEADER: str(report.refused)})
 
 
@@ -228,8 +247,10 @@ async def project_settings(request: Request) -> Response:
     container = _container(request)
     if await container.segment.source_for_write_key(key) is None:
         return _error(request, IntakeError(404, "invalid_write_key", "the write key is unknown"))
-    base = container.settings.public_url or str(request.base_url)
-    scheme, _, host = base.rstrip("/").partition("://")
+    base = (container.settings.public_url or str(request.base_url)).rstrip("/") + request.scope.get(
+        PREFIX_SCOPE_KEY, ""
+    )  # events go back under the prefix the settings were fetched under
+    scheme, _, host = base.partition("://")
     settings = {
         "integrations": {"Segment.io": {"apiKey": key, "apiHost": f"{host}/v1", "protocol": scheme,
                                         "unbundledIntegrations": [], "addBundledMetadata": True,
@@ -244,12 +265,13 @@ async def project_settings(request: Request) -> Response:
 
 
 async def browser_bundle(request: Request) -> Response:
-    """analytics.js from its cdnURL: `/analytics-next/bundles/{chunk}.js` (loaded on demand, e.g. for `ajs_`
-    query parameters) and `/analytics.js/v1/{writeKey}/analytics.min.js`, from TRACKLANE_SEGMENT_BROWSER_BUNDLES."""
+    """analytics.js from its cdnURL, out of TRACKLANE_SEGMENT_BROWSER_BUNDLES (analytics-next's `dist/umd`):
+    `/analytics-next/bundles/{chunk}.js` (loaded on demand, e.g. for `ajs_` query parameters) and, for the
+    snippet, `/analytics.js/v1/{writeKey}/analytics.min.js` (or `analytics.js`): the standalone build."""
     directory = _container(request).settings.segment_browser_bundles
-    name = request.path_params.get("name", "index.js")
-    if name.startswith("analytics") and "write_key" in request.path_params:
-        name = "index.js"
+    name = request.path_params["name"]
+    if "write_key" in request.path_params:
+        name = SNIPPET_BUILD if name in SNIPPET_NAMES else ""
     path = Path(directory) / name if directory and _BUNDLE.match(name) else None
     if path is None or not path.is_file():
         return _error(request, IntakeError(404, "not_found", f"no browser bundle {name!r} is served here"))
@@ -325,20 +347,96 @@ async def unknown(request: Request) -> Response:
     return _error(request, IntakeError(404, "not_found", f"{request.url.path} is not a Segment route"))
 
 
-routes = [
+def prefix_splits(path: str) -> list[int]:
+    """Where, after a path prefix, a client route may start in `path`: the offset of each `/` that begins
+    a segment of `CLIENT_ROUTE_STARTS` past the first segment, leftmost first; none when the first segment
+    is one of `RESERVED_PREFIXES` or itself starts a client route (`/v1/...` is only ever itself, so a host
+    misconfigured as `.../v1` gets a 404 for `/v1/v1/batch`)."""
+    first, _, _ = path[1:].partition("/")
+    if not path.startswith("/") or not first or first in RESERVED_PREFIXES or first in CLIENT_ROUTE_STARTS:
+        return []
+    splits = []
+    offset = 1 + len(first)
+    while offset < len(path):  # path[offset] is the "/" before the next segment
+        end = path.find("/", offset + 1)
+        if path[offset + 1 : end if end >= 0 else len(path)] in CLIENT_ROUTE_STARTS:
+            splits.append(offset)
+        if end < 0:
+            break
+        offset = end
+    return splits
+
+
+def prefixed_intake(path: str) -> bool:
+    """Whether `path` may be an intake route (`/v1/...`, `/beacon/...`, `/sourceConfig`) under a path prefix:
+    the edge counts it with Segment intake, as the same path without the prefix."""
+    return any(path.startswith(("/v1/", "/beacon/", "/sourceConfig"), split) for split in prefix_splits(path))
+
+
+class Prefixed(BaseRoute):
+    """The client routes under any path prefix (see the module docstring): the path is split before the
+    leftmost segment where one of `client` matches what follows (fully, or but for the method), else where
+    one of `fallback` does; the route below then runs with the prefix moved into `root_path`, as under a
+    mount. It declines a path any other route of the app matches, so it never shadows one."""
+
+    def __init__(self, client: Sequence[BaseRoute], fallback: Sequence[BaseRoute]) -> None:
+        self.client = list(client)
+        self.fallback = list(fallback)
+        self.router = Router(routes=[*self.client, *self.fallback], redirect_slashes=False)
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] != "http":
+            return Match.NONE, {}
+        path = _route_path(scope)
+        splits = prefix_splits(path)
+        root = scope.get("root_path", "")
+        for candidates in (self.client, self.fallback):
+            for split in splits:
+                trial = {**scope, "root_path": root + path[:split]}
+                if any(route.matches(trial)[0] is not Match.NONE for route in candidates):
+                    if _claimed_elsewhere(scope):
+                        return Match.NONE, {}
+                    child = {"app_root_path": scope.get("app_root_path", root), "root_path": trial["root_path"]}
+                    return Match.FULL, {**child, PREFIX_SCOPE_KEY: path[:split]}
+        return Match.NONE, {}
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.router.app(scope, receive, send)
+
+
+def _route_path(scope: Scope) -> str:
+    """The path below the scope's `root_path` (what a route matches)."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root + "/") else path
+
+
+def _claimed_elsewhere(scope: Scope) -> bool:
+    """Whether a route of the app other than these Segment routes matches the request (even but for its
+    method)."""
+    own = {id(route) for route in routes}
+    others = [route for route in getattr(scope.get("router"), "routes", ()) if id(route) not in own]
+    return any(route.matches(dict(scope))[0] is not Match.NONE for route in others)
+
+
+client_routes = [
     Route("/v1/m", metrics, methods=["POST", "OPTIONS"]),
     Route("/v1/projects/{write_key}/settings", project_settings, methods=["GET", "OPTIONS"]),
     Route("/v1/{kind}", intake, methods=["POST", "OPTIONS"]),
     Route("/beacon/v1/batch", intake, methods=["POST", "OPTIONS"]),
     Route("/sourceConfig/", source_config, methods=["GET", "OPTIONS"]),
     Route("/sourceConfig", source_config, methods=["GET", "OPTIONS"]),
-    Route("/segment/{source_id}", segment_webhook, methods=["POST"]),
     Route("/analytics-next/bundles/{name}", browser_bundle, methods=["GET"]),
     Route("/analytics.js/v1/{write_key}/{name}", browser_bundle, methods=["GET"]),
 ]
-_KNOWN = len(routes)
-routes += [
+client_fallbacks = [
     Route("/v1/{rest:path}", unknown, methods=ALL_METHODS),
     Route("/beacon/{rest:path}", unknown, methods=ALL_METHODS),
+]
+routes: list[BaseRoute] = [*client_routes, Route("/segment/{source_id}", segment_webhook, methods=["POST"])]
+_KNOWN = len(routes)
+routes += [
+    Prefixed(client_routes, client_fallbacks),
+    *client_fallbacks,
     Route("/segment/{rest:path}", unknown, methods=ALL_METHODS),
 ]

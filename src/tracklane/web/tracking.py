@@ -21,6 +21,7 @@ from tracklane.domain.postback import ClickClaim, Proof, parse_conversion_reques
 from tracklane.services.clicks import ClickOutcome, ClickRequest
 from tracklane.services.conversions import ConversionOutcome
 from tracklane.services.registry import Services
+from tracklane.web import metrics
 from tracklane.web.devices import detect_device
 from tracklane.web.errors import error_response
 from tracklane.web.params import all_params, positive_int
@@ -92,6 +93,7 @@ async def redirect_click(request: Request) -> Response:
             return HTMLResponse(NOT_AVAILABLE, status_code=404, headers=NO_STORE)
         return RedirectResponse(location, status_code=302, headers=NO_STORE)
     outcome = await clicks.record(click_request)
+    metrics.click(outcome.click)
     if outcome.redirect_url is None:
         response: Response = HTMLResponse(NOT_AVAILABLE, status_code=404, headers=NO_STORE)
     else:
@@ -124,6 +126,7 @@ async def create_click(request: Request) -> Response:
         return error_response(error, headers={**CORS, **NO_STORE})
     click_request = _click_request(request, params, offer_id, partner_id)
     outcome = await _container(request).clicks.record(click_request, with_token=True)
+    metrics.click(outcome.click)
     body: dict[str, Any] = {"transaction_id": outcome.click.transaction_id, "verdict": outcome.click.verdict}
     if outcome.click.reject_reason:
         body["reject_reason"] = outcome.click.reject_reason
@@ -140,9 +143,11 @@ async def postback(request: Request) -> Response:
         conversion_request = parse_conversion_request(params, token_required=True)
         outcome = await _container(request).conversions.record(conversion_request, Origin.POSTBACK)
     except TracklaneError as error:
+        metrics.conversion(Origin.POSTBACK, error.code)
         if isinstance(error, PostbackRefused | InvalidParameter):
             log.info("postback refused: %s %s", error.code, error.message)
         return error_response(error, headers=NO_STORE)
+    metrics.conversion(Origin.POSTBACK, outcome.result)
     return JSONResponse(outcome_body(outcome), headers=NO_STORE)
 
 
@@ -179,12 +184,16 @@ async def pixel(request: Request) -> Response:
         outcome = await _container(request).conversions.record(
             conversion_request, Origin.SDK, method=method, claim=claim
         )
+        metrics.conversion(Origin.SDK, outcome.result)
         log.info("pixel conversion %s: %s", outcome.conversion.id, outcome.result)
     except StorageUnavailable as error:
+        metrics.conversion(Origin.SDK, error.code)
         log.error("pixel conversion could not be recorded: %s", error.message)
     except TracklaneError as error:
+        metrics.conversion(Origin.SDK, error.code)
         log.info("pixel conversion refused: %s %s", error.code, error.message)
     except Exception:  # the browser gets its GIF whatever happens, storage faults included
+        metrics.conversion(Origin.SDK, "error")
         log.exception("pixel conversion could not be recorded")
     return Response(PIXEL, media_type="image/gif", headers={**NO_STORE, "Access-Control-Allow-Origin": "*"})
 

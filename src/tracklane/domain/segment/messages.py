@@ -4,9 +4,17 @@ A message is checked on its own: a bad one is refused with a reason naming the f
 others of its batch are kept. Every value a message carries must be storable as it is on every database:
 no NUL character, no lone surrogate (an invalid UTF-8 byte reads as one), no `NaN` or `Infinity`, at
 most `MAX_DEPTH` levels of nesting, timestamps within years 1 to 9999 in UTC; the size limit counts the
-message's compact UTF-8 JSON. Timestamps follow Segment's rule `timestamp = receivedAt - (sentAt -
-originalTimestamp)` for direct clients (correcting the client's clock); messages relayed by Segment
-itself are trusted as they are.
+message's compact UTF-8 JSON. A batch's `context` and `integrations` are merged under each message's own
+(the message's keys win).
+
+Timestamps (`_times`): a message from a client gets Segment's correction of the client's clock,
+`timestamp = receivedAt - (sentAt - originalTimestamp)`, where `originalTimestamp` is the message's own,
+else its `timestamp` (Segment's libraries send the call time, or the time the app passed, as `timestamp`:
+Segment corrects that one too). A message with both an `originalTimestamp` and a `timestamp` (RudderStack's
+libraries stamp `originalTimestamp` themselves and pass the app's `timestamp` through) keeps that
+`timestamp` as it is. Without a `sentAt` nothing is corrected. A message that already went through Segment
+(relayed by its Webhooks destination, or forwarded to a batch route by a destination function: it carries
+the `receivedAt` that only Segment's servers set) keeps Segment's final `timestamp` and `receivedAt`.
 """
 
 from __future__ import annotations
@@ -58,6 +66,17 @@ class Message:
     sent_at: datetime | None
     received_at: datetime
     raw: Mapping[str, Any]
+    integrations: Mapping[str, Any]
+    relayed: bool
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        """The message as it is kept: as sent, with its normalised context, and its normalised integrations
+        when it or its batch named any."""
+        body = {**self.raw, "context": dict(self.context)}
+        if self.integrations or "integrations" in self.raw:
+            body["integrations"] = dict(self.integrations)
+        return body
 
     @property
     def identities(self) -> tuple[str, ...]:
@@ -135,15 +154,18 @@ def read_message(
 ) -> Message:
     """Validate and normalise one message; raises `InvalidParameter` naming the field when it must be dropped.
 
-    `client_ip` (the connection's address) fills `context.ip` of client-side messages, as Segment does.
+    `trusted`: the message comes from Segment itself (its times are final); a message carrying Segment's
+    `receivedAt` is treated so too. `client_ip` (the connection's address) fills `context.ip` of
+    client-side messages, as Segment does.
     """
     if isinstance(raw, Unreadable):
         raise raw.error
     if not isinstance(raw, dict):
         raise InvalidParameter("message", "must be a JSON object")
     check_value(raw)
-    if isinstance(outer := batch.get("context"), dict):
-        check_value(outer, "context")
+    for field in ("context", "integrations"):
+        if isinstance(outer := batch.get(field), dict):
+            check_value(outer, field)
     size = len(json.dumps(raw, ensure_ascii=False, separators=(",", ":"), default=str).encode())
     if size > MAX_MESSAGE_BYTES:
         raise InvalidParameter("message", f"is {size} bytes; at most {MAX_MESSAGE_BYTES} are accepted")
@@ -156,9 +178,11 @@ def read_message(
     event = _text(raw, "event")
     if kind == "track" and event is None:
         raise InvalidParameter("event", "is required for a track call")
-    original, timestamp, sent_at, received = _times(raw, batch, received_at, trusted, sent_header)
+    relayed = trusted or forwarded_by_segment(raw)
+    original, timestamp, sent_at, received = _times(raw, batch, received_at, relayed, sent_header)
     context = _merged(batch, raw, "context")
-    if client_ip and not trusted and "ip" not in context and _client_side(context):
+    integrations = _merged(batch, raw, "integrations")
+    if client_ip and not relayed and "ip" not in context and _client_side(context):
         context["ip"] = client_ip
     traits = _object(raw, "traits")
     if kind == "identify" and isinstance(context.get("traits"), dict):
@@ -168,7 +192,15 @@ def read_message(
         name=_text(raw, "name"), properties=_object(raw, "properties"), traits=traits,
         context=context, group_id=group_id, previous_id=previous_id,
         timestamp=timestamp, original_timestamp=original, sent_at=sent_at, received_at=received, raw=raw,
+        integrations=integrations, relayed=relayed,
     )  # fmt: skip
+
+
+def forwarded_by_segment(raw: Mapping[str, Any]) -> bool:
+    """Whether the message already went through Segment: it carries `receivedAt`, which Segment's servers
+    set and no client library sends (a destination function posting Segment's events to `/v1/batch`)."""
+    value = raw.get("receivedAt")
+    return isinstance(value, str) and bool(value.strip())
 
 
 class _Unstorable(Exception):
@@ -300,7 +332,8 @@ def _object(raw: Mapping[str, Any], field: str) -> Mapping[str, Any]:
 
 
 def _merged(batch: Mapping[str, Any], raw: Mapping[str, Any], field: str) -> dict[str, Any]:
-    """Batch-level context (or integrations) merged under the message's own."""
+    """Batch-level context (or integrations) merged under the message's own, key by key (the message's
+    keys win)."""
     outer, inner = batch.get(field), raw.get(field)
     merged = dict(outer) if isinstance(outer, dict) else {}
     if inner is not None and not isinstance(inner, dict):
@@ -326,14 +359,17 @@ def _message_id(raw: Mapping[str, Any]) -> str:
 def _times(
     raw: Mapping[str, Any], batch: Mapping[str, Any], received_at: datetime, trusted: bool, sent_header: str | None
 ) -> tuple[datetime, datetime, datetime | None, datetime]:
-    """(originalTimestamp, corrected timestamp, sentAt, receivedAt) per the module docstring."""
+    """(originalTimestamp, timestamp, sentAt, receivedAt) per the module docstring; `trusted`: Segment's."""
     given = parse_timestamp(raw.get("timestamp"), "timestamp")
-    original = parse_timestamp(raw.get("originalTimestamp"), "originalTimestamp") or given or received_at
+    stamped = parse_timestamp(raw.get("originalTimestamp"), "originalTimestamp")
+    original = stamped or given or received_at
     sent = (parse_timestamp(raw.get("sentAt"), "sentAt") or parse_timestamp(batch.get("sentAt"), "sentAt")
             or parse_timestamp(sent_header, "sentAt"))  # fmt: skip
     if trusted:
         received = parse_timestamp(raw.get("receivedAt"), "receivedAt") or received_at
         return original, given or original, sent, received
+    if given is not None and stamped is not None:  # the app's own timestamp beside the library's stamp
+        return original, given, sent, received_at
     if sent is None:
         return original, original, None, received_at
     return original, corrected_timestamp(received_at, sent, original), sent, received_at

@@ -1,5 +1,6 @@
-"""Customer metrics per partner (or offer): new customers, payments, refunds, net revenue, churn, acquisition
-cost and revenue per customer, from the sums the storage aggregates."""
+"""Customer metrics per partner (or offer, or source): new and paying customers, payments, refunds, net revenue,
+churn, acquisition cost and revenue per customer, from the sums the storage aggregates (each customer counted
+once as new, paying or churned: `domain/segment/activity.py`)."""
 
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ _RATE = Decimal("0.0001")
 def customer_metrics(row: Mapping[str, Any]) -> dict[str, Any]:
     """Add the derived metrics to one row of sums.
 
-    The row carries `new_customers`, `payments`, `payment_amount`, `refunds`, `refund_amount`, `churned`,
-    `payout`; net revenue is payments minus refunds, churn rate is churned / new customers, acquisition cost
-    is payout / new customers, revenue per customer is net revenue / new customers.
+    The row carries `new_customers`, `paying_customers`, `payments`, `payment_amount`, `refunds`,
+    `refund_amount`, `churned`, `payout`; net revenue is payments minus refunds, churn rate is churned / new
+    customers, acquisition cost is payout / new customers, revenue per customer is net revenue / new customers.
     """
     result = dict(row)
     new = int(row.get("new_customers", 0))

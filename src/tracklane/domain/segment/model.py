@@ -1,5 +1,5 @@
-"""Sources (a write key plus mapping settings, owned by one advertiser), customers seen through Segment calls,
-stored messages and their outcomes."""
+"""Sources (a write key plus mapping settings, owned by one advertiser), customers seen through Segment calls
+(with the count of each custom event they sent), stored messages and their outcomes."""
 
 from __future__ import annotations
 
@@ -61,6 +61,9 @@ class StoredMessage:
 
 @dataclass(frozen=True, slots=True)
 class Customer:
+    """A person: ids (the current `user_id`, the `previous_ids` an alias replaced), attributes, the click that
+    acquired them, and `events`: how many times they sent each custom event (by name)."""
+
     id: int
     source_id: int
     user_id: str | None
@@ -80,3 +83,4 @@ class Customer:
     created_at: datetime
     updated_at: datetime
     identities: Sequence[str] = field(default_factory=tuple)
+    events: Mapping[str, int] = field(default_factory=dict)

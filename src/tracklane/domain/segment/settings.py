@@ -3,10 +3,18 @@ destinations; the default preset follows the Segment e-commerce spec.
 
 Settings are stored as the JSON a user gave (preset name plus overrides) and read into `SourceSettings`
 whenever a message is mapped, so a preset's defaults can evolve without rewriting stored sources.
+
+impact.com's settings table maps to these: *Campaign ID* `campaign_id`, *Event Type ID* `event_type_id`,
+*iOS App ID* `ios_app_id`, *Android App ID* `android_app_id`, *Enable Page/Screen/Identify Events*
+`enable_*_events`, *Action Event Names* `conversion_events`, *Install Event Names* `install_events`, *Page
+Load Event Names* `page_load_events`, *Custom Parameter Mapping* `parameter_mapping`, *Custom Mapping for
+Products* `product_mapping`. Which offer event each kind of action records is Tracklane's own: `event_mapping`
+(per Segment event name), `event_type_id` (every action), `install_event` and `page_load_event`.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
@@ -15,6 +23,9 @@ from tracklane.domain.errors import InvalidParameter
 
 PRESETS = ("default", "everflow", "impact", "tractionboard")
 ADV_FIELDS = ("adv1", "adv2", "adv3", "adv4", "adv5")
+#: What a setting naming an offer event says to name the base conversion instead.
+BASE_EVENT_NAMES = ("base", "0", "")
+MAX_EVENT_REFERENCE = 200  # an offer event's name is at most 200 characters
 
 #: impact.com's default parameter mapping for track calls: parameter -> fallback chain of message paths.
 IMPACT_PARAMETERS: dict[str, tuple[str, ...]] = {
@@ -53,6 +64,31 @@ IMPACT_PARAMETERS: dict[str, tuple[str, ...]] = {
     "UserAgent": ("context.userAgent",),
 }  # fmt: skip
 
+#: impact.com's default mapping for page loads (`page`, and `screen` and `identify`, which map like a page):
+#: parameter -> fallback chain. `CampaignId` and `ImpactAppId` come from the settings (see `mapping.py`).
+IMPACT_PAGE_PARAMETERS: dict[str, tuple[str, ...]] = {
+    "AppleIfa": ("context.device.advertisingId",),
+    "AppleIfv": ("context.device.id",),
+    "AppName": ("context.app.name",),
+    "AppPackage": ("context.app.namespace",),
+    "AppVer": ("context.app.version",),
+    "CustomerEmail": ("context.traits.email", "properties.email"),
+    "CustomerId": ("userId",),
+    "CustomProfileId": ("anonymousId",),
+    "DeviceCarrier": ("context.network.carrier",),
+    "DeviceLocale": ("context.locale",),
+    "DeviceMfr": ("context.device.manufacturer",),
+    "DeviceModel": ("context.device.model",),
+    "DeviceOs": ("context.device.type", "context.os.name"),
+    "DeviceOsVer": ("context.os.version",),
+    "EventDate": ("timestamp",),
+    "GoogAId": ("properties.advertisingId",),
+    "IpAddress": ("context.ip",),
+    "PageUrl": ("context.page.url", "properties.url", "context.page.referrer", "context.referrer.url"),
+    "ReferringUrl": ("context.referrer.url", "context.page.referrer"),
+    "UserAgent": ("context.userAgent",),
+}  # fmt: skip
+
 #: impact.com's default mapping of each product of `properties.products[]`.
 IMPACT_PRODUCT_FIELDS: dict[str, str] = {
     "ItemBrand": "brand", "ItemCategory": "category", "ItemName": "name", "ItemPrice": "price",
@@ -85,7 +121,14 @@ class SourceSettings:
     impact_parameters: bool = False
     parameter_mapping: Mapping[str, str] = field(default_factory=dict)
     product_mapping: Mapping[str, str] = field(default_factory=dict)
-    event_type_id: str | None = None
+    event_type_id: str | None = None  # the offer event every action records (impact's Event Type ID)
+    install_event: str | None = None  # the offer event installs record; None: the one named like the install
+    page_load_event: str | None = None  # the offer event page loads record; None: page loads are not paid
+    require_referrer: bool = False  # a conversion's click is `context.referrer.id` and `.type`, nothing else
+    audiences: tuple[str, ...] = ()  # trait names that are audiences (Engage's own markers are always read)
+    campaign_id: str | None = None  # impact's Campaign ID (CampaignId)
+    ios_app_id: str | None = None  # impact's iOS App ID (ImpactAppId of iOS page loads)
+    android_app_id: str | None = None  # impact's Android App ID (ImpactAppId of Android page loads)
 
 
 _PRESETS: dict[str, SourceSettings] = {
@@ -94,6 +137,7 @@ _PRESETS: dict[str, SourceSettings] = {
         preset="everflow", conversion_events=(), match_offer_event_names=False, payment_events=(),
         customer_refund_events=(), refund_events=(), signup_events=(), referrer_types=("everflow",),
         click_id_parameters=(), amount_fields=("total",), order_id_fields=("orderId", "order_id"),
+        require_referrer=True,
     ),
     "impact": SourceSettings(
         preset="impact", conversion_events=("Order Completed",), install_events=("Application Installed",),
@@ -113,6 +157,14 @@ _PRESETS: dict[str, SourceSettings] = {
 _LISTS = {f.name for f in fields(SourceSettings) if isinstance(getattr(SourceSettings(), f.name), tuple)}
 _FLAGS = {f.name for f in fields(SourceSettings) if isinstance(getattr(SourceSettings(), f.name), bool)}
 _MAPS = {"event_mapping", "parameter_mapping", "product_mapping"}
+_EVENT_REFERENCES = {"event_type_id", "install_event", "page_load_event"}
+_DIGITS = re.compile(r"^[0-9]{1,18}$")
+_APP_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_IDS = {
+    "campaign_id": (_DIGITS, "must be impact.com's numeric Campaign ID (1 to 18 digits)"),
+    "ios_app_id": (_APP_ID, "must be an app id: 1 to 64 letters, digits, '.', '_' or '-'"),
+    "android_app_id": (_APP_ID, "must be an app id: 1 to 64 letters, digits, '.', '_' or '-'"),
+}
 
 
 def preset_names() -> tuple[str, ...]:
@@ -147,11 +199,41 @@ def _setting(name: str, value: object) -> object:
         ):
             raise InvalidParameter(where, "must be an object of names to names")
         return {k.strip(): str(v).strip() for k, v in value.items()}
-    if name == "event_type_id":
-        if value is not None and not isinstance(value, str | int):
-            raise InvalidParameter(where, "must be a string")
-        return None if value in (None, "") else str(value)
+    if name in _EVENT_REFERENCES:
+        return _event_reference_setting(where, value)
+    if name in _IDS:
+        pattern, rule = _IDS[name]
+        if value is None or value == "":
+            return None
+        text = str(value).strip() if isinstance(value, str | int) and not isinstance(value, bool) else None
+        if text is None or not pattern.match(text):
+            raise InvalidParameter(where, rule)
+        return text
     raise InvalidParameter(where, "is not a setting of a Segment source")
+
+
+def _event_reference_setting(where: str, value: object) -> str | None:
+    """An offer event named by its id (a positive integer) or its exact name, or `base`; empty: none."""
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value <= 0:
+            raise InvalidParameter(where, "must be a positive offer event id, an offer event name or base")
+        return str(value)
+    if not isinstance(value, str):
+        raise InvalidParameter(where, "must be an offer event id or name, or base")
+    text = value.strip()
+    if not text:
+        return None
+    if len(text) > MAX_EVENT_REFERENCE or not text.isprintable():
+        raise InvalidParameter(where, f"must be an offer event name of at most {MAX_EVENT_REFERENCE} printable "
+                                      "characters, an offer event id or base")  # fmt: skip
+    return text
+
+
+def is_base(target: str) -> bool:
+    """Whether a setting naming an offer event names the base conversion."""
+    return target.strip().lower() in BASE_EVENT_NAMES
 
 
 def settings_json(settings: SourceSettings) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
 
-from tracklane.domain.model import AccessStatus, Offer, OfferStatus, PartnerPayout, PartnerStatus, Role
+from tracklane.domain.model import AccessStatus, Offer, OfferEvent, OfferStatus, PartnerPayout, PartnerStatus, Role
 from tracklane.domain.tenancy import Scope, narrow
 from tracklane.resources.advertisers import AdvertiserCreate, AdvertiserUpdate, AdvertiserView, advertiser_view
 from tracklane.resources.offers import (
@@ -19,6 +19,7 @@ from tracklane.resources.offers import (
     OfferEventAdvertiserView,
     OfferEventCreate,
     OfferEventPartnerView,
+    OfferEventRoleView,
     OfferEventUpdate,
     OfferEventView,
     OfferPartnerView,
@@ -28,13 +29,21 @@ from tracklane.resources.offers import (
     PartnerPayoutCreate,
     PartnerPayoutView,
     offer_access_view,
-    offer_event_view,
     offer_event_view_for,
     offer_view,
     offer_view_for,
     partner_payout_view,
 )
-from tracklane.resources.partners import PartnerCreate, PartnerUpdate, PartnerView, Verdict, partner_view
+from tracklane.resources.partners import (
+    PartnerAdminView,
+    PartnerCreate,
+    PartnerUpdate,
+    PartnerView,
+    Verdict,
+    decided_by_key,
+    partner_admin_view,
+    partner_view,
+)
 from tracklane.services.catalog import CatalogService
 from tracklane.services.ports import Page
 from tracklane.web.api.auth import Admin, Caller, Services
@@ -46,15 +55,16 @@ Paging = Annotated[Page, Depends(page)]
 
 
 AdvertiserList = listing(AdvertiserView, "AdvertiserList")
-PartnerList = listing(PartnerView, "PartnerList")
+PartnerList = listing(PartnerAdminView, "PartnerList")
 
 
 @router.post(
     "/advertisers",
     status_code=201,
     tags=["advertisers"],
-    openapi_extra=documented(body=AdvertiserCreate, responses={201: AdvertiserView}, example={"name": "Acme Shop"}),
-)
+    openapi_extra=documented(body=AdvertiserCreate, responses={201: AdvertiserView}, example={
+        "name": "Acme Shop", "billing": {"billing_frequency": "monthly", "payment_terms_days": 30}}),
+)  # fmt: skip
 async def create_advertiser(
     _: Admin, payload: Annotated[AdvertiserCreate, Depends(body(AdvertiserCreate))], services: Services
 ) -> Response:
@@ -94,15 +104,16 @@ async def update_advertiser(
     tags=["partners"],
     openapi_extra=documented(
         body=PartnerCreate,
-        responses={201: PartnerView},
+        responses={201: PartnerAdminView},
         errors=[409],
-        example={"name": "Deal Hunters", "email": "team@dealhunters.example"},
+        example={"name": "Deal Hunters", "email": "team@dealhunters.example",
+                 "billing": {"billing_frequency": "monthly", "payment_method": "wire"}},
     ),
-)
+)  # fmt: skip
 async def create_partner(
     _: Admin, payload: Annotated[PartnerCreate, Depends(body(PartnerCreate))], services: Services
 ) -> Response:
-    return encoded(partner_view(await services.catalog.create_partner(payload, PartnerStatus.ACTIVE)), 201)
+    return encoded(partner_admin_view(await services.catalog.create_partner(payload, PartnerStatus.ACTIVE)), 201)
 
 
 @router.post(
@@ -128,36 +139,38 @@ async def list_partners(
     services: Services, _: Admin, paging: Paging, status: Annotated[PartnerStatus | None, Query()] = None
 ) -> Response:
     items = await services.catalog.list_partners(with_filters(paging, status=status))
-    return encoded(listed(items, [partner_view(p) for p in items], paging.limit))
+    return encoded(listed(items, [partner_admin_view(p) for p in items], paging.limit))
 
 
-@router.get("/partners/{partner_id}", tags=["partners"], openapi_extra=documented(responses={200: PartnerView}))
+@router.get("/partners/{partner_id}", tags=["partners"], openapi_extra=documented(responses={200: PartnerAdminView}))
 async def get_partner(partner_id: PathId, services: Services, _: Admin) -> Response:
-    return encoded(partner_view(await services.catalog.get_partner(partner_id)))
+    return encoded(partner_admin_view(await services.catalog.get_partner(partner_id)))
 
 
 @router.patch(
     "/partners/{partner_id}",
     tags=["partners"],
     openapi_extra=documented(
-        body=PartnerUpdate, responses={200: PartnerView}, errors=[409], example={"status": "blocked"}
+        body=PartnerUpdate, responses={200: PartnerAdminView}, errors=[409], example={"status": "blocked"}
     ),
 )
 async def update_partner(
     partner_id: PathId, _: Admin, payload: Annotated[PartnerUpdate, Depends(body(PartnerUpdate))], services: Services
 ) -> Response:
-    return encoded(partner_view(await services.catalog.update_partner(partner_id, payload)))
+    return encoded(partner_admin_view(await services.catalog.update_partner(partner_id, payload)))
 
 
 @router.post(
     "/partners/{partner_id}/verdict",
     tags=["partners"],
-    openapi_extra=documented(body=Verdict, responses={200: PartnerView}, example={"verdict": "approved"}),
+    openapi_extra=documented(body=Verdict, responses={200: PartnerAdminView}, example={"verdict": "approved"}),
 )
 async def partner_verdict(
-    partner_id: PathId, _: Admin, payload: Annotated[Verdict, Depends(body(Verdict))], services: Services
+    partner_id: PathId, key: Admin, payload: Annotated[Verdict, Depends(body(Verdict))], services: Services
 ) -> Response:
-    return encoded(partner_view(await services.catalog.partner_verdict(partner_id, payload)))
+    """Approve or reject a sign-up; `partner.signup_verdict` names this API key as who decided."""
+    partner = await services.catalog.partner_verdict(partner_id, payload, decided_by_key(key))
+    return encoded(partner_admin_view(partner))
 
 
 OfferList = listing(OfferView, "OfferList")
@@ -268,7 +281,8 @@ async def create_offer_event(
     payload: Annotated[OfferEventCreate, Depends(body(OfferEventCreate))],
 ) -> Response:
     event, offer = await services.catalog.create_offer_event(offer_id, payload)
-    return encoded(offer_event_view(event, offer.currency), 201)
+    (view,) = await _event_views(services, Scope(Role.ADMIN), offer, [event])
+    return encoded(view, 201)
 
 
 @router.get(
@@ -277,11 +291,20 @@ async def create_offer_event(
     openapi_extra=documented(responses={200: OfferEventList | OfferEventAdvertiserList | OfferEventPartnerList}),
 )
 async def list_offer_events(offer_id: PathId, services: Services, scope: Caller) -> Response:
-    """The offer's events as the caller's role sees them (a partner: its own payout for each)."""
+    """The offer's events as the caller's role sees them (a partner: its own payout for each); the admin's and
+    the advertiser's views have each event's postback URL (the admin's with the advertiser's token)."""
     offer = await services.catalog.visible_offer(scope, offer_id)
     events = await services.catalog.list_offer_events(offer_id)
-    payouts = await _own_payouts(services.catalog, scope, [offer_id])
-    return encoded({"data": [offer_event_view_for(scope, e, offer, payouts) for e in events], "next_cursor": None})
+    return encoded({"data": await _event_views(services, scope, offer, events), "next_cursor": None})
+
+
+async def _event_views(
+    services: Services, scope: Scope, offer: Offer, events: list[OfferEvent]
+) -> list[OfferEventRoleView]:
+    payouts = await _own_payouts(services.catalog, scope, [offer.id])
+    token = (await services.catalog.get_advertiser(offer.advertiser_id)).postback_token if scope.is_admin else None
+    base = services.settings.base_url
+    return [offer_event_view_for(scope, e, offer, payouts, base, token) for e in events]
 
 
 @router.patch(
@@ -299,7 +322,8 @@ async def update_offer_event(
     payload: Annotated[OfferEventUpdate, Depends(body(OfferEventUpdate))],
 ) -> Response:
     event, offer = await services.catalog.update_offer_event(offer_id, event_id, payload)
-    return encoded(offer_event_view(event, offer.currency))
+    (view,) = await _event_views(services, Scope(Role.ADMIN), offer, [event])
+    return encoded(view)
 
 
 @router.post(

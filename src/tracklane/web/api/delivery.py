@@ -188,6 +188,32 @@ async def update_partner_postback(
     return encoded(partner_postback_view(await services.partner_postbacks.update(scope, postback_id, payload)))
 
 
+@router.post(
+    "/partner-postbacks/{postback_id}/test",
+    status_code=202,
+    tags=["partner postbacks"],
+    openapi_extra=documented(responses={202: DeliveryView}, errors=(409,)),
+)
+async def test_partner_postback(postback_id: PathId, scope: PartnerSide, services: Services) -> Response:
+    """Send a test now: the postback's URL (and for POST its body) with sample values, through the outbox, once,
+    even while the postback is turned off. The answer is the queued delivery (`event_type` test); its outcome
+    is in the delivery log. A 409 while an earlier test of the postback waits to be sent."""
+    return encoded(delivery_view(await services.partner_postbacks.test(scope, postback_id)), 202)
+
+
+@router.delete(
+    "/partner-postbacks/{postback_id}",
+    status_code=204,
+    tags=["partner postbacks"],
+    openapi_extra=documented(responses={204: None}),
+)
+async def delete_partner_postback(postback_id: PathId, scope: PartnerSide, services: Services) -> Response:
+    """Delete the postback: it is listed and found no more and never fires again; its queued deliveries are
+    skipped and its delivery log is kept for the admin (`GET /api/v1/deliveries?postback_id=`)."""
+    await services.partner_postbacks.delete(scope, postback_id)
+    return Response(status_code=204)
+
+
 def _value(choice: StrEnum | None) -> str | None:
     """A filter's value as the column holds it."""
     return None if choice is None else choice.value

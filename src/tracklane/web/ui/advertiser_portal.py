@@ -30,7 +30,7 @@ from tracklane.resources.offers import (
 from tracklane.services.ports import Page
 from tracklane.services.registry import Services
 from tracklane.web.api.listing import PathId
-from tracklane.web.ui import portal
+from tracklane.web.ui import dates, portal
 from tracklane.web.ui.portal import Kpi, change
 from tracklane.web.ui.routing import PageRoute, page, redirect
 from tracklane.web.ui.session import AdvertiserViewer, Viewer, notify, services_of, viewer_form
@@ -54,9 +54,10 @@ def _advertiser_id(viewer: Viewer) -> int:
 async def home(request: Request, viewer: AdvertiserViewer) -> Response:
     services, scope = services_of(request), viewer.scope
     advertiser = await services.catalog.get_advertiser(_advertiser_id(viewer))
-    week = portal.last_days(7)
+    zone = dates.program_zone(request)
+    week = dates.last_days(7, zone)
     now, before, _ = await portal.performance(services, scope, week, "revenue")
-    chart_range = portal.last_days(30)
+    chart_range = dates.last_days(30, zone)
     chart_rows = await portal.report_rows(services, scope, ("day",), chart_range)
     kpis = [
         Kpi("Clicks", now.clicks, change=change(now.clicks, before.clicks)),
@@ -115,7 +116,7 @@ async def conversions(
     services = services_of(request)
     shown = portal.choice(status, [s.value for s in ConversionStatus], "status")
     only = portal.optional_id(offer_id, "offer_id")
-    created = portal.date_range(from_, to) if from_ or to else None
+    created = dates.date_range(from_, to, dates.program_zone(request)) if from_ or to else None
     found = await services.conversions.list(
         viewer.scope, portal.list_page(portal.cursor_of(cursor), created, status=shown, offer_id=only)
     )
@@ -194,7 +195,13 @@ async def stats(
     _advertiser_id(viewer)
     asked = portal.StatsAsked(group_by, from_, to, offer_id)
     context = await portal.stats_context(
-        services_of(request), viewer.scope, asked, STATS_GROUPS, ("revenue", "Revenue"), _label
+        services_of(request),
+        viewer.scope,
+        dates.program_zone(request),
+        asked,
+        STATS_GROUPS,
+        ("revenue", "Revenue"),
+        _label,
     )
     return page(request, viewer, "advertiser_stats.html", **context)
 
@@ -251,10 +258,12 @@ async def integration(request: Request, viewer: AdvertiserViewer) -> Response:
     advertiser_id = _advertiser_id(viewer)
     advertiser = await services.catalog.get_advertiser(advertiser_id)
     offers = []
+    base = services.settings.base_url
     for offer in await _offers(services, viewer):
         events = await services.catalog.list_offer_events(offer.id)
         offers.append(OfferIntegration(offer_advertiser_view(offer),
-                                       [offer_event_view_for(viewer.scope, e, offer, []) for e in events]))  # fmt: skip
+                                       [offer_event_view_for(viewer.scope, e, offer, [], base, None)
+                                        for e in events]))  # fmt: skip
     sources = await services.sources.list(Page(limit=_ALL, filters={"advertiser_id": advertiser_id}))
     return page(
         request,

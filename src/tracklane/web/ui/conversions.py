@@ -5,7 +5,6 @@ conversions one at a time, with keyboard shortcuts in `console.js` over buttons 
 from __future__ import annotations
 
 from typing import Annotated
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query
 from starlette.requests import Request
@@ -16,7 +15,8 @@ from tracklane.resources.conversions import ConversionStatusChange
 from tracklane.resources.decoding import convert
 from tracklane.services.ports import Page
 from tracklane.web.api.listing import PathId
-from tracklane.web.ui.reports import catalog_names, date_range, optional_choice, optional_id, return_path
+from tracklane.web.ui.dates import date_range, program_zone
+from tracklane.web.ui.reports import catalog_names, optional_choice, optional_id, return_path
 from tracklane.web.ui.routing import PageRoute, page, redirect
 from tracklane.web.ui.session import AdminViewer, notify, services_of, viewer_form
 
@@ -45,7 +45,6 @@ STEP_LABELS = {
     "refund": "Refund",
 }
 Text = Annotated[str | None, Query(max_length=100)]
-UTC_ZONE = ZoneInfo("UTC")
 
 
 @router.get("/conversions")
@@ -62,7 +61,7 @@ async def list_conversions(
     cursor: Text = None,
 ) -> Response:
     services = services_of(request)
-    days = date_range(from_, to, UTC_ZONE) if (from_ or to) else None
+    days = date_range(from_, to, program_zone(request)) if (from_ or to) else None
     filters = {
         "offer_id": optional_id(offer_id, "offer_id"),
         "partner_id": optional_id(partner_id, "partner_id"),

@@ -1,5 +1,8 @@
 """The admin's start page (`/ui/`): today against yesterday, the chosen days as a chart, the top offers, partners
-and advertisers of those days, what waits for a decision, and the health of outbound delivery."""
+and advertisers of those days, what waits for a decision, and the health of outbound delivery.
+
+Its days are local days of the program's zone (`TRACKLANE_TIMEZONE`): today began at local midnight, and the
+chart's days are local dates."""
 
 from __future__ import annotations
 
@@ -8,7 +11,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -20,14 +22,14 @@ from tracklane.domain.webhooks import EndpointStatus
 from tracklane.resources.reports import ReportQuery
 from tracklane.services.ports import Page
 from tracklane.services.registry import Services
-from tracklane.web.ui.reports import DateRange, buckets, catalog_names, chart, date_range, shown
+from tracklane.web.ui.dates import DateRange, date_range, last_days, program_zone
+from tracklane.web.ui.reports import buckets, catalog_names, chart, shown
 from tracklane.web.ui.routing import page
 from tracklane.web.ui.session import Viewer, services_of
 
 TOP = 5
 #: How many waiting rows a count reads at most (more shows as "500+").
 COUNT_LIMIT = 500
-UTC_ZONE = ZoneInfo("UTC")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,8 +57,8 @@ class Waiting:
         return f"{COUNT_LIMIT}+" if self.count >= COUNT_LIMIT else str(self.count)
 
 
-async def _totals(services: Services, viewer: Viewer, start: datetime, end: datetime) -> list[dict[str, Any]]:
-    query = ReportQuery(group_by=(), created_from=start, created_to=end)
+async def _totals(services: Services, viewer: Viewer, day: DateRange) -> list[dict[str, Any]]:
+    query = ReportQuery(group_by=(), created_from=day.created_from, created_to=day.created_to, zone=day.zone)
     return shown(await services.reports.run(viewer.scope, query), ()).totals
 
 
@@ -90,7 +92,8 @@ class Top:
 
 async def _top(services: Services, viewer: Viewer, dimension: str, days: DateRange) -> list[Top]:
     """The `TOP` busiest of a dimension (by conversions, then clicks), its currencies' rows taken together."""
-    query = ReportQuery(group_by=(dimension,), created_from=days.created_from, created_to=days.created_to)
+    query = ReportQuery(group_by=(dimension,), created_from=days.created_from, created_to=days.created_to,
+                        zone=days.zone)  # fmt: skip
     rows = shown(await services.reports.run(viewer.scope, query), (dimension,)).rows
     merged: dict[object, dict[str, Any]] = {}
     for row in rows:
@@ -106,15 +109,16 @@ async def _top(services: Services, viewer: Viewer, dimension: str, days: DateRan
 
 
 async def show(request: Request, viewer: Viewer) -> Response:
-    """The admin's home: `from` and `to` (dates) choose the chart's days, by default the last 30."""
+    """The admin's home: `from` and `to` (local dates) choose the chart's days, by default the last 30."""
     params = request.query_params
-    days = date_range(params.get("from"), params.get("to"), UTC_ZONE)
+    zone = program_zone(request)
+    days = date_range(params.get("from"), params.get("to"), zone)
     services = services_of(request)
     now = datetime.now(UTC)
-    midnight = datetime.combine(now.date(), datetime.min.time(), UTC)
-    today = await _totals(services, viewer, midnight, midnight + timedelta(days=1))
-    yesterday = await _totals(services, viewer, midnight - timedelta(days=1), midnight)
-    by_day = ReportQuery(group_by=("day",), created_from=days.created_from, created_to=days.created_to)
+    today_range = last_days(1, zone)
+    today = await _totals(services, viewer, today_range)
+    yesterday = await _totals(services, viewer, today_range.before())
+    by_day = ReportQuery(group_by=("day",), created_from=days.created_from, created_to=days.created_to, zone=zone)
     day_rows = shown(await services.reports.run(viewer.scope, by_day), ("day",)).rows
 
     endpoints = await services.webhooks.list(Page(limit=100))
@@ -139,6 +143,7 @@ async def show(request: Request, viewer: Viewer) -> Response:
         viewer,
         "admin_dashboard.html",
         days=days,
+        today_range=today_range,
         kpis=_kpis(today, yesterday),
         kpi_delta=Kpi.delta,
         chart=chart(day_rows, "day", buckets("day", days)),

@@ -1,5 +1,6 @@
 """The admin's integrations: webhook endpoints (their secret shown once, rotation, pause and re-enable), the
-delivery log of webhooks and partner postbacks (each attempt, resend), the partners' postbacks, Segment sources
+delivery log of webhooks and partner postbacks (each attempt, resend), the partners' postbacks (turned off or on,
+tested, deleted), Segment sources
 (write key, preset, effective settings, the message log with its refusals) and the customers seen through
 them with their metrics per partner, offer or source."""
 
@@ -8,7 +9,6 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo
 
 import msgspec
 from fastapi import APIRouter, Query
@@ -30,15 +30,9 @@ from tracklane.resources.webhooks import DEFAULT_OVERLAP_HOURS, RotateSecret, We
 from tracklane.services.customers import GROUPS
 from tracklane.services.ports import Page
 from tracklane.web.api.listing import PathId
+from tracklane.web.ui.dates import date_range, program_zone
 from tracklane.web.ui.offers import public_base
-from tracklane.web.ui.reports import (
-    NAMES_LIMIT,
-    catalog_names,
-    date_range,
-    optional_choice,
-    optional_id,
-    return_path,
-)
+from tracklane.web.ui.reports import NAMES_LIMIT, catalog_names, optional_choice, optional_id, return_path
 from tracklane.web.ui.routing import PageRoute, page, redirect
 from tracklane.web.ui.session import AdminViewer, Viewer, notify, services_of, viewer_form
 
@@ -50,7 +44,6 @@ DELIVERY_STATUSES = [s.value for s in DeliveryStatus]
 DELIVERY_KINDS = [k.value for k in DeliveryKind]
 OUTCOMES = [o.value for o in MessageOutcome]
 Text = Annotated[str | None, Query(max_length=100)]
-UTC_ZONE = ZoneInfo("UTC")
 
 
 def _text(form: FormData, name: str) -> str:
@@ -236,6 +229,31 @@ async def partner_postback_status(request: Request, viewer: AdminViewer, postbac
     return response
 
 
+@router.post("/partner-postbacks/{postback_id}/test")
+async def test_partner_postback(request: Request, viewer: AdminViewer, postback_id: PathId) -> Response:
+    """Send a test of the postback (sample values) and show its delivery."""
+    form = await viewer_form(request, viewer)
+    try:
+        delivery = await services_of(request).partner_postbacks.test(viewer.scope, postback_id)
+    except Conflict as waiting:
+        response = redirect(return_path(_text(form, "next"), "/ui/partner-postbacks"))
+        notify(request, response, f"No new test: {waiting}.")
+        return response
+    response = redirect(f"/ui/deliveries/{delivery.id}")
+    notify(request, response, f"Test of partner postback #{postback_id} queued with sample values; reload to see "
+                              "its attempt.")  # fmt: skip
+    return response
+
+
+@router.post("/partner-postbacks/{postback_id}/delete")
+async def delete_partner_postback(request: Request, viewer: AdminViewer, postback_id: PathId) -> Response:
+    form = await viewer_form(request, viewer)
+    await services_of(request).partner_postbacks.delete(viewer.scope, postback_id)
+    response = redirect(return_path(_text(form, "next"), "/ui/partner-postbacks"))
+    notify(request, response, f"Partner postback #{postback_id} deleted; its delivery log is kept.")
+    return response
+
+
 # Segment sources
 
 
@@ -345,7 +363,7 @@ async def list_customers(
     """The customer metrics per partner, offer or source over the chosen days, and the customers themselves."""
     services = services_of(request)
     group = optional_choice(group_by, "group_by", GROUPS) or "partner"
-    days = date_range(from_, to, UTC_ZONE)
+    days = date_range(from_, to, program_zone(request))
     filters = {"source_id": optional_id(source_id, "source_id"), "partner_id": optional_id(partner_id, "partner_id"),
                "offer_id": optional_id(offer_id, "offer_id")}  # fmt: skip
     given = {k: v for k, v in filters.items() if v is not None}

@@ -27,8 +27,9 @@ from tracklane.resources.offers import (
     OfferEventUpdate,
     OfferUpdate,
     OfferView,
-    offer_event_view,
+    offer_event_data,
     offer_view,
+    postback_url,
     tracking_url,
 )
 from tracklane.services.ports import Page
@@ -218,7 +219,7 @@ async def _offer_page(
     services = services_of(request)
     offer = await services.catalog.get_offer(offer_id)
     advertiser = await services.catalog.get_advertiser(offer.advertiser_id)
-    events = [offer_event_view(e, offer.currency) for e in await services.catalog.list_offer_events(offer_id)]
+    events = [offer_event_data(e, offer.currency) for e in await services.catalog.list_offer_events(offer_id)]
     partners = [p for p in await services.catalog.list_partners(Page(limit=NAMES_LIMIT))
                 if p.status is PartnerStatus.ACTIVE]  # fmt: skip
     chosen = next((p for p in partners if p.id == partner_id), partners[0] if partners else None)
@@ -243,7 +244,7 @@ async def _offer_page(
         access=access,
         link=tracking_url(base, offer.id, chosen.id) if chosen else None,
         clk=f"{base}/clk?offer_id={offer.id}&partner_id={chosen.id}" if chosen else None,
-        postback=f"{base}/postback?transaction_id=TRANSACTION_ID&secure={advertiser.postback_token}",
+        postback=postback_url(base, advertiser.postback_token),
         pixel=f"{base}/pixel?offer_id={offer.id}",
         sub_ids=SUB_IDS,
         choices=CHOICES,

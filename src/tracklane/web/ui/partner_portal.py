@@ -1,5 +1,6 @@
 """The partner portal (`/ui/p/`): the partner's performance, the offers it may run (and asks access to), its
-tracking links, its postbacks with their delivery log, its stats and its conversions.
+tracking links, its postbacks with their delivery log (a test sent on demand, a postback turned off or deleted),
+its stats and its conversions.
 
 Every read goes through the services with the partner's scope, and every page shows the partner's views
 only (`OfferPartnerView`, `ConversionPartnerView`, the partner's report rows): a partner never sees revenue,
@@ -17,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from tracklane.domain import routing as click_routing
-from tracklane.domain.errors import InvalidParameter, NotFound
+from tracklane.domain.errors import Conflict, InvalidParameter, NotFound
 from tracklane.domain.macros import AMOUNT, partner_macros
 from tracklane.domain.model import (
     AccessStatus,
@@ -36,7 +37,7 @@ from tracklane.resources.partner_postbacks import PartnerPostbackCreate, Partner
 from tracklane.services.ports import Page
 from tracklane.services.registry import Services
 from tracklane.web.api.listing import PathId
-from tracklane.web.ui import portal
+from tracklane.web.ui import dates, portal
 from tracklane.web.ui.portal import Kpi, change
 from tracklane.web.ui.routing import PageRoute, page, redirect
 from tracklane.web.ui.session import PartnerViewer, Viewer, notify, services_of, viewer_form
@@ -116,9 +117,10 @@ async def home(request: Request, viewer: PartnerViewer) -> Response:
     if closed:
         return closed
     services, scope = services_of(request), viewer.scope
-    week = portal.last_days(7)
+    zone = dates.program_zone(request)
+    week = dates.last_days(7, zone)
     now, before, _ = await portal.performance(services, scope, week, "payout")
-    chart_range = portal.last_days(30)
+    chart_range = dates.last_days(30, zone)
     chart_rows = await portal.report_rows(services, scope, ("day",), chart_range)
     kpis = [
         Kpi("Clicks", now.clicks, change=change(now.clicks, before.clicks)),
@@ -217,7 +219,7 @@ async def offer(request: Request, viewer: PartnerViewer, offer_id: PathId) -> Re
     found = await services.catalog.visible_offer(viewer.scope, offer_id)
     (seen,) = await _seen(services, partner, [found])
     payouts = await services.catalog.payouts_of_partner(partner.id, [found.id])
-    events = [offer_event_view_for(viewer.scope, e, found, payouts)
+    events = [offer_event_view_for(viewer.scope, e, found, payouts, services.settings.base_url, None)
               for e in await services.catalog.list_offer_events(found.id)]  # fmt: skip
     return page(request, viewer, "partner_offer.html", seen=seen, offer=seen.offer, events=events)
 
@@ -312,6 +314,35 @@ async def postback_status(request: Request, viewer: PartnerViewer, postback_id: 
     return response
 
 
+@router.post("/postbacks/{postback_id}/test")
+async def test_postback(request: Request, viewer: PartnerViewer, postback_id: PathId) -> Response:
+    """Send a test of the postback (sample values) and show its delivery log."""
+    await viewer_form(request, viewer)
+    _, closed = await _open(request, viewer)
+    if closed:
+        return closed
+    response = redirect(f"/ui/p/postbacks/{postback_id}")
+    try:
+        await services_of(request).partner_postbacks.test(viewer.scope, postback_id)
+    except Conflict as waiting:
+        notify(request, response, f"No new test: {waiting}.")
+        return response
+    notify(request, response, "Test sent to your URL with sample values: its outcome is in the log (marked test).")
+    return response
+
+
+@router.post("/postbacks/{postback_id}/delete")
+async def delete_postback(request: Request, viewer: PartnerViewer, postback_id: PathId) -> Response:
+    await viewer_form(request, viewer)
+    _, closed = await _open(request, viewer)
+    if closed:
+        return closed
+    await services_of(request).partner_postbacks.delete(viewer.scope, postback_id)
+    response = redirect("/ui/p/postbacks")
+    notify(request, response, f"Postback #{postback_id} deleted: it fires no more.")
+    return response
+
+
 @router.get("/postbacks/{postback_id}")
 async def postback(request: Request, viewer: PartnerViewer, postback_id: PathId, cursor: Text = None) -> Response:
     _, closed = await _open(request, viewer)
@@ -348,7 +379,13 @@ async def stats(
         return closed
     asked = portal.StatsAsked(group_by, from_, to, offer_id)
     context = await portal.stats_context(
-        services_of(request), viewer.scope, asked, STATS_GROUPS, ("payout", "Payout"), _label
+        services_of(request),
+        viewer.scope,
+        dates.program_zone(request),
+        asked,
+        STATS_GROUPS,
+        ("payout", "Payout"),
+        _label,
     )
     return page(request, viewer, "partner_stats.html", **context)
 
@@ -377,7 +414,7 @@ async def conversions(
     services = services_of(request)
     shown = portal.choice(status, [s.value for s in ConversionStatus], "status")
     only = portal.optional_id(offer_id, "offer_id")
-    created = portal.date_range(from_, to) if from_ or to else None
+    created = dates.date_range(from_, to, dates.program_zone(request)) if from_ or to else None
     found = await services.conversions.list(
         viewer.scope, portal.list_page(portal.cursor_of(cursor), created, status=shown, offer_id=only)
     )

@@ -20,11 +20,11 @@ from tracklane.resources.offers import (
     OfferAccessCreate,
     OfferAccessUpdate,
     PartnerPayoutCreate,
-    offer_event_view,
+    offer_event_data,
     offer_view,
     partner_payout_view,
 )
-from tracklane.resources.partners import PartnerCreate, PartnerUpdate, Verdict
+from tracklane.resources.partners import PartnerCreate, PartnerUpdate, Verdict, decided_by_user
 from tracklane.resources.users import UserCreate, UserUpdate, accept_url
 from tracklane.services.ports import Page
 from tracklane.web.api.listing import PathId
@@ -87,7 +87,7 @@ async def show_advertiser(request: Request, viewer: AdminViewer, advertiser_id: 
     offers = await services.catalog.list_offers(Page(limit=NAMES_LIMIT, filters={"advertiser_id": advertiser_id}))
     sources = await services.sources.list(Page(limit=NAMES_LIMIT, filters={"advertiser_id": advertiser_id}))
     users = await services.users.list(Page(limit=NAMES_LIMIT, filters={"advertiser_id": advertiser_id}))
-    events = {o.id: [offer_event_view(e, o.currency) for e in await services.catalog.list_offer_events(o.id)]
+    events = {o.id: [offer_event_data(e, o.currency) for e in await services.catalog.list_offer_events(o.id)]
               for o in offers}  # fmt: skip
     base = public_base(request)
     return page(request, viewer, "admin_advertiser.html", advertiser=advertiser, offers=[offer_view(o) for o in offers],
@@ -146,7 +146,7 @@ async def create_partner(request: Request, viewer: AdminViewer) -> Response:
 async def partner_verdict(request: Request, viewer: AdminViewer, partner_id: PathId) -> Response:
     form = await viewer_form(request, viewer)
     verdict = convert(_given(form, "verdict", "reason"), Verdict)
-    partner = await services_of(request).catalog.partner_verdict(partner_id, verdict)
+    partner = await services_of(request).catalog.partner_verdict(partner_id, verdict, decided_by_user(viewer.user))
     response = redirect(return_path(_text(form, "next"), f"/ui/partners/{partner_id}"))
     notify(request, response, f"{partner.name} is {partner.status.value}.")
     return response

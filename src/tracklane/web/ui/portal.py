@@ -1,6 +1,9 @@
-"""What the partner portal and the advertiser portal share: the date range a page reads, the performance of a
-range against the one before it (the KPI tiles), the day chart, the names of the offers a viewer sees, the
-query values of a list's filters and its "Next" link.
+"""What the partner portal and the advertiser portal share: the performance of a range of days against the one
+before it (the KPI tiles), the day chart, the names of the offers a viewer sees, the query values of a list's
+filters and its "Next" link.
+
+Days are local days of the program's zone (`dates.DateRange`): a report the portal reads is bounded by them and
+buckets its days in that zone, so a chart's day is the local date.
 
 The money of a report is that of the viewer's side only (a partner's payout, an advertiser's revenue): the
 role's report view has no other money field, and the summary reads only the one it is given. Money is never
@@ -11,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import tzinfo
 from decimal import Decimal
 from typing import Any, Final, Literal
 from urllib.parse import urlencode
@@ -22,74 +25,12 @@ from tracklane.domain.tenancy import Scope
 from tracklane.resources.reports import REPORT_CURRENCY, ReportQuery
 from tracklane.services.ports import Page
 from tracklane.services.registry import Services
+from tracklane.web.ui.dates import DateRange, date_range
 
-MAX_RANGE_DAYS: Final = 366
 LIST_LIMIT: Final = 50
 _ALL: Final = 500  # the page size of reads that take every row of a small list (offers, access)
 
 MoneyField = Literal["payout", "revenue"]
-
-
-@dataclass(frozen=True, slots=True)
-class DateRange:
-    """Whole UTC days, `first` to `last` inclusive."""
-
-    first: date
-    last: date
-
-    @property
-    def created_from(self) -> datetime:
-        return datetime.combine(self.first, time(), UTC)
-
-    @property
-    def created_to(self) -> datetime:
-        return datetime.combine(self.last + timedelta(days=1), time(), UTC)
-
-    @property
-    def length(self) -> int:
-        return (self.last - self.first).days + 1
-
-    def before(self) -> DateRange:
-        """The range of the same length that ends the day before this one starts."""
-        last = self.first - timedelta(days=1)
-        return DateRange(last - timedelta(days=self.length - 1), last)
-
-    def days(self) -> list[date]:
-        return [self.first + timedelta(days=n) for n in range(self.length)]
-
-    def query(self) -> dict[str, str]:
-        return {"from": self.first.isoformat(), "to": self.last.isoformat()}
-
-
-def today() -> date:
-    return datetime.now(UTC).date()
-
-
-def last_days(days: int) -> DateRange:
-    """The last `days` days, today included."""
-    end = today()
-    return DateRange(end - timedelta(days=days - 1), end)
-
-
-def date_range(raw_from: str | None, raw_to: str | None, default_days: int = 30) -> DateRange:
-    """The range a page's `from` and `to` (dates, both included) ask for; by default the last `default_days`."""
-    default = last_days(default_days)
-    first = _date(raw_from, "from") or default.first
-    last = _date(raw_to, "to") or (max(default.last, first) if raw_from else default.last)
-    if last < first:
-        raise InvalidParameter("to", "must not be before from")
-    if (last - first).days + 1 > MAX_RANGE_DAYS:
-        raise InvalidParameter("from", f"the range may span at most {MAX_RANGE_DAYS} days")
-    return DateRange(first, last)
-
-
-def _date(raw: str | None, name: str) -> date | None:
-    if raw is None or not raw.strip():
-        return None
-    try:
-        return date.fromisoformat(raw.strip())
-    except ValueError:
-        raise InvalidParameter(name, "must be a date written YYYY-MM-DD") from None
 
 
 def optional_id(raw: str | None, name: str) -> int | None:
@@ -229,9 +170,10 @@ def change(now: int | Decimal | None, before: int | Decimal | None) -> Decimal |
 async def report_rows(
     services: Services, scope: Scope, group_by: tuple[str, ...], created: DateRange, offer_id: int | None = None
 ) -> list[Any]:
-    """The viewer's report rows over the range (its role's view: only its side's money)."""
+    """The viewer's report rows over the range, days bucketed in its zone (its role's view: only its side's
+    money)."""
     query = ReportQuery(group_by=group_by, created_from=created.created_from, created_to=created.created_to,
-                        offer_id=offer_id)  # fmt: skip
+                        offer_id=offer_id, zone=created.zone)  # fmt: skip
     view = await services.reports.run(scope, query)
     return list(view.rows)
 
@@ -282,17 +224,18 @@ class StatsAsked:
 async def stats_context(
     services: Services,
     scope: Scope,
+    zone: tzinfo,
     asked: StatsAsked,
     groups: Mapping[str, str],
     money: tuple[MoneyField, str],
     label: Callable[[str, object, dict[int, str]], str],
 ) -> dict[str, Any]:
-    """The context of a portal's stats page (`groups`: the groupings offered, by their labels): the rows
-    of the chosen grouping with their labels (`label`), totals and a day chart of the role's money (`money`:
-    its field and its label)."""
+    """The context of a portal's stats page over local days of `zone` (`groups`: the groupings offered, by
+    their labels): the rows of the chosen grouping with their labels (`label`), totals and a day chart of the
+    role's money (`money`: its field and its label)."""
     money_field, money_label = money
     grouping = choice(asked.group_by, groups, "group_by") or "day"
-    created = date_range(asked.from_, asked.to)
+    created = date_range(asked.from_, asked.to, zone)
     only = optional_id(asked.offer_id, "offer_id")
     rows = await report_rows(services, scope, (grouping,), created, only)
     names = await offer_names(services, scope)

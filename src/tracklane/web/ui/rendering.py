@@ -1,5 +1,6 @@
 """Pages from templates: the Jinja2 environment (autoescaping everything), the formats of money, numbers
-and instants for the viewer's locale and zone, and the security headers every page carries.
+and instants for the viewer's locale and the program's zone (`TRACKLANE_TIMEZONE`), and the security headers
+every page carries.
 
 The Content-Security-Policy allows scripts, styles, images and requests from this origin only: no inline
 script or style runs, so markup that slipped into a page could not execute. Data for scripts travels in
@@ -9,11 +10,10 @@ script or style runs, so markup that slipped into a page could not execute. Data
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, tzinfo
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from babel import Locale, UnknownLocaleError
 from babel.numbers import format_currency, format_decimal, format_percent
@@ -23,6 +23,7 @@ from starlette.responses import HTMLResponse
 
 from tracklane.domain.money import minor_units
 from tracklane.web import sdk
+from tracklane.web.ui.dates import program_zone
 
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
@@ -55,11 +56,15 @@ def locale_of(request: Request) -> Locale:
 
 
 class Formats:
-    """How one viewer reads money, counts, ratios and instants."""
+    """How one viewer reads money, counts, ratios and instants (in `zone`, the program's)."""
 
-    def __init__(self, locale: Locale, zone: ZoneInfo) -> None:
+    def __init__(self, locale: Locale, zone: tzinfo) -> None:
         self.locale = locale
         self.zone = zone
+
+    @property
+    def zone_name(self) -> str:
+        return str(self.zone)
 
     def money(self, amount: Decimal | str | None, currency: str) -> str:
         """ISO 4217 places (JPY none, USD two, KWD three), the locale's symbol and separators."""
@@ -89,6 +94,7 @@ class Formats:
         return format_percent(Decimal(value) / 100, format="#,##0.00%", locale=self.locale)
 
     def instant(self, value: datetime | str | None) -> str:
+        """The local time of the zone, to the minute (`2026-03-01 05:45`)."""
         if value is None:
             return "—"
         moment = datetime.fromisoformat(value) if isinstance(value, str) else value
@@ -112,7 +118,6 @@ ENVIRONMENT = _environment()
 
 def render(request: Request, template: str, context: Mapping[str, Any], status: int = 200) -> HTMLResponse:
     """The page `template` rendered with `context`, its formats and the security headers."""
-    zone = ZoneInfo("UTC")
-    formats = Formats(locale_of(request), zone)
+    formats = Formats(locale_of(request), program_zone(request))
     body = ENVIRONMENT.get_template(template).render({"fmt": formats, "request_path": request.url.path, **context})
     return HTMLResponse(body, status_code=status, headers=dict(SECURITY_HEADERS))

@@ -1,6 +1,9 @@
 """The admin's report builder (`/ui/reports`) and its downloads (`/ui/reports.csv`, `/ui/reports.json`: the same
-rows, through the session), and what every admin list reads from its query string: a date range in the report's
-zone, optional ids and choices, and the names of offers, partners and advertisers to show beside their ids.
+rows, through the session), and what every admin list reads from its query string: optional ids and choices, and
+the names of offers, partners and advertisers to show beside their ids (its days are read by `dates`).
+
+The report is counted in the zone its `tz` picker chooses, by default the program's (`TRACKLANE_TIMEZONE`);
+its days `from` and `to` are local days of that zone.
 
 A report adds money only within one currency: each row and each total carries its currency (a report of one
 currency has one total), and the chart draws one money line per currency.
@@ -10,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from datetime import datetime, time, timedelta, tzinfo
 from decimal import Decimal
 from typing import Any
 
@@ -36,13 +39,12 @@ from tracklane.resources.reports import (
 from tracklane.services.ports import Page
 from tracklane.services.registry import Services
 from tracklane.services.reports import DIMENSIONS
+from tracklane.web.ui.dates import REPORT_MAX_DAYS, DateRange, date_range, program_zone
 from tracklane.web.ui.routing import PageRoute, page
 from tracklane.web.ui.session import AdminViewer, services_of
 
 router = APIRouter(prefix="/ui", route_class=PageRoute, include_in_schema=False)
 
-DEFAULT_DAYS = 30
-MAX_DAYS = 366 * 3
 #: Lists whose names the pages show beside ids (a program larger than this shows the others by id).
 NAMES_LIMIT = 500
 ZONES = ("UTC", "Europe/London", "Europe/Berlin", "America/New_York", "America/Chicago", "America/Los_Angeles",
@@ -104,55 +106,10 @@ def return_path(target: str, fallback: str) -> str:
     return fallback
 
 
-def zone_of(raw: str | None) -> tzinfo:
-    """An IANA zone by name (empty: UTC); an unknown one is refused, naming `tz`."""
-    return parse_zone((raw or "").strip() or "UTC")
-
-
-@dataclass(frozen=True, slots=True)
-class DateRange:
-    """Whole days, `first` to `last` included, in `zone`."""
-
-    first: date
-    last: date
-    zone: tzinfo
-
-    @property
-    def zone_name(self) -> str:
-        return str(self.zone)
-
-    @property
-    def created_from(self) -> datetime:
-        return datetime.combine(self.first, time(), self.zone).astimezone(UTC)
-
-    @property
-    def created_to(self) -> datetime:
-        return datetime.combine(self.last + timedelta(days=1), time(), self.zone).astimezone(UTC)
-
-    @property
-    def days(self) -> int:
-        return (self.last - self.first).days + 1
-
-
-def _day(raw: str | None, field_name: str) -> date | None:
-    if raw is None or not raw.strip():
-        return None
-    try:
-        return date.fromisoformat(raw.strip())
-    except ValueError:
-        raise InvalidParameter(field_name, "must be a date like 2026-01-31") from None
-
-
-def date_range(raw_from: str | None, raw_to: str | None, zone: tzinfo, default_days: int = DEFAULT_DAYS) -> DateRange:
-    """The days asked for (`from`, `to`: ISO dates, both included); by default the last `default_days` days."""
-    today = datetime.now(zone).date()
-    last = _day(raw_to, "to") or today
-    first = _day(raw_from, "from") or last - timedelta(days=default_days - 1)
-    if first > last:
-        raise InvalidParameter("from", "must be on or before to")
-    if (last - first).days >= MAX_DAYS:
-        raise InvalidParameter("from", f"the range may span at most {MAX_DAYS} days")
-    return DateRange(first, last, zone)
+def zone_of(raw: str | None, default: tzinfo) -> tzinfo:
+    """An IANA zone by name (empty: `default`, the program's zone); an unknown one is refused, naming `tz`."""
+    name = (raw or "").strip()
+    return parse_zone(name) if name else default
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,8 +178,7 @@ def buckets(dimension: str, days: DateRange) -> list[str]:
     """The labels of every day, week or month bucket of `days` (none for other dimensions)."""
     if dimension not in ("day", "week", "month"):
         return []
-    labels = (bucket_label(dimension, datetime.combine(days.first + timedelta(days=n), time()))
-              for n in range(days.days))  # fmt: skip
+    labels = (bucket_label(dimension, datetime.combine(day, time())) for day in days.days())
     return list(dict.fromkeys(labels))
 
 
@@ -285,12 +241,13 @@ class Asked:
                 "advertiser_id": self.query.advertiser_id}[name]  # fmt: skip
 
 
-def _asked(params: QueryParams) -> Asked:
+def _asked(params: QueryParams, default_zone: tzinfo) -> Asked:
     """The report the query string asks for: dimensions as checkboxes (`group_by`, repeated or comma-separated;
-    none: by day), whole days `from` to `to` (both included) in `tz`, and the report's filters."""
+    none: by day), whole days `from` to `to` (both included) in `tz` (by default the program's zone), and the
+    report's filters."""
     dimensions = [d.strip() for raw in params.getlist("group_by") or ["day"] for d in raw.split(",") if d.strip()]
-    zone = zone_of(params.get("tz"))
-    days = date_range(params.get("from"), params.get("to"), zone)
+    zone = zone_of(params.get("tz"), default_zone)
+    days = date_range(params.get("from"), params.get("to"), zone, max_days=REPORT_MAX_DAYS)
     values = {name: params.get(name, "").strip() for name in (*ID_FILTERS, *FORM_FILTERS, "date_basis")}
     given = {name: value for name, value in values.items() if value}
     span = {"from": days.first.isoformat(), "to": (days.last + timedelta(days=1)).isoformat()}
@@ -300,7 +257,7 @@ def _asked(params: QueryParams) -> Asked:
 
 @router.get("/reports")
 async def report_page(request: Request, viewer: AdminViewer) -> Response:
-    asked = _asked(request.query_params)
+    asked = _asked(request.query_params, program_zone(request))
     services = services_of(request)
     report = shown(await services.reports.run(viewer.scope, asked.query), asked.dimensions)
     times = [d for d in asked.dimensions if d in TIME_DIMENSIONS and d != "date"]
@@ -322,14 +279,14 @@ async def report_page(request: Request, viewer: AdminViewer) -> Response:
 
 @router.get("/reports.json")
 async def report_json(request: Request, viewer: AdminViewer) -> Response:
-    asked = _asked(request.query_params)
+    asked = _asked(request.query_params, program_zone(request))
     view = await services_of(request).reports.run(viewer.scope, asked.query)
     return _download(msgspec.json.encode(view), "application/json", _file_name(asked, "json"))
 
 
 @router.get("/reports.csv")
 async def report_csv(request: Request, viewer: AdminViewer) -> Response:
-    asked = _asked(request.query_params)
+    asked = _asked(request.query_params, program_zone(request))
     view = await services_of(request).reports.run(viewer.scope, asked.query)
     body = "".join(csv_lines(view, asked.dimensions)).encode()
     return _download(body, "text/csv; charset=utf-8", _file_name(asked, "csv"))

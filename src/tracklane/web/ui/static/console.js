@@ -76,8 +76,8 @@ function charts() {
       holder.classList.add("empty");
       continue;
     }
-    const xs = data.labels.map((label) => Date.parse(label) / 1000);
-    const series = [{}];
+    const xs = wallClock(data.labels);
+    const series = [data.labels[0].length > 10 ? {} : { value: "{YYYY}-{MM}-{DD}" }]; // days: no time of day
     const columns = [xs];
     const axes = [{}];
     const scales = new Set();
@@ -97,8 +97,24 @@ function charts() {
     for (const scale of scales) {
       ranges[scale] = { auto: true, range: (_u, _min, max) => [0, max > 0 ? max * 1.1 : 1] };
     }
-    new uPlot({ width, height: 260, series, axes, scales: ranges }, columns, holder);
+    new uPlot({ width, height: 260, series, axes, scales: ranges, tzDate: asUtc }, columns, holder);
   }
+}
+
+// A label is a day (2026-01-01) or an hour (2026-01-01T05:00:00+05:45) of the zone the server counted in: the
+// chart shows it as written, in whatever zone the browser is, so it is placed at its wall-clock time read as UTC
+// and drawn in UTC. An hour a clock change repeats keeps its own place, a second after the first.
+function wallClock(labels) {
+  let previous = -Infinity;
+  return labels.map((label) => {
+    const x = Math.max(Date.parse(`${label.slice(0, 19)}${label.length > 10 ? "" : "T00:00:00"}Z`) / 1000, previous + 1);
+    previous = x;
+    return x;
+  });
+}
+
+function asUtc(seconds) {
+  return uPlot.tzDate(new Date(seconds * 1000), "Etc/UTC");
 }
 
 onReady(() => {
