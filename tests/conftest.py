@@ -16,6 +16,8 @@ from tests.receiver import DELIVERY, Receiver, receiving
 from tests.segment_support import RequestLog
 from tests.servers import POSTGRES_ENV, RunningServer, postgres_database, running_server, sqlite_url
 
+BROWSER_UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"
+
 
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -54,7 +56,8 @@ def api(server: RunningServer) -> Iterator[httpx.Client]:
 @pytest.fixture
 def web(server: RunningServer) -> Iterator[httpx.Client]:
     """An anonymous HTTP client (tracking endpoints), which does not follow redirects."""
-    with httpx.Client(base_url=server.base_url, timeout=30, follow_redirects=False) as client:
+    headers = {"user-agent": BROWSER_UA}  # an HTTP library's own user agent is a bot's
+    with httpx.Client(base_url=server.base_url, headers=headers, timeout=30, follow_redirects=False) as client:
         yield client
 
 
@@ -107,5 +110,6 @@ def admin(hub: RunningServer) -> Iterator[httpx.Client]:
 
 @pytest.fixture
 def visitor(hub: RunningServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=hub.base_url, timeout=30, follow_redirects=False) as client:
+    headers = {"user-agent": BROWSER_UA}  # an HTTP library's own user agent is a bot's
+    with httpx.Client(base_url=hub.base_url, headers=headers, timeout=30, follow_redirects=False) as client:
         yield client

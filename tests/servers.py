@@ -77,6 +77,7 @@ def running_server(
     in front of it (tests use it to watch requests or to fail them the way a proxy or network would)."""
     admin_key = "tlk_test_" + secrets.token_urlsafe(24)
     settings_overrides.setdefault("idle_timeout_seconds", 60)  # test clients keep connections between steps
+    settings_overrides.setdefault("duplicate_click_window_seconds", 0)  # tests repeat clicks from one client
     if not database_url.startswith("sqlite"):
         settings_overrides.setdefault("secrets_key", POSTGRES_SECRETS_KEY)
     settings = Settings(database_url=database_url, admin_key=admin_key, port=8080, **settings_overrides)  # type: ignore[arg-type]

@@ -44,6 +44,7 @@ class ServeProcess:
             "TRACKLANE_PORT": str(self.port),
             "TRACKLANE_LOG_LEVEL": "WARNING",
             "TRACKLANE_DELIVERY_IN_SERVE": "false",
+            "TRACKLANE_DUPLICATE_CLICK_WINDOW_SECONDS": "0",  # tests repeat clicks from one client
             **secrets_env(database_url),
             **env,
         }

@@ -61,6 +61,7 @@ class ServerProcess:
             "TRACKLANE_PORT": str(self.port),
             "TRACKLANE_LOG_LEVEL": "WARNING",
             "TRACKLANE_DELIVERY_IN_SERVE": "false",  # the deliveries stay as written, to be counted
+            "TRACKLANE_DUPLICATE_CLICK_WINDOW_SECONDS": "0",  # its clients repeat clicks from one address
             "TRACKLANE_SECRETS_KEY": "crash-test-only-secrets-key-0123456789abcdef",
         }
         self.log = log

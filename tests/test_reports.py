@@ -133,7 +133,7 @@ def _seed(server: RunningServer, api: httpx.Client, engine: sa.Engine) -> World:
         (usd, p2, BROWSER, "US", "second", datetime(2026, 11, 1, 6, 30, tzinfo=UTC), "198.51.100.4"),  # 01:30 EST
     ]
     tids = []
-    with httpx.Client(base_url=server.base_url, timeout=30) as web:
+    with httpx.Client(base_url=server.base_url, headers={"user-agent": BROWSER}, timeout=30) as web:
         for offer, partner, *_, sub1, _, _ in clicks_:
             tids.append(factories.click(web, offer["id"], partner["id"], sub1=sub1, source_id="feed"))
 

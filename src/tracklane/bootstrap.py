@@ -166,7 +166,9 @@ def build(settings: Settings) -> Container:
         settings=settings,
         db=db,
         catalog=CatalogService(db, utc_now, new_postback_token),
-        clicks=ClickService(db, utc_now, new_transaction_id, settings.fallback_url),
+        clicks=ClickService(
+            db, utc_now, new_transaction_id, settings.fallback_url, settings.duplicate_click_window_seconds
+        ),
         conversions=ConversionService(db, utc_now),
         reports=ReportService(db),
         api_keys=ApiKeyService(db, utc_now, new_api_key),

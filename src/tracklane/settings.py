@@ -42,6 +42,13 @@ class Settings(BaseSettings):
         description="Request header holding the visitor's ISO country code, set by a CDN or proxy "
         "(for example CF-IPCountry).",
     )
+    duplicate_click_window_seconds: float = Field(
+        default=60,
+        ge=0,
+        le=86400,
+        description="A billable click repeated (same IP, user agent, offer and partner) within this many seconds "
+        "is recorded as a duplicate, not billed; 0 turns the check off.",
+    )
     workers: int = Field(default=1, ge=1, le=64, description="Server processes `tracklane serve` starts.")
     catalog_cache_seconds: float = Field(
         default=2.0,

@@ -97,6 +97,8 @@ class RefusalCode(StrEnum):
     INVALID_PARAMETER = "invalid_parameter"
     METHOD_NOT_ENABLED = "method_not_enabled"
     """The offer does not accept conversions by this method (postback, pixel, SDK, Segment, API)."""
+    ADVERTISER_INACTIVE = "advertiser_inactive"
+    """The offer's advertiser is inactive: its offers take no conversions (and no billable clicks)."""
     BUSY = "busy"
     """Concurrent writers kept colliding; the sender retries (a 503)."""
 

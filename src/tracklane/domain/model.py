@@ -11,6 +11,7 @@ from enum import StrEnum
 from tracklane.domain.billing import AdvertiserBilling, PartnerBilling
 from tracklane.domain.caps import Cap
 from tracklane.domain.money import PriceRule
+from tracklane.domain.targeting import NO_TARGETING, Targeting
 from tracklane.domain.trace import TraceStep
 
 
@@ -127,6 +128,7 @@ class Offer:
     caps: tuple[Cap, ...] = ()
     conversion_methods: frozenset[ConversionMethod] = DEFAULT_CONVERSION_METHODS
     share_amount_with_partners: bool = False
+    targeting: Targeting = NO_TARGETING
 
     def accepts(self, method: ConversionMethod) -> bool:
         return method in self.conversion_methods

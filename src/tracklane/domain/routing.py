@@ -1,4 +1,5 @@
-"""Where a click goes: the verdict on a visit through a tracking link, and the macro values it carries."""
+"""Where a click goes: the verdict on a visit through a tracking link (the offer's and its advertiser's status,
+the partner's standing, offer access, the offer's targeting), and the macro values it carries."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from datetime import datetime
 
 from tracklane.domain.model import (
     AccessStatus,
+    Advertiser,
     Offer,
     OfferAccess,
     OfferStatus,
@@ -13,14 +15,27 @@ from tracklane.domain.model import (
     PartnerStatus,
     Visibility,
 )
+from tracklane.domain.targeting import Visitor, mismatch
+
+ADVERTISER_INACTIVE = "advertiser_inactive"
 
 
-def reject_reason(offer: Offer | None, partner: Partner | None, access: OfferAccess | None) -> str | None:
-    """Why the click must not go to the offer, or None when it may (caps are checked after this)."""
+def reject_reason(
+    offer: Offer | None,
+    partner: Partner | None,
+    access: OfferAccess | None,
+    *,
+    advertiser: Advertiser | None = None,
+    visitor: Visitor | None = None,
+) -> str | None:
+    """Why the click must not go to the offer, or None when it may (caps are checked after this). The
+    advertiser's status is checked when `advertiser` is given, the offer's targeting when `visitor` is."""
     if offer is None:
         return "unknown_offer"
     if offer.status is not OfferStatus.ACTIVE:
         return "offer_paused"
+    if advertiser is not None and advertiser.status != "active":
+        return ADVERTISER_INACTIVE
     if partner is None:
         return "unknown_partner"
     if partner.status is not PartnerStatus.ACTIVE:
@@ -30,7 +45,7 @@ def reject_reason(offer: Offer | None, partner: Partner | None, access: OfferAcc
         return "offer_access_not_approved"
     if access is not None and access.status is AccessStatus.REJECTED:
         return "offer_access_rejected"
-    return None
+    return None if visitor is None else mismatch(offer.targeting, visitor)
 
 
 def click_macro_values(

@@ -45,6 +45,7 @@ from tracklane.domain.model import (
     Visibility,
 )
 from tracklane.domain.money import PriceRule, PriceType, format_money, parse_currency, parse_money, parse_percent
+from tracklane.domain.targeting import MatchKind, ParamRule, RuleAction, Targeting
 from tracklane.domain.tenancy import Scope
 from tracklane.resources.fields import (
     UNSET,
@@ -140,6 +141,74 @@ def price_view(rule: PriceRule, currency: str) -> PriceRuleView:
     return PriceRuleView(type=rule.type, amount=amount, percent=None if rule.percent is None else str(rule.percent))
 
 
+# targeting
+
+CountryCode = Annotated[str, msgspec.Meta(pattern="^[A-Za-z]{2}$", description="ISO 3166-1 alpha-2",
+                                          examples=["US"])]  # fmt: skip
+DeviceType = Literal["desktop", "mobile", "tablet", "unknown"]
+Label = Annotated[str, msgspec.Meta(min_length=1, max_length=100, description="as the user-agent parser names it",
+                                    examples=["iOS", "Chrome Mobile"])]  # fmt: skip
+RuleField = Literal["sub1", "sub2", "sub3", "sub4", "sub5", "source_id", "referrer"]
+RuleValue = Annotated[str, msgspec.Meta(min_length=1, max_length=2048)]
+
+
+class ParamRuleBody(Struct):
+    """`allow`: only matching values go through; `block`: matching values are refused (case ignored)."""
+
+    field: RuleField
+    action: RuleAction
+    values: Annotated[list[RuleValue], msgspec.Meta(min_length=1, max_length=1000)]
+    match: MatchKind = MatchKind.EXACT
+
+    def rule(self) -> ParamRule:
+        return ParamRule(self.field, self.action, self.match, tuple(dict.fromkeys(v.lower() for v in self.values)))
+
+
+class TargetingBody(Struct):
+    """Which visitors may click through to the offer; an empty list is anyone. A visitor outside it is
+    recorded, refused with `targeting:<what>` and sent to the fallback URL."""
+
+    countries: Annotated[list[CountryCode], msgspec.Meta(max_length=300)] = []
+    device_types: list[DeviceType] = []
+    operating_systems: Annotated[list[Label], msgspec.Meta(max_length=100)] = []
+    browsers: Annotated[list[Label], msgspec.Meta(max_length=100)] = []
+    rules: Annotated[list[ParamRuleBody], msgspec.Meta(max_length=50)] = []
+
+    def targeting(self) -> Targeting:
+        return Targeting(
+            countries=tuple(dict.fromkeys(c.upper() for c in self.countries)),
+            device_types=tuple(dict.fromkeys(self.device_types)),
+            operating_systems=tuple(dict.fromkeys(self.operating_systems)),
+            browsers=tuple(dict.fromkeys(self.browsers)),
+            rules=tuple(r.rule() for r in self.rules),
+        )
+
+
+class ParamRuleView(View, frozen=True):
+    field: str
+    action: RuleAction
+    match: MatchKind
+    values: list[str]
+
+
+class TargetingView(View, frozen=True):
+    """Which visitors may click through to the offer, by what their clicks record (country, device type,
+    operating system, browser) and by their parameters (`rules`); an empty list is anyone."""
+
+    countries: list[str]
+    device_types: list[str]
+    operating_systems: list[str]
+    browsers: list[str]
+    rules: list[ParamRuleView]
+
+
+def targeting_view(t: Targeting) -> TargetingView:
+    return TargetingView(countries=list(t.countries), device_types=list(t.device_types),
+                         operating_systems=list(t.operating_systems), browsers=list(t.browsers),
+                         rules=[ParamRuleView(field=r.field, action=r.action, match=r.match, values=list(r.values))
+                                for r in t.rules])  # fmt: skip
+
+
 # offers
 
 
@@ -174,6 +243,7 @@ class OfferCreate(Struct):
     caps: list[CapBody] = []
     conversion_methods: ConversionMethods = msgspec.field(default_factory=_all_methods)
     share_amount_with_partners: bool = False
+    targeting: TargetingBody = msgspec.field(default_factory=TargetingBody)
 
     def __post_init__(self) -> None:
         self.name = parse_name(self.name)
@@ -202,6 +272,7 @@ class OfferUpdate(Struct):
     caps: list[CapBody] | Unset = UNSET
     conversion_methods: ConversionMethods | Unset = UNSET
     share_amount_with_partners: bool | Unset = UNSET
+    targeting: TargetingBody | Unset = UNSET
 
     def __post_init__(self) -> None:
         if self.advertiser_id is not UNSET:
@@ -235,6 +306,7 @@ class _OfferSeen(View, frozen=True):
     caps: list[CapView]
     conversion_methods: list[ConversionMethod]
     share_amount_with_partners: bool
+    targeting: TargetingView
     created_at: datetime
     updated_at: datetime
 
@@ -264,20 +336,6 @@ class OfferPartnerView(_OfferSeen, frozen=True):
 OfferRoleView = OfferView | OfferAdvertiserView | OfferPartnerView
 
 
-class TargetingView(View, frozen=True):
-    """Which visitors may click through to the offer, by what their clicks record (country, device type,
-    operating system, browser); an empty list is anyone. Tracklane has no targeting rules yet: every list is
-    empty."""
-
-    countries: list[str]
-    device_types: list[str]
-    operating_systems: list[str]
-    browsers: list[str]
-
-
-NO_TARGETING: Final = TargetingView(countries=[], device_types=[], operating_systems=[], browsers=[])
-
-
 def _seen(o: Offer) -> dict[str, Any]:
     return {
         "id": o.id, "advertiser_id": o.advertiser_id, "name": o.name, "status": o.status,
@@ -286,7 +344,7 @@ def _seen(o: Offer) -> dict[str, Any]:
         "caps": [CapView(id=c.id, metric=c.rule.metric, period=c.rule.period, limit=c.rule.limit,
                          per_partner=c.rule.per_partner) for c in o.caps],
         "conversion_methods": [m for m in ConversionMethod if m in o.conversion_methods],
-        "share_amount_with_partners": o.share_amount_with_partners,
+        "share_amount_with_partners": o.share_amount_with_partners, "targeting": targeting_view(o.targeting),
         "created_at": o.created_at, "updated_at": o.updated_at,
     }  # fmt: skip
 
@@ -460,7 +518,6 @@ class OfferData(OfferView, frozen=True):
     """The offer as webhooks carry it: the admin's view, its events (oldest first) and its targeting."""
 
     events: list[OfferEventData]
-    targeting: TargetingView
 
 
 def offer_data(o: Offer, events: Sequence[OfferEvent]) -> OfferData:
@@ -468,7 +525,7 @@ def offer_data(o: Offer, events: Sequence[OfferEvent]) -> OfferData:
     own = sorted((e for e in events if e.offer_id == o.id), key=lambda e: e.id)
     return OfferData(**_seen(o), destination_url=o.destination_url, fallback_url=o.fallback_url,
                      revenue=price_view(o.revenue, o.currency), payout=price_view(o.payout, o.currency),
-                     events=[offer_event_data(e, o.currency) for e in own], targeting=NO_TARGETING)  # fmt: skip
+                     events=[offer_event_data(e, o.currency) for e in own])  # fmt: skip
 
 
 # offer access

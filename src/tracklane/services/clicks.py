@@ -1,12 +1,21 @@
 """Recording a click: verdict, caps, CPC money and the redirect, in one committed write; for `/clk` (and for
 a destination URL that names `{click_token}`), the click token that lets a pixel convert this click (see
-`tracklane.domain.postback`)."""
+`tracklane.domain.postback`).
+
+The verdict reads the offer, its advertiser, the partner, the partner's access and the offer's targeting
+(`tracklane.domain.routing`); bots are recorded and never billable. A repeat of a billable click (same IP,
+user agent, offer and partner within `duplicate_window_seconds`) is recorded as rejected with reason
+`duplicate_click`, takes no cap and no money, and still goes to the offer with the first click's transaction
+id (so a conversion credits the first click). Repeats are remembered in this process only (bounded).
+"""
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from tracklane.domain import routing
@@ -16,6 +25,7 @@ from tracklane.domain.macros import CLICK_TOKEN, expand
 from tracklane.domain.model import Click, ClickDevice, Offer
 from tracklane.domain.money import price_click
 from tracklane.domain.postback import click_token
+from tracklane.domain.targeting import Visitor
 from tracklane.services.ports import Clock, Database, NewClick, Repository
 
 
@@ -31,6 +41,15 @@ class ClickRequest:
     country: str | None
     referrer: str | None
 
+    def visitor(self) -> Visitor:
+        params = {f"sub{i}": sub for i, sub in enumerate(self.subs, start=1)}
+        params.update(source_id=self.source_id, referrer=self.referrer)
+        return Visitor(self.country, self.device.device_type, self.device.os, self.device.browser, params)
+
+
+DUPLICATE_CLICK = "duplicate_click"
+_DuplicateKey = tuple[str | None, str | None, int, int]
+
 
 @dataclass(frozen=True, slots=True)
 class ClickOutcome:
@@ -38,16 +57,50 @@ class ClickOutcome:
     redirect_url: str | None
     cookie_days: int
     click_token: str | None = None  # asked for (`/clk`) or named by the destination, and the offer exists
+    duplicate_of: str | None = None  # the transaction id of the billable click this one repeats
+
+
+class _RecentClicks:
+    """Billable clicks of the last window by (IP, user agent, offer, partner): a bounded, thread-safe memo."""
+
+    def __init__(self, window: timedelta, limit: int = 100_000) -> None:
+        self._window = window
+        self._limit = limit
+        self._entries: OrderedDict[_DuplicateKey, tuple[datetime, str]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def first_of(self, key: _DuplicateKey, now: datetime, transaction_id: str) -> str | None:
+        """The transaction id of an earlier billable click with this key in the window, else None."""
+        with self._lock:
+            seen = self._entries.get(key)
+            if seen is None or seen[1] == transaction_id or now - seen[0] >= self._window:
+                return None
+            return seen[1]
+
+    def remember(self, key: _DuplicateKey, now: datetime, transaction_id: str) -> None:
+        if not self._window:
+            return
+        with self._lock:
+            self._entries[key] = (now, transaction_id)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._limit:
+                self._entries.popitem(last=False)
 
 
 class ClickService:
     def __init__(
-        self, db: Database, clock: Clock, new_transaction_id: Callable[[], str], network_fallback_url: str | None
+        self,
+        db: Database,
+        clock: Clock,
+        new_transaction_id: Callable[[], str],
+        network_fallback_url: str | None,
+        duplicate_window_seconds: float = 60,
     ) -> None:
         self._db = db
         self._clock = clock
         self._new_transaction_id = new_transaction_id
         self._network_fallback_url = network_fallback_url
+        self._recent = _RecentClicks(timedelta(seconds=duplicate_window_seconds))
 
     async def record(self, request: ClickRequest, *, with_token: bool = False) -> ClickOutcome:
         """Record the click; `with_token` also issues its click token (one more read: the advertiser)."""
@@ -63,7 +116,9 @@ class ClickService:
             offer = repo.get_offer(request.offer_id)
             partner = repo.get_partner(request.partner_id)
             access = repo.get_access(request.offer_id, request.partner_id) if offer and partner else None
-            target = self._target(offer, accepted=routing.reject_reason(offer, partner, access) is None)
+            advertiser = repo.get_advertiser(offer.advertiser_id) if offer else None
+            reason = routing.reject_reason(offer, partner, access, advertiser=advertiser, visitor=request.visitor())
+            target = self._target(offer, accepted=reason is None)
             values = routing.click_macro_values(
                 "",
                 request.offer_id,
@@ -83,8 +138,13 @@ class ClickService:
         offer = repo.get_offer(request.offer_id)
         partner = repo.get_partner(request.partner_id)
         access = repo.get_access(request.offer_id, request.partner_id) if offer and partner else None
-        reason = routing.reject_reason(offer, partner, access)
+        owner = repo.get_advertiser(offer.advertiser_id) if offer else None
+        reason = routing.reject_reason(offer, partner, access, advertiser=owner, visitor=request.visitor())
         billable = reason is None and not request.device.is_bot
+        key: _DuplicateKey = (request.ip, request.user_agent, request.offer_id, request.partner_id)
+        first = self._recent.first_of(key, now, transaction_id) if billable else None
+        if first is not None:
+            reason, billable = DUPLICATE_CLICK, False
         if billable and offer is not None and not _take_click_caps(repo, offer, request.partner_id, now):
             reason, billable = "cap_reached", False
         revenue, payout = _click_money(repo, offer, request.partner_id) if billable else (Decimal(0), Decimal(0))
@@ -98,8 +158,10 @@ class ClickService:
                 revenue=revenue, payout=payout, created_at=now,
             )
         )  # fmt: skip
+        if billable:
+            self._recent.remember(key, now, transaction_id)
         values = routing.click_macro_values(
-            transaction_id,
+            first or transaction_id,
             request.offer_id,
             request.partner_id,
             click.advertiser_id,
@@ -107,13 +169,14 @@ class ClickService:
             request.source_id,
             now,
         )
-        target = self._target(offer, accepted=reason is None)
+        target = self._target(offer, accepted=reason is None or first is not None)
         days = offer.attribution_window_days if offer else 30
         in_target = target is not None and "{" + CLICK_TOKEN + "}" in target
-        advertiser = repo.get_advertiser(offer.advertiser_id) if (with_token or in_target) and offer else None
-        token = click_token(transaction_id, advertiser.postback_token) if advertiser else None
+        advertiser = owner if (with_token or in_target) else None
+        token = click_token(first or transaction_id, advertiser.postback_token) if advertiser else None
         values[CLICK_TOKEN] = token
-        return ClickOutcome(click, None if target is None else expand(target, values), days, token)
+        url = None if target is None else expand(target, values)
+        return ClickOutcome(click, url, days, token, duplicate_of=first)
 
     def _target(self, offer: Offer | None, accepted: bool) -> str | None:
         if offer is not None and accepted:

@@ -210,6 +210,10 @@ def _decide(
     offer = repo.get_offer(click.offer_id)
     if offer is None:
         raise PostbackRefused("unknown_transaction", "the click's offer no longer exists")
+    owner = repo.get_advertiser(offer.advertiser_id)
+    if owner is None or owner.status != "active":
+        raise PostbackRefused("advertiser_inactive", f"advertiser #{offer.advertiser_id} of offer #{offer.id} is "
+                                                     "inactive: its offers take no conversions")  # fmt: skip
     channel = method or METHOD_OF_ORIGIN[origin]
     if not offer.accepts(channel):
         raise PostbackRefused("method_not_enabled", f"offer #{offer.id} does not accept conversions by {channel.value}")

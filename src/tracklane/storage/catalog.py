@@ -24,6 +24,7 @@ from tracklane.domain.model import (
     PartnerPayout,
     Visibility,
 )
+from tracklane.domain.targeting import to_document
 from tracklane.resources.advertisers import AdvertiserUpdate
 from tracklane.resources.offers import (
     OfferAccessCreate,
@@ -34,6 +35,7 @@ from tracklane.resources.offers import (
     OfferUpdate,
     PartnerPayoutCreate,
     PriceRuleBody,
+    TargetingBody,
 )
 from tracklane.resources.partners import PartnerUpdate
 from tracklane.services.ports import Page
@@ -61,6 +63,8 @@ def _columns(values: Mapping[str, Any]) -> dict[str, Any]:
     for name, value in values.items():
         if isinstance(value, PriceRuleBody):
             columns.update(rows.price_columns(name, value.rule()))
+        elif isinstance(value, TargetingBody):
+            columns[name] = to_document(value.targeting())
         elif name == "conversion_methods":
             columns[name] = [m.value for m in ConversionMethod if m in value]
         elif isinstance(value, StrEnum):
@@ -110,6 +114,11 @@ class SqlCatalog:
         return self._advertiser(self._insert(advertisers, values))
 
     def get_advertiser(self, advertiser_id: int) -> Advertiser | None:
+        if self.cache is not None:  # read on every click (its status gates traffic)
+            return self.cache.get(("advertiser", advertiser_id), lambda: self._load_advertiser(advertiser_id))
+        return self._load_advertiser(advertiser_id)
+
+    def _load_advertiser(self, advertiser_id: int) -> Advertiser | None:
         row = self._get(advertisers, advertiser_id)
         return None if row is None else self._advertiser(row)
 

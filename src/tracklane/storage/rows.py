@@ -9,6 +9,7 @@ from typing import Any
 import msgspec
 from sqlalchemy import Row
 
+from tracklane.domain import targeting
 from tracklane.domain.billing import AdvertiserBilling, BillingFrequency, PartnerBilling, PaymentMethod
 from tracklane.domain.caps import Cap, CapMetric, CapPeriod, CapRule
 from tracklane.domain.delivery import Delivery, DeliveryAttempt, DeliveryKind, DeliveryStatus
@@ -107,6 +108,7 @@ def offer(row: Row[Any], caps: Sequence[Cap]) -> Offer:
         caps=tuple(caps),
         conversion_methods=frozenset(ConversionMethod(m) for m in row.conversion_methods),
         share_amount_with_partners=bool(row.share_amount_with_partners),
+        targeting=targeting.from_document(row.targeting),
     )
 
 

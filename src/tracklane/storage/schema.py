@@ -89,6 +89,7 @@ offers = Table(
     Column("share_amount_with_partners", Boolean, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+    Column("targeting", JSON),  # null: anyone (see tracklane.domain.targeting)
 )  # fmt: skip
 
 offer_caps = Table(

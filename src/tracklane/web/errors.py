@@ -46,6 +46,7 @@ REFUSAL_STATUS: dict[RefusalCode, int] = {
     RefusalCode.OUTSIDE_WINDOW: 422,
     RefusalCode.INVALID_PARAMETER: 400,
     RefusalCode.METHOD_NOT_ENABLED: 400,
+    RefusalCode.ADVERTISER_INACTIVE: 403,
     RefusalCode.BUSY: 503,
 }
 """The status of each refused conversion or event (one entry per `RefusalCode`)."""

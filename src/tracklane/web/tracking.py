@@ -98,7 +98,8 @@ async def redirect_click(request: Request) -> Response:
         response: Response = HTMLResponse(NOT_AVAILABLE, status_code=404, headers=NO_STORE)
     else:
         response = RedirectResponse(outcome.redirect_url, status_code=302, headers=NO_STORE)
-    _set_click_cookie(request, response, outcome)
+    if outcome.duplicate_of is None:  # a repeat keeps the first click's cookie
+        _set_click_cookie(request, response, outcome)
     return response
 
 
@@ -130,6 +131,8 @@ async def create_click(request: Request) -> Response:
     body: dict[str, Any] = {"transaction_id": outcome.click.transaction_id, "verdict": outcome.click.verdict}
     if outcome.click.reject_reason:
         body["reject_reason"] = outcome.click.reject_reason
+    if outcome.duplicate_of is not None:
+        body["duplicate_of"] = outcome.duplicate_of
     body["redirect_url"] = outcome.redirect_url
     body["click_token"] = outcome.click_token
     body["cookie_days"] = outcome.cookie_days  # how long a browser keeps the click: the attribution window
