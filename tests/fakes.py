@@ -51,6 +51,7 @@ from tracklane.domain.model import (
 from tracklane.domain.money import STORAGE_PLACES
 from tracklane.domain.partner_postbacks import PartnerPostback, PostbackStatus
 from tracklane.domain.segment.model import Customer, MessageOutcome, Source, StoredMessage
+from tracklane.domain.targeting import to_document
 from tracklane.domain.trace import TraceStep, stored_steps
 from tracklane.domain.webhooks import EndpointStatus, WebhookEndpoint
 from tracklane.resources.advertisers import AdvertiserUpdate
@@ -64,6 +65,7 @@ from tracklane.resources.offers import (
     OfferUpdate,
     PartnerPayoutCreate,
     PriceRuleBody,
+    TargetingBody,
 )
 from tracklane.resources.partner_postbacks import PartnerPostbackCreate, PartnerPostbackUpdate
 from tracklane.resources.partners import PartnerUpdate
@@ -368,6 +370,8 @@ def _columns(values: Mapping[str, Any]) -> dict[str, Any]:
     for name, value in values.items():
         if isinstance(value, PriceRuleBody):
             columns.update(rows.price_columns(name, value.rule()))
+        elif isinstance(value, TargetingBody):
+            columns[name] = to_document(value.targeting())
         elif name == "conversion_methods":
             columns[name] = [m.value for m in ConversionMethod if m in value]
         else:
