@@ -14,6 +14,7 @@ import httpx
 from sqlalchemy import func, select
 
 from tests import factories
+from tests.conftest import BROWSER_UA
 from tests.servers import RunningServer, running_server
 from tracklane.storage.schema import clicks, conversions
 
@@ -41,7 +42,10 @@ async def _burst(base_urls: list[str], offer_id: int, partner_id: int, token: st
     async with contextlib.AsyncExitStack() as stack:
         limits = httpx.Limits(max_connections=2 * CLICKS // CLIENTS)
         clients = [
-            await stack.enter_async_context(httpx.AsyncClient(timeout=60, limits=limits)) for _ in range(CLIENTS)
+            await stack.enter_async_context(
+                httpx.AsyncClient(timeout=60, limits=limits, headers={"User-Agent": BROWSER_UA})
+            )
+            for _ in range(CLIENTS)
         ]
         clicks_sent = [
             clients[i % CLIENTS].get(
