@@ -340,14 +340,19 @@ def _in_cells(select_: Select[Any], columns: Any, query: ReportQuery, cells: lis
     ranges = [
         and_(columns.grain == grain, columns.bucket >= first, columns.bucket < end) for grain, first, end in cells
     ]
-    select_ = select_.where(columns.shape == shape, or_(*ranges))
+    select_ = _owned(select_.where(columns.shape == shape, or_(*ranges)), columns, query)
+    for name, value in query.filters.items():
+        if name in CLICK_COLUMNS:
+            select_ = select_.where(columns.value == value)
+    return select_
+
+
+def _owned(select_: Select[Any], columns: Any, query: ReportQuery) -> Select[Any]:
+    """The id filters, on the table's own offer, partner and advertiser ids."""
     ids = {"offer_id": query.offer_id, "partner_id": query.partner_id, "advertiser_id": query.advertiser_id}
     for column, id_ in ids.items():
         if id_ is not None:
             select_ = select_.where(columns[column] == id_)
-    for name, value in query.filters.items():
-        if name in CLICK_COLUMNS:
-            select_ = select_.where(columns.value == value)
     return select_
 
 
@@ -366,10 +371,7 @@ def _restrict(
         select_ = select_.where(time >= query.created_from)
     if query.created_to is not None:
         select_ = select_.where(time < query.created_to)
-    ids = {"offer_id": query.offer_id, "partner_id": query.partner_id, "advertiser_id": query.advertiser_id}
-    for column, id_ in ids.items():
-        if id_ is not None:
-            select_ = select_.where(columns[column] == id_)
+    select_ = _owned(select_, columns, query)
     for name, value in query.filters.items():
         if name in CLICK_COLUMNS:
             select_ = select_.where(clicks.c[CLICK_COLUMNS[name]] == value)

@@ -263,48 +263,45 @@ conversions = Table(
 )  # fmt: skip
 
 # Report rollups (storage/rollups.py): clicks and conversions summed per cell. A cell is a shape (the one click
-# dimension it is split by, "" for none), a grain (minutes: a UTC day, hour or quarter hour), the bucket it
-# starts at and its keys; 0 stands for no advertiser and "" for no value. Money is in stored units.
+# dimension it is split by, "" for none), a grain (minutes: a UTC day or hour), the bucket it starts at and its
+# keys; 0 stands for no advertiser and "" for no value. Money is in stored units.
 _CELL = ("shape", "grain", "bucket", "offer_id", "partner_id", "advertiser_id", "value")
+
+
+def _cell_columns() -> list[Column[object]]:
+    return [
+        Column("shape", String(16), nullable=False),
+        Column("grain", Integer, nullable=False),
+        Column("bucket", UtcDateTime, nullable=False),
+        Column("offer_id", Id, nullable=False),
+        Column("partner_id", Id, nullable=False),
+        Column("advertiser_id", Id, nullable=False),
+        Column("value", String(255), nullable=False),
+    ]
+
+
+def _sums(*names: str) -> list[Column[object]]:
+    return [Column(name, BigInteger, nullable=False) for name in names]
+
+
 click_rollups = Table(
     "click_rollups", metadata,
-    Column("shape", String(16), nullable=False),
-    Column("grain", Integer, nullable=False),
-    Column("bucket", UtcDateTime, nullable=False),
-    Column("offer_id", Id, nullable=False),
-    Column("partner_id", Id, nullable=False),
-    Column("advertiser_id", Id, nullable=False),
-    Column("value", String(255), nullable=False),
-    Column("gross_clicks", BigInteger, nullable=False),
-    Column("unique_clicks", BigInteger, nullable=False),
-    Column("clicks", BigInteger, nullable=False),
-    Column("bot_clicks", BigInteger, nullable=False),
-    Column("rejected_clicks", BigInteger, nullable=False),
-    Column("revenue", BigInteger, nullable=False),
-    Column("payout", BigInteger, nullable=False),
+    *_cell_columns(),
+    *_sums("gross_clicks", "unique_clicks", "clicks", "bot_clicks", "rejected_clicks", "revenue", "payout"),
     PrimaryKeyConstraint(*_CELL, name="pk_click_rollups"),
     sqlite_with_rowid=False,
 )  # fmt: skip
 
 conversion_rollups = Table(
     "conversion_rollups", metadata,
-    Column("shape", String(16), nullable=False),
-    Column("grain", Integer, nullable=False),
-    Column("bucket", UtcDateTime, nullable=False),
-    Column("offer_id", Id, nullable=False),
-    Column("partner_id", Id, nullable=False),
-    Column("advertiser_id", Id, nullable=False),
-    Column("value", String(255), nullable=False),
+    *_cell_columns(),
     Column("currency", String(3), nullable=False),
     Column("is_event", Boolean, nullable=False),
     Column("event_name", String(200), nullable=False),
     Column("status", String(16), nullable=False),
     Column("origin", String(16), nullable=False),
-    Column("conversions", BigInteger, nullable=False),  # rows: base conversions or events, as is_event says
-    Column("with_amount", BigInteger, nullable=False),  # of them, those with a sale amount
-    Column("revenue", BigInteger, nullable=False),
-    Column("payout", BigInteger, nullable=False),
-    Column("amount", BigInteger, nullable=False),
+    # conversions: rows (base conversions or events, as is_event says); with_amount: those with a sale amount
+    *_sums("conversions", "with_amount", "revenue", "payout", "amount"),
     PrimaryKeyConstraint(*_CELL, "currency", "is_event", "event_name", "status", "origin",
                          name="pk_conversion_rollups"),
     sqlite_with_rowid=False,
