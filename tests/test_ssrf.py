@@ -364,7 +364,8 @@ def test_a_destination_refused_at_send_time_fails_at_once_and_counts_towards_dea
     settings = {**DELIVERY, "delivery_in_serve": False, "webhook_disable_after_hours": 1 / 3600}
     with (
         running_server(database_url, **settings) as hub,
-        httpx.Client(base_url=hub.base_url, headers={"Authorization": f"Bearer {hub.admin_key}"}) as admin,
+        # a patient client: on a busy machine saving the endpoint once took longer than httpx's 5 s default
+        httpx.Client(base_url=hub.base_url, headers={"Authorization": f"Bearer {hub.admin_key}"}, timeout=30) as admin,
         httpx.Client(base_url=hub.base_url, headers={"User-Agent": BROWSER}, follow_redirects=False) as visitor,
     ):
         base = f"http://hooks.partner.example:{receiver.port}"

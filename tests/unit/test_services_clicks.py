@@ -26,7 +26,9 @@ class Tracking:
         self.db = FakeDatabase()
         self.clock = FakeClock(START)
         serial = itertools.count(1)
-        self.service = ClickService(self.db, self.clock, lambda: f"{next(serial):032x}", fallback)
+        self.service = ClickService(  # the same visitor clicks again and again here: no duplicate window
+            self.db, self.clock, lambda: f"{next(serial):032x}", fallback, duplicate_window_seconds=0
+        )
 
     def program(self, **offer_fields: Any) -> Program:
         return program(self.db, self.clock(), **offer_fields)

@@ -35,7 +35,9 @@ class Setting:
     def __init__(self, db: FakeDatabase | None = None) -> None:
         self.db = db or FakeDatabase()
         self.clock = FakeClock(START)
-        self.clicks = ClickService(self.db, self.clock, lambda: f"{next(_transactions):032x}", None)
+        self.clicks = ClickService(  # the same visitor clicks again and again here: no duplicate window
+            self.db, self.clock, lambda: f"{next(_transactions):032x}", None, duplicate_window_seconds=0
+        )
         self.conversions = ConversionService(self.db, self.clock)
 
     def program(self, **offer_fields: Any) -> Program:
