@@ -16,6 +16,15 @@ from tests.receiver import DELIVERY, Receiver, receiving
 from tests.segment_support import RequestLog
 from tests.servers import POSTGRES_ENV, RunningServer, postgres_database, running_server, sqlite_url
 
+#: A loaded CI machine can take longer than httpx's 5 s to answer; the tests assert answers (speed is
+#: measured in bench/), so every client of the tests waits as long as a test server's write may take.
+PATIENT = httpx.Timeout(30.0)
+_CALLS = (httpx.Client.__init__, httpx.AsyncClient.__init__, httpx.request, httpx.stream, httpx.get, httpx.post,
+          httpx.head)  # fmt: skip
+for _call in _CALLS:
+    assert _call.__kwdefaults__ is not None
+    _call.__kwdefaults__["timeout"] = PATIENT
+
 BROWSER_UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"
 
 

@@ -22,8 +22,16 @@ from sqlalchemy.engine import make_url
 from tests import factories
 from tests.segment_support import source
 from tests.servers import POSTGRES_ENV, RunningServer, postgres_database, running_server
+from tracklane.storage.database import WRITE_TIMEOUT_SECONDS
 
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36"
+
+
+@pytest.fixture
+def server(database_url: str) -> Iterator[RunningServer]:
+    """A server with the product's own write timeout, which these tests are about."""
+    with running_server(database_url, write_timeout_seconds=WRITE_TIMEOUT_SECONDS) as running:
+        yield running
 
 
 def _admin_dsn() -> str:
@@ -55,7 +63,7 @@ def _is_postgres(server: RunningServer) -> bool:
 def test_tracking_answers_503_while_the_database_is_away_and_recovers() -> None:
     if not os.environ.get(POSTGRES_ENV):
         pytest.skip(f"needs {POSTGRES_ENV} (CI sets it)")
-    with postgres_database() as url, running_server(url) as server:
+    with postgres_database() as url, running_server(url, write_timeout_seconds=WRITE_TIMEOUT_SECONDS) as server:
         name = make_url(url).database
         assert name is not None
         auth = {"Authorization": f"Bearer {server.admin_key}"}
