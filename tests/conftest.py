@@ -19,8 +19,7 @@ from tests.servers import POSTGRES_ENV, RunningServer, postgres_database, runnin
 #: A loaded CI machine can take longer than httpx's 5 s to answer; the tests assert answers (speed is
 #: measured in bench/), so every client of the tests waits as long as a test server's write may take.
 PATIENT = httpx.Timeout(30.0)
-_CALLS = (httpx.Client.__init__, httpx.AsyncClient.__init__, httpx.request, httpx.stream, httpx.get, httpx.post,
-          httpx.head)  # fmt: skip
+_CALLS = (httpx.Client.__init__, httpx.AsyncClient.__init__, httpx.request, httpx.get, httpx.post, httpx.head)
 for _call in _CALLS:
     assert _call.__kwdefaults__ is not None
     _call.__kwdefaults__["timeout"] = PATIENT
