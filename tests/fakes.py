@@ -430,8 +430,8 @@ class FakeRepository:
         return self.t.update(table, lambda r: r["id"] == row_id, _columns(changes))
 
     # advertisers
-    def insert_advertiser(self, name: str, postback_token: str, now: datetime) -> Advertiser:
-        values = {"name": name, "status": "active", "postback_token": postback_token,
+    def insert_advertiser(self, name: str, postback_token: str, now: datetime, status: str = "active") -> Advertiser:
+        values = {"name": name, "status": status, "postback_token": postback_token,
                   "postback_token_hash": _token_hash(postback_token), "created_at": now, "updated_at": now}  # fmt: skip
         return rows.advertiser(_r(self.t.insert("advertisers", values)))
 

@@ -183,11 +183,19 @@ def test_advertiser_created_and_updated_carry_its_billing_and_its_users(
     assert {k: v for k, v in updated.items() if k != "users"} == {k: v for k, v in shown.items()
                                                                   if k != "postback_token"}  # fmt: skip
     assert not any(adv["postback_token"].encode() in body for body in hook.raw())
-    # Advertiser Signed Up is reserved: Tracklane has no advertiser sign-up, so nothing emits it.
+    # Advertiser Signed Up: the public sign-up, pending, with its contact invited.
+    signup = {"name": "Acme Two", "email": "growth@acme-two.example", "contact_name": "Grace Hopper",
+              "billing": ADVERTISER_BILLING}  # fmt: skip
+    answer = factories.created(admin.post("/api/v1/advertiser-signups", json=signup))
+    (joined,) = hook.data(4, "advertiser.signed_up")
+    shaped_as_documented("advertiser.signed_up", joined)
+    assert (joined["id"], joined["status"], joined["billing"]) == (answer["id"], "pending", ADVERTISER_BILLING)
+    assert [(u["email"], u["name"], u["status"]) for u in joined["users"]] == [
+        ("growth@acme-two.example", "Grace Hopper", "invited")]  # fmt: skip
     poll(lambda: {d["status"] for d in admin.get("/api/v1/deliveries").json()["data"]} == {"succeeded"})
-    assert sorted(p["type"] for p in hook.wait(3)) == ["advertiser.created", "advertiser.created",
-                                                       "advertiser.updated"]  # fmt: skip
-    assert len(receiver.received) == 3
+    assert sorted(p["type"] for p in hook.wait(4)) == ["advertiser.created", "advertiser.created",
+                                                       "advertiser.signed_up", "advertiser.updated"]  # fmt: skip
+    assert len(receiver.received) == 4
 
 
 # Partner: Created, Updated, Signed Up. Matches Find Affiliate By ID (with users and billing relationships).

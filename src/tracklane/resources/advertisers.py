@@ -1,8 +1,10 @@
-"""Advertisers: the bodies that create and change one, and how it is shown.
+"""Advertisers: the bodies that create and change one, a public sign-up and an admin's verdict on it, and how
+an advertiser is shown.
 
-Advertisers are the admin's alone. The admin's view carries the postback token (the `secure` value of
-`/postback`) and the billing details; the webhook payload carries the billing details and the advertiser's
-users (its contacts) but never the postback token, because a webhook receiver is another system.
+Advertisers are the admin's alone; a public sign-up's answer shows only what the one who signed up sent.
+The admin's view carries the postback token (the `secure` value of `/postback`) and the billing details;
+the webhook payload carries the billing details and the advertiser's users (its
+contacts) but never the postback token, because a webhook receiver is another system.
 """
 
 from __future__ import annotations
@@ -11,13 +13,16 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
 
-from tracklane.domain.catalog import parse_name
+from tracklane.domain.catalog import parse_email, parse_name
 from tracklane.domain.model import Advertiser, User
 from tracklane.resources.billing import AdvertiserBillingBody, AdvertiserBillingView, advertiser_billing_view
-from tracklane.resources.fields import UNSET, Name, Struct, Unset, View
+from tracklane.resources.fields import UNSET, Email, Name, Struct, Unset, View
+from tracklane.resources.partners import Verdict
 from tracklane.resources.users import UserView, user_view
 
-AdvertiserStatus = Literal["active", "inactive"]
+#: Only an `active` advertiser's offers take billable clicks and conversions. A public sign-up is `pending`
+#: until an admin's verdict makes it `active` or `rejected`.
+AdvertiserStatus = Literal["active", "inactive", "pending", "rejected"]
 
 
 class AdvertiserCreate(Struct):
@@ -26,6 +31,26 @@ class AdvertiserCreate(Struct):
 
     def __post_init__(self) -> None:
         self.name = parse_name(self.name)
+
+
+class AdvertiserSignUp(Struct):
+    """A public sign-up: the company, and the person to invite to its portal once an admin approves it."""
+
+    name: Name
+    email: Email
+    contact_name: Name | None = None
+    billing: AdvertiserBillingBody | Unset = UNSET
+
+    def __post_init__(self) -> None:
+        self.name = parse_name(self.name)
+        self.email = parse_email(self.email)
+        if self.contact_name is not None:
+            self.contact_name = parse_name(self.contact_name)
+
+
+def verdict_status(verdict: Verdict) -> AdvertiserStatus:
+    """The status an admin's verdict on a sign-up gives the advertiser."""
+    return "active" if verdict.verdict == "approved" else "rejected"
 
 
 class AdvertiserUpdate(Struct):
@@ -39,6 +64,16 @@ class AdvertiserUpdate(Struct):
     def __post_init__(self) -> None:
         if isinstance(self.name, str):
             self.name = parse_name(self.name)
+
+
+class AdvertiserSignUpView(View, frozen=True):
+    """The public sign-up's answer: the advertiser's id and status, never its postback token."""
+
+    id: int
+    name: str
+    email: str
+    status: str
+    created_at: datetime
 
 
 class _AdvertiserSeen(View, frozen=True):
@@ -70,6 +105,10 @@ def _seen(a: Advertiser) -> dict[str, Any]:
 
 def advertiser_view(a: Advertiser) -> AdvertiserView:
     return AdvertiserView(**_seen(a), postback_token=a.postback_token)
+
+
+def advertiser_signup_view(a: Advertiser, email: str) -> AdvertiserSignUpView:
+    return AdvertiserSignUpView(id=a.id, name=a.name, email=email, status=a.status, created_at=a.created_at)
 
 
 def advertiser_data(a: Advertiser, users: Sequence[User]) -> AdvertiserData:

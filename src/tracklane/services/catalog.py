@@ -1,5 +1,6 @@
-"""Use cases of the catalogue: advertisers, partners (and their sign-up verdict), offers, offer events,
-offer access and partner-specific payouts, and the webhook payloads of the catalogue's changes.
+"""Use cases of the catalogue: advertisers and partners (with their public sign-ups and the verdicts on
+them), offers, offer events, offer access and partner-specific payouts, and the webhook payloads of the
+catalogue's changes.
 
 A payload is built inside the write that makes the change, from what that write reads: an advertiser or a
 partner with its billing details and its users (contacts), an offer with its events and targeting. Every
@@ -24,10 +25,18 @@ from tracklane.domain.model import (
     PartnerPayout,
     PartnerStatus,
     Role,
+    UserStatus,
 )
 from tracklane.domain.tenancy import Scope
 from tracklane.domain.webhooks import EventType
-from tracklane.resources.advertisers import AdvertiserCreate, AdvertiserData, AdvertiserUpdate, advertiser_data
+from tracklane.resources.advertisers import (
+    AdvertiserCreate,
+    AdvertiserData,
+    AdvertiserSignUp,
+    AdvertiserUpdate,
+    advertiser_data,
+    verdict_status,
+)
 from tracklane.resources.fields import UNSET
 from tracklane.resources.offers import (
     OfferAccessCreate,
@@ -51,7 +60,7 @@ from tracklane.resources.partners import (
     signup_verdict_data,
 )
 from tracklane.services.outbox import emit
-from tracklane.services.ports import Clock, Database, Page, Repository, raise_refused, refusing
+from tracklane.services.ports import Clock, Database, NewUser, Page, Repository, raise_refused, refusing
 
 T = TypeVar("T")
 
@@ -78,6 +87,31 @@ class CatalogService:
             return advertiser
 
         return raise_refused(await self._db.write(refusing(work)))
+
+    async def sign_up_advertiser(self, body: AdvertiserSignUp) -> Advertiser:
+        """A public sign-up: a `pending` advertiser (no billable traffic until an admin approves it) and its
+        contact as an invited user of its portal, in one write; `advertiser.signed_up` carries both. An e-mail
+        address a user has already is refused."""
+        token, now = self._new_secret(), self._clock()
+
+        def work(repo: Repository) -> Advertiser:
+            if repo.find_user_by_email(body.email) is not None:
+                raise Conflict(f"email: a user with {body.email} already exists", field="email")
+            advertiser = repo.insert_advertiser(body.name, token, now, status="pending")
+            if body.billing is not UNSET:
+                repo.update_advertiser(advertiser.id, AdvertiserUpdate(billing=body.billing), None, now)
+                advertiser = _found(repo.get_advertiser(advertiser.id), "advertiser", advertiser.id)
+            contact = NewUser(body.email, body.contact_name or "", Role.ADVERTISER, advertiser.id, None,
+                              UserStatus.INVITED, now)  # fmt: skip
+            repo.insert_user(contact)
+            emit(repo, EventType.ADVERTISER_SIGNED_UP, advertiser_payload(repo, advertiser), now)
+            return advertiser
+
+        return raise_refused(await self._db.write(refusing(work)))
+
+    async def advertiser_verdict(self, advertiser_id: int, verdict: Verdict) -> Advertiser:
+        """Approve (`active`) or reject an advertiser's sign-up; `advertiser.updated` carries the new status."""
+        return await self.update_advertiser(advertiser_id, AdvertiserUpdate(status=verdict_status(verdict)))
 
     async def get_advertiser(self, advertiser_id: int) -> Advertiser:
         return _found(await self._db.read(lambda repo: repo.get_advertiser(advertiser_id)), "advertiser", advertiser_id)

@@ -103,10 +103,10 @@ class SqlCatalog:
             self.conn.execute(update(table).where(table.c.id == row_id).values(**_columns(changes)))
 
     # advertisers: the postback token is stored sealed, with its keyed hash as the lookup column
-    def insert_advertiser(self, name: str, postback_token: str, now: datetime) -> Advertiser:
+    def insert_advertiser(self, name: str, postback_token: str, now: datetime, status: str = "active") -> Advertiser:
         values = {
             "name": name,
-            "status": "active",
+            "status": status,
             **self._sealed_token(postback_token),
             "created_at": now,
             "updated_at": now,

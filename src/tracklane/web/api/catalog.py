@@ -1,5 +1,5 @@
-"""Routes of the catalogue: advertisers, partners (+ verdict, public sign-up), offers, offer events,
-partner payouts and offer access."""
+"""Routes of the catalogue: advertisers and partners (each with its public sign-up and a verdict on it),
+offers, offer events, partner payouts and offer access."""
 
 from __future__ import annotations
 
@@ -9,7 +9,16 @@ from fastapi import APIRouter, Depends, Query, Response
 
 from tracklane.domain.model import AccessStatus, Offer, OfferEvent, OfferStatus, PartnerPayout, PartnerStatus, Role
 from tracklane.domain.tenancy import Scope, narrow
-from tracklane.resources.advertisers import AdvertiserCreate, AdvertiserUpdate, AdvertiserView, advertiser_view
+from tracklane.resources.advertisers import (
+    AdvertiserCreate,
+    AdvertiserSignUp,
+    AdvertiserSignUpView,
+    AdvertiserStatus,
+    AdvertiserUpdate,
+    AdvertiserView,
+    advertiser_signup_view,
+    advertiser_view,
+)
 from tracklane.resources.offers import (
     OfferAccessCreate,
     OfferAccessUpdate,
@@ -71,9 +80,31 @@ async def create_advertiser(
     return encoded(advertiser_view(await services.catalog.create_advertiser(payload)), 201)
 
 
+@router.post(
+    "/advertiser-signups",
+    status_code=201,
+    tags=["advertisers"],
+    openapi_extra=documented(
+        body=AdvertiserSignUp,
+        responses={201: AdvertiserSignUpView},
+        errors=[409],
+        example={"name": "Acme Shop", "email": "growth@acme.example", "contact_name": "Ada Lovelace"},
+    ),
+)
+async def advertiser_signup(
+    payload: Annotated[AdvertiserSignUp, Depends(body(AdvertiserSignUp))], services: Services
+) -> Response:
+    """Public sign-up: the advertiser is `pending`, and takes no billable traffic, until an admin gives a
+    verdict; its contact becomes an invited user of its portal."""
+    advertiser = await services.catalog.sign_up_advertiser(payload)
+    return encoded(advertiser_signup_view(advertiser, payload.email), 201)
+
+
 @router.get("/advertisers", tags=["advertisers"], openapi_extra=documented(responses={200: AdvertiserList}))
-async def list_advertisers(services: Services, _: Admin, paging: Paging) -> Response:
-    items = await services.catalog.list_advertisers(paging)
+async def list_advertisers(
+    services: Services, _: Admin, paging: Paging, status: Annotated[AdvertiserStatus | None, Query()] = None
+) -> Response:
+    items = await services.catalog.list_advertisers(with_filters(paging, status=status))
     return encoded(listed(items, [advertiser_view(a) for a in items], paging.limit))
 
 
@@ -96,6 +127,18 @@ async def update_advertiser(
     services: Services,
 ) -> Response:
     return encoded(advertiser_view(await services.catalog.update_advertiser(advertiser_id, payload)))
+
+
+@router.post(
+    "/advertisers/{advertiser_id}/verdict",
+    tags=["advertisers"],
+    openapi_extra=documented(body=Verdict, responses={200: AdvertiserView}, example={"verdict": "approved"}),
+)
+async def advertiser_verdict(
+    advertiser_id: PathId, _: Admin, payload: Annotated[Verdict, Depends(body(Verdict))], services: Services
+) -> Response:
+    """Approve (`active`) or reject (`rejected`) a sign-up; `advertiser.updated` carries the new status."""
+    return encoded(advertiser_view(await services.catalog.advertiser_verdict(advertiser_id, payload)))
 
 
 @router.post(
