@@ -279,3 +279,37 @@ def test_a_chart_shows_the_programs_days_whatever_the_browsers_zone(chromium: An
             shown = admin.page.locator(".chart .u-legend .u-series").first.locator(".u-value").inner_text()
             assert shown == today, (zone, shown)
             assert admin.problems == []
+
+
+def test_the_admin_reviews_advertiser_sign_ups_in_the_console(chromium: Any, server: RunningServer) -> None:
+    with httpx.Client(base_url=server.base_url) as public:
+        for name, email in (("Acme Outdoor", "ada@acme.example"), ("Shady Deals", "x@shady.example")):
+            body = {"name": name, "email": email, "contact_name": name.split()[0] + " Contact"}
+            factories.created(public.post("/api/v1/advertiser-signups", json=body))
+    admin = _open(chromium, server, person(server, Role.ADMIN))
+    admin.go("/ui/advertisers")
+    queue = admin.page.locator("section.attention")
+    assert "Sign-ups waiting for review (2)" in queue.inner_text()
+    assert "Acme Contact · ada@acme.example" in queue.inner_text()
+    admin.shot("admin-advertiser-signups")
+
+    shady = queue.locator("tr", has_text="Shady Deals")
+    shady.locator("input[name=reason]").fill("no website")
+    shady.locator("button.danger").click()
+    admin.page.wait_for_load_state("networkidle")
+    assert "Shady Deals is rejected." in admin.text()
+
+    admin.page.locator("section.attention a", has_text="Acme Outdoor").click()
+    admin.page.wait_for_load_state("networkidle")
+    assert "waits for review" in admin.text()
+    assert admin.page.locator("select[name=status]").input_value() == "pending", "saving must not approve it"
+    admin.shot("admin-advertiser-pending")
+    admin.page.locator("section.attention button.primary").click()
+    admin.page.wait_for_load_state("networkidle")
+    assert "Acme Outdoor is active. Send its contact an invitation from Users." in admin.text()
+    admin.go("/ui/advertisers")
+    assert admin.page.locator("section.attention").count() == 0, "nobody waits any more"
+    statuses = {r.locator("td").nth(1).inner_text(): r.locator("td").nth(2).inner_text()
+                for r in admin.page.locator("tbody tr").all()}  # fmt: skip
+    assert statuses == {"Acme Outdoor": "active", "Shady Deals": "rejected"}, statuses
+    assert admin.problems == []

@@ -1,6 +1,6 @@
-"""The admin's people pages: advertisers (with their postback token and how to integrate), partners (the sign-up
-queue and its verdicts, offer access, partner-specific payouts, their postbacks) and the users who sign in
-(creation, invitation and password reset links to copy, disabling)."""
+"""The admin's people pages: advertisers (their sign-up queue and its verdicts, their postback token and how to
+integrate), partners (the sign-up queue and its verdicts, offer access, partner-specific payouts, their
+postbacks) and the users who sign in (creation, invitation and password reset links to copy, disabling)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from tracklane.domain.errors import Conflict, InvalidParameter
-from tracklane.domain.model import AccessStatus, LinkKind, PartnerStatus, Role, User, UserStatus
+from tracklane.domain.model import AccessStatus, Advertiser, LinkKind, PartnerStatus, Role, User, UserStatus
 from tracklane.domain.segment.settings import PRESETS
 from tracklane.resources.advertisers import AdvertiserCreate, AdvertiserUpdate
 from tracklane.resources.decoding import convert
@@ -56,12 +56,22 @@ def _given(form: FormData, *names: str) -> dict[str, str]:
 # advertisers
 
 
+async def _advertiser_queue(request: Request) -> list[tuple[Advertiser, list[User]]]:
+    """The advertisers' sign-ups waiting for a verdict, each with its contacts."""
+    services = services_of(request)
+    waiting = await services.catalog.list_advertisers(Page(limit=QUEUE_SIZE, filters={"status": "pending"}))
+    return [(a, await services.users.list(Page(limit=NAMES_LIMIT, filters={"advertiser_id": a.id})))
+            for a in waiting]  # fmt: skip
+
+
 @router.get("/advertisers")
 async def list_advertisers(request: Request, viewer: AdminViewer, cursor: Text = None) -> Response:
+    """The sign-ups waiting for a verdict first, then every advertiser."""
     found = await services_of(request).catalog.list_advertisers(
         Page(limit=PAGE_SIZE, cursor=optional_id(cursor, "cursor"))
     )
     return page(request, viewer, "admin_advertisers.html", advertisers=found, error=None, name="",
+                waiting=await _advertiser_queue(request),
                 next_cursor=found[-1].id if len(found) == PAGE_SIZE else None)  # fmt: skip
 
 
@@ -74,7 +84,7 @@ async def create_advertiser(request: Request, viewer: AdminViewer) -> Response:
     except (InvalidParameter, Conflict) as refused:
         found = await catalog.list_advertisers(Page(limit=PAGE_SIZE))
         return page(request, viewer, "admin_advertisers.html", 400, advertisers=found, error=str(refused),
-                    name=_text(form, "name"), next_cursor=None)  # fmt: skip
+                    name=_text(form, "name"), waiting=[], next_cursor=None)  # fmt: skip
     response = redirect(f"/ui/advertisers/{advertiser.id}")
     notify(request, response, f"Advertiser {advertiser.name} created. Send its developers the integration below.")
     return response
@@ -105,6 +115,17 @@ async def update_advertiser(request: Request, viewer: AdminViewer, advertiser_id
     response = redirect(f"/ui/advertisers/{advertiser.id}")
     rotated = " Its postback token is new: the old one no longer converts." if "rotate_postback_token" in values else ""
     notify(request, response, f"Advertiser saved.{rotated}")
+    return response
+
+
+@router.post("/advertisers/{advertiser_id}/verdict")
+async def advertiser_verdict(request: Request, viewer: AdminViewer, advertiser_id: PathId) -> Response:
+    form = await viewer_form(request, viewer)
+    verdict = convert(_given(form, "verdict", "reason"), Verdict)
+    advertiser = await services_of(request).catalog.advertiser_verdict(advertiser_id, verdict)
+    response = redirect(return_path(_text(form, "next"), f"/ui/advertisers/{advertiser_id}"))
+    invite = " Send its contact an invitation from Users." if advertiser.status == "active" else ""
+    notify(request, response, f"{advertiser.name} is {advertiser.status}.{invite}")
     return response
 
 
