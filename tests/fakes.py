@@ -690,6 +690,19 @@ class FakeRepository:
         changes = {"status": status, "status_reason": reason, "trace": stored_steps(trace), "updated_at": now}
         self.t.update("conversions", lambda r: r["id"] == conversion_id, changes)
 
+    def update_conversion_money(
+        self,
+        conversion_id: int,
+        amount: Decimal | None,
+        revenue: Decimal,
+        payout: Decimal,
+        trace: Sequence[TraceStep],
+        now: datetime,
+    ) -> None:
+        changes = {"amount": amount, "revenue": revenue, "payout": payout, "trace": stored_steps(trace),
+                   "updated_at": now}  # fmt: skip
+        self.t.update("conversions", lambda r: r["id"] == conversion_id, changes)
+
     def report(self, query: ReportQuery) -> list[ReportLine]:
         return _performance_report(self.t, query)
 

@@ -313,3 +313,30 @@ def test_the_admin_reviews_advertiser_sign_ups_in_the_console(chromium: Any, ser
                 for r in admin.page.locator("tbody tr").all()}  # fmt: skip
     assert statuses == {"Acme Outdoor": "active", "Shady Deals": "rejected"}, statuses
     assert admin.problems == []
+
+
+def test_the_admin_refunds_part_of_a_conversion_in_the_console(
+    chromium: Any, api: httpx.Client, server: RunningServer
+) -> None:
+    adv, offer, partner = factories.program(api, revenue={"type": "cpa_cps", "amount": "2.00", "percent": "10"},
+                                            payout={"type": "cps", "percent": "5"})  # fmt: skip
+    with httpx.Client(base_url=server.base_url, headers={"User-Agent": BROWSER_UA}) as visitor:
+        tid = factories.click(visitor, offer["id"], partner["id"])
+        answer = visitor.get("/postback", params={"transaction_id": tid, "secure": adv["postback_token"],
+                                                  "amount": "30.00"}).json()  # fmt: skip
+    admin = _open(chromium, server, person(server, Role.ADMIN))
+    admin.go(f"/ui/conversions/{answer['conversion_id']}")
+    form = admin.page.locator("form[data-adjustment]")
+    form.locator("input[name=refund]").fill("10.00")
+    form.locator("input[name=reason]").fill("ITEM_RETURNED: one of three items")
+    form.locator("button[type=submit]").click()
+    admin.page.wait_for_load_state("networkidle")
+    text = admin.text()
+    assert f"Conversion #{answer['conversion_id']} adjusted." in text
+    assert "sale amount 30.00 -> 20.00 (refund of 10.00)" in text and "adjusted 5.00 -> 4.00" in text, text[-1500:]
+    assert "adjusted 1.50 -> 1.00" in text
+    admin.shot("admin-conversion-adjusted")
+    shown = api.get(f"/api/v1/conversions/{answer['conversion_id']}").json()
+    money = (shown["status"], shown["amount"], shown["revenue"], shown["payout"])
+    assert money == ("approved", "20.00", "4.00", "1.00")
+    assert admin.problems == []

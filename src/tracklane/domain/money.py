@@ -43,6 +43,8 @@ class PriceType(StrEnum):
 
 
 _FLAT_TYPES = {PriceType.CPA, PriceType.CPL, PriceType.FIXED, PriceType.CPC}
+#: The price types whose money depends on the sale amount (by their stored value, as a conversion keeps it).
+SALE_PRICED = frozenset({PriceType.CPS.value, PriceType.CPA_CPS.value})
 
 
 def parse_decimal(value: object, field: str, *, places: int = STORAGE_PLACES) -> Decimal:

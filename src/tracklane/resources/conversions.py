@@ -1,4 +1,5 @@
-"""Conversions and events: the status change body, and how each role sees a conversion and its trace.
+"""Conversions and events: the body of a change (status, money or both), and how each role sees a conversion
+and its trace.
 
 - The admin sees everything (`ConversionView`).
 - An advertiser sees what it owes (revenue, its sale amount, its `adv1..adv5`) and the trace built from the
@@ -13,26 +14,54 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from tracklane.domain.errors import InvalidParameter
 from tracklane.domain.model import Conversion, ConversionStatus, Origin, Role
-from tracklane.domain.money import format_money
+from tracklane.domain.money import format_money, parse_money
 from tracklane.domain.tenancy import Scope
 from tracklane.domain.trace import Side, TraceStep
-from tracklane.resources.fields import UNSET, MoneyText, Reason, Struct, Unset, View
+from tracklane.resources.fields import UNSET, Amount, MoneyText, Reason, Struct, Unset, View
 
 
-class ConversionStatusChange(Struct):
-    """Approve, hold or reject a conversion; the change and its reason are appended to its trace.
+class ConversionChange(Struct):
+    """Change a conversion's status (approve, hold, reject), its money (an adjustment), or both at once.
 
-    Rejecting needs a reason; that is checked once the conversion is found, so that a conversion the caller
-    may not see is not found whatever the body says.
+    - `amount` is the sale amount it is now (an order update); `refund` takes part of the sale amount off (a
+      partial refund). Either recomputes the money that depends on the sale amount (a cps or cpa_cps revenue
+      or payout, by the offer's or event's rule) unless `revenue` or `payout` is given.
+    - `revenue` and `payout` set that side's money; an advertiser may not set `payout`.
+
+    Each change, who made it, why, and the money before and after, is appended to the trace: its audit
+    history, each step seen by the side whose money it is about. Rejecting and any money change need a
+    reason; that is checked once the conversion is found, so that a conversion the caller may not see is
+    not found whatever the body says.
     """
 
-    status: ConversionStatus
+    status: ConversionStatus | Unset = UNSET
     reason: Reason | None = None
+    amount: Amount | Unset = UNSET
+    refund: Amount | Unset = UNSET
+    revenue: Amount | Unset = UNSET
+    payout: Amount | Unset = UNSET
 
     def __post_init__(self) -> None:
         if self.reason is not None:
             self.reason = self.reason.strip() or None
+        for name in ("amount", "refund", "revenue", "payout"):
+            value = getattr(self, name)
+            if value is not UNSET:
+                setattr(self, name, Amount(parse_money(value, name)))
+        if self.amount is not UNSET and self.refund is not UNSET:
+            raise InvalidParameter(
+                "refund", "cannot be given with amount: give the sale amount it is now, or the refund"
+            )
+        if self.refund is not UNSET and self.refund <= 0:
+            raise InvalidParameter("refund", "must be more than 0")
+        if self.status is UNSET and not self.moves_money:
+            raise InvalidParameter("status", "is required unless the change sets amount, refund, revenue or payout")
+
+    @property
+    def moves_money(self) -> bool:
+        return any(v is not UNSET for v in (self.amount, self.refund, self.revenue, self.payout))
 
 
 class TraceStepView(View, omit_defaults=True, frozen=True):

@@ -15,6 +15,7 @@ import hmac
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
+from decimal import Decimal
 from functools import partial
 
 from tracklane.domain.attribution import check_window, choose_payout, choose_status, dedup_key, match_event
@@ -30,12 +31,13 @@ from tracklane.domain.model import (
     Origin,
     Role,
 )
-from tracklane.domain.money import price_action
+from tracklane.domain.money import SALE_PRICED, format_money, minor_units, price_action, round_money
 from tracklane.domain.postback import ClickClaim, ConversionRequest, Proof, click_mac_matches
 from tracklane.domain.tenancy import Scope, narrow, owns
 from tracklane.domain.trace import Side, Trace, TraceStep
 from tracklane.domain.webhooks import EventType, conversion_updated_data
-from tracklane.resources.conversions import ConversionRoleView, ConversionStatusChange, conversion_view_for
+from tracklane.resources.conversions import ConversionChange, ConversionRoleView, conversion_view_for
+from tracklane.resources.fields import UNSET
 from tracklane.services import outbox
 from tracklane.services.ports import (
     Clock,
@@ -104,22 +106,30 @@ class ConversionService:
 
         return await self._db.read(work)
 
-    async def change_status(
-        self, scope: Scope, conversion_id: int, change: ConversionStatusChange, actor: str
+    async def change(
+        self, scope: Scope, conversion_id: int, change: ConversionChange, actor: str
     ) -> ConversionRoleView:
-        """Approve, hold or reject (the admin, or the conversion's advertiser; never a partner)."""
+        """Approve, hold or reject, adjust the money, or both, in one write (the admin, or the conversion's
+        advertiser, which may not set a payout; never a partner)."""
         if scope.role is Role.PARTNER:
-            raise Forbidden("a partner key cannot change a conversion's status")
+            raise Forbidden("a partner key cannot change a conversion")
         now = self._clock()
 
         def work(repo: Repository) -> ConversionRoleView | Refused:
             try:
-                _visible(repo, scope, conversion_id)
-            except NotFound as error:
+                conversion = _visible(repo, scope, conversion_id)
+                adjustment = _adjustment(repo, scope, conversion, change) if change.moves_money else None
+            except (NotFound, InvalidParameter, Forbidden) as error:
                 return Refused(error)
             if change.status is ConversionStatus.REJECTED and change.reason is None:
                 return Refused(InvalidParameter("reason", "is required to reject a conversion"))
-            return _view(repo, scope, _change_status(repo, conversion_id, change.status, change.reason, actor, now))
+            if adjustment is not None:
+                _adjust(repo, conversion, adjustment, f"{actor}: {change.reason}", now)
+            if change.status is not UNSET:
+                _change_status(repo, conversion_id, change.status, change.reason, actor, now)
+            updated = repo.get_conversion(conversion_id)
+            assert updated is not None
+            return _view(repo, scope, updated)
 
         changed = await self._db.write(work)
         if isinstance(changed, Refused):
@@ -341,6 +351,81 @@ def _dedup_detail(key: str | None) -> str:
     if key is None:
         return "multiple allowed per click and no order_id: not deduplicated"
     return f"no earlier conversion with key {key}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Adjustment:
+    """A conversion's money after an adjustment (each side's the same as before where nothing moved it)."""
+
+    amount: Decimal | None
+    revenue: Decimal
+    payout: Decimal
+    refund: Decimal | None
+
+
+def _adjustment(repo: Repository, scope: Scope, conversion: Conversion, change: ConversionChange) -> _Adjustment:
+    """The money a change gives a conversion: the new sale amount recomputes each side priced on it (by
+    the offer's or event's rule), unless that side is given; refused before anything is written."""
+    if change.reason is None:
+        raise InvalidParameter("reason", "is required to change a conversion's money")
+    if change.payout is not UNSET and scope.role is not Role.ADMIN:
+        raise Forbidden("payout: only an admin key sets a partner's payout")
+    amount = conversion.amount
+    if change.amount is not UNSET:
+        amount = change.amount
+    if change.refund is not UNSET:
+        if conversion.amount is None or change.refund > conversion.amount:
+            raise InvalidParameter("refund", f"is more than the sale amount ({conversion.amount or 0})")
+        amount = conversion.amount - change.refund
+    revenue, payout = conversion.revenue, conversion.payout
+    if amount != conversion.amount:
+        offer = repo.get_offer(conversion.offer_id)
+        assert offer is not None
+        event = next((e for e in repo.list_offer_events(offer.id) if e.id == conversion.event_id), None)
+        if conversion.revenue_type in SALE_PRICED:
+            revenue = price_action(event.revenue if event else offer.revenue, amount, offer.currency).amount
+        if conversion.payout_type in SALE_PRICED:
+            choice = choose_payout(offer, event, repo.list_partner_payouts(offer.id), conversion.partner_id)
+            payout = price_action(choice.rule, amount, offer.currency).amount
+    currency = conversion.currency
+    return _Adjustment(
+        amount=amount,
+        revenue=_in_currency(change.revenue, "revenue", currency) if change.revenue is not UNSET else revenue,
+        payout=_in_currency(change.payout, "payout", currency) if change.payout is not UNSET else payout,
+        refund=change.refund if change.refund is not UNSET else None,
+    )
+
+
+def _in_currency(amount: Decimal, field: str, currency: str) -> Decimal:
+    """Money set by hand is exact in its currency: a fraction of its smallest unit is refused, never rounded."""
+    if round_money(amount, currency) != amount:
+        raise InvalidParameter(field, f"has more decimal places than {currency} has ({minor_units(currency)})")
+    return amount
+
+
+def _adjust(repo: Repository, conversion: Conversion, to: _Adjustment, why: str, now: datetime) -> None:
+    """Write the adjusted money and its audit steps: a common one (who and why, no money) and one on each
+    side whose money moved, with the value before and after (the sale amount is on the revenue side)."""
+    shown = partial(_money_text, currency=conversion.currency)
+    steps = [TraceStep("adjustment", "money", f"by {why}", at=now)]
+    if to.amount != conversion.amount:
+        refund = f" (refund of {shown(to.refund)})" if to.refund is not None else ""
+        steps.append(TraceStep("amount", shown(to.amount), f"sale amount {shown(conversion.amount)} -> "
+                               f"{shown(to.amount)}{refund}", Side.REVENUE, at=now))  # fmt: skip
+    for side, before, after in ((Side.REVENUE, conversion.revenue, to.revenue),
+                                (Side.PAYOUT, conversion.payout, to.payout)):  # fmt: skip
+        if after != before:
+            steps.append(TraceStep(side.value, shown(after), f"adjusted {shown(before)} -> {shown(after)}", side,
+                                   at=now))  # fmt: skip
+    repo.update_conversion_money(conversion.id, to.amount, to.revenue, to.payout, (*conversion.trace, *steps), now)
+    updated = repo.get_conversion(conversion.id)
+    assert updated is not None
+    click = repo.get_click(updated.transaction_id)
+    outbox.emit(repo, EventType.CONVERSION_UPDATED, conversion_updated_data(updated, click, updated.status.value), now)
+
+
+def _money_text(amount: Decimal | None, currency: str) -> str:
+    return "none" if amount is None else format_money(amount, currency)
 
 
 def _change_status(

@@ -217,6 +217,18 @@ class TrackingRepository(Protocol):
         """Set the status and its reason, and replace the trace (the old steps and the change)."""
         ...
 
+    def update_conversion_money(
+        self,
+        conversion_id: int,
+        amount: Decimal | None,
+        revenue: Decimal,
+        payout: Decimal,
+        trace: Sequence[TraceStep],
+        now: datetime,
+    ) -> None:
+        """Set the sale amount, revenue and payout, and replace the trace (the old steps and the adjustment)."""
+        ...
+
     def report(self, query: ReportQuery) -> list[ReportLine]:
         """One line per group and currency with data, in the order of the group's values (`ordered`)."""
         ...

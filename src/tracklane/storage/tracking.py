@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, exists, insert, select, update
@@ -153,12 +154,26 @@ class SqlTracking:
         now: datetime,
     ) -> None:
         """Change a conversion's status, and move it to its new status's rollup cells."""
-        changed = (
-            update(conversions)
-            .where(conversions.c.id == conversion_id)
-            .values(status=status.value, status_reason=reason, trace=stored_steps(trace), updated_at=now)
-            .returning(*conversions.c)
-        )
+        self._update_conversion(conversion_id, status=status.value, status_reason=reason,
+                                trace=stored_steps(trace), updated_at=now)  # fmt: skip
+
+    def update_conversion_money(
+        self,
+        conversion_id: int,
+        amount: Decimal | None,
+        revenue: Decimal,
+        payout: Decimal,
+        trace: Sequence[TraceStep],
+        now: datetime,
+    ) -> None:
+        """Adjust a conversion's money, and move its sums in the rollup cells."""
+        self._update_conversion(conversion_id, amount=amount, revenue=revenue, payout=payout,
+                                trace=stored_steps(trace), updated_at=now)  # fmt: skip
+
+    def _update_conversion(self, conversion_id: int, **values: Any) -> None:
+        """Change a conversion's row and its rollup cells with it (out of the old cell, into the new)."""
+        changed = update(conversions).where(conversions.c.id == conversion_id).values(**values)
+        changed = changed.returning(*conversions.c)
         before = self.conn.execute(select(conversions).where(conversions.c.id == conversion_id)).one_or_none()
         after = self.conn.execute(changed).one_or_none()
         if before is not None and after is not None:

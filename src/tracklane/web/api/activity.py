@@ -17,8 +17,8 @@ from tracklane.domain.tenancy import scope_of
 from tracklane.resources.clicks import ClickAdvertiserView, ClickPartnerView, ClickView
 from tracklane.resources.conversions import (
     ConversionAdvertiserView,
+    ConversionChange,
     ConversionPartnerView,
-    ConversionStatusChange,
     ConversionView,
 )
 from tracklane.services.ports import Page
@@ -116,18 +116,20 @@ async def get_conversion(conversion_id: PathId, services: Services, scope: Calle
     "/conversions/{conversion_id}",
     tags=["conversions"],
     openapi_extra=documented(
-        body=ConversionStatusChange,
+        body=ConversionChange,
         responses={200: ConversionView | ConversionAdvertiserView},
-        example={"status": "rejected", "reason": "fraud: duplicate IP"},
+        example={"refund": "10.00", "reason": "ITEM_RETURNED: one of three items sent back"},
     ),
 )
-async def change_conversion_status(
+async def change_conversion(
     conversion_id: PathId,
     key: Reviewer,
     services: Services,
-    payload: Annotated[ConversionStatusChange, Depends(body(ConversionStatusChange))],
+    payload: Annotated[ConversionChange, Depends(body(ConversionChange))],
 ) -> Response:
-    """Approve, hold or reject a conversion (the admin, or the advertiser it belongs to; a partner key is
-    refused); the change and its reason are appended to the trace. Rejecting needs a reason."""
+    """Approve, hold or reject a conversion, adjust its money (sale amount, partial refund, revenue, or,
+    with an admin key, payout), or both in one write (the admin, or the advertiser it belongs to; a partner
+    key is refused). Each change, who made it and why, is appended to the trace. Rejecting and adjusting need
+    a reason."""
     actor = f"api key #{key.id} ({key.role.value})"
-    return encoded(await services.conversions.change_status(scope_of(key), conversion_id, payload, actor))
+    return encoded(await services.conversions.change(scope_of(key), conversion_id, payload, actor))

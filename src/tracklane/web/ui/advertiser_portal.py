@@ -19,7 +19,7 @@ from starlette.responses import Response
 
 from tracklane.domain.errors import InvalidParameter, NotFound
 from tracklane.domain.model import ConversionMethod, ConversionStatus, Offer
-from tracklane.resources.conversions import ConversionStatusChange
+from tracklane.resources.conversions import ConversionChange
 from tracklane.resources.decoding import convert
 from tracklane.resources.offers import (
     OfferAdvertiserView,
@@ -170,8 +170,8 @@ async def change_status(request: Request, viewer: AdvertiserViewer, conversion_i
     actor = f"{viewer.user.email} (advertiser user #{viewer.user.id})"
     response = redirect(back)
     try:
-        changed = await services_of(request).conversions.change_status(
-            viewer.scope, conversion_id, convert(body, ConversionStatusChange), actor
+        changed = await services_of(request).conversions.change(
+            viewer.scope, conversion_id, convert(body, ConversionChange), actor
         )
     except InvalidParameter as refused:
         notify(request, response, f"Conversion #{conversion_id} was not changed: {refused.field} {refused.detail}.")

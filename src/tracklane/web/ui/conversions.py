@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from tracklane.domain.model import ConversionStatus, Origin
-from tracklane.resources.conversions import ConversionStatusChange
+from tracklane.resources.conversions import ConversionChange
 from tracklane.resources.decoding import convert
 from tracklane.services.ports import Page
 from tracklane.web.api.listing import PathId
@@ -104,15 +104,27 @@ async def change_status(request: Request, viewer: AdminViewer, conversion_id: Pa
     """Set the status; a rejection needs its reason. `next` is the page to go back to (the review queue)."""
     form = await viewer_form(request, viewer)
     values = {"status": str(form.get("status", "")), "reason": str(form.get("reason", "")).strip() or None}
-    change = convert({k: v for k, v in values.items() if v is not None}, ConversionStatusChange)
+    change = convert({k: v for k, v in values.items() if v is not None}, ConversionChange)
     actor = f"{viewer.user.email} (console)"
     before = await services_of(request).conversions.get(viewer.scope, conversion_id)
-    await services_of(request).conversions.change_status(viewer.scope, conversion_id, change, actor)
+    await services_of(request).conversions.change(viewer.scope, conversion_id, change, actor)
     target = return_path(str(form.get("next", "")), f"/ui/conversions/{conversion_id}")
     if target.startswith("/ui/review") and not form.get("undoing"):
         target = f"/ui/review?undo={conversion_id}&was={before.status.value}"
     response = redirect(target)
     notify(request, response, f"Conversion #{conversion_id} is {change.status.value}.")
+    return response
+
+
+@router.post("/conversions/{conversion_id}/adjustment")
+async def adjust(request: Request, viewer: AdminViewer, conversion_id: PathId) -> Response:
+    """Adjust the money (a refund, a revenue, a payout) with its reason; the fields left empty do not change."""
+    form = await viewer_form(request, viewer)
+    values = {name: str(form.get(name, "")).strip() for name in ("refund", "revenue", "payout", "reason")}
+    change = convert({k: v for k, v in values.items() if v}, ConversionChange)
+    await services_of(request).conversions.change(viewer.scope, conversion_id, change, f"{viewer.user.email} (console)")
+    response = redirect(f"/ui/conversions/{conversion_id}")
+    notify(request, response, f"Conversion #{conversion_id} adjusted.")
     return response
 
 
