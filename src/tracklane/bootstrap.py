@@ -37,6 +37,7 @@ from tracklane.services.registry import Services
 from tracklane.services.reports import ReportService
 from tracklane.services.segment import SegmentService
 from tracklane.services.sources import SourceService
+from tracklane.services.traffic import TrafficOptimizer, TrafficService
 from tracklane.services.users import UserService
 from tracklane.services.webhooks import WebhookService
 from tracklane.settings import Settings
@@ -189,6 +190,7 @@ def build(settings: Settings) -> Container:
             box,
         ),
         users=UserService(db, utc_now, new_user_token, timedelta(hours=settings.session_hours)),
+        traffic=TrafficService(db, utc_now),
     )
     if settings.admin_key is not None:
         admin_key = settings.admin_key.get_secret_value()
@@ -212,11 +214,16 @@ def delivery_worker(container: Container) -> DeliveryWorker:
 
 def serving(settings: Settings) -> Container:
     """What one server process runs: the services and, unless `TRACKLANE_DELIVERY_IN_SERVE=false`, a
-    delivery worker beside the requests."""
+    delivery worker and the traffic optimizer beside the requests."""
     container = build(settings)
     if settings.delivery_in_serve:
-        container = replace(container, workers=(delivery_worker(container),))
+        container = replace(container, workers=(delivery_worker(container), traffic_optimizer(container)))
     return container
+
+
+def traffic_optimizer(container: Container) -> TrafficOptimizer:
+    """Evaluates the due traffic optimization rules every `TRACKLANE_TRAFFIC_OPTIMIZE_SECONDS`."""
+    return TrafficOptimizer(container.traffic, container.settings.traffic_optimize_seconds)
 
 
 def create_app(settings: Settings) -> FastAPI:

@@ -32,6 +32,7 @@ from tracklane.bootstrap import (
     delivery_worker,
     migrate_database,
     recount_reports,
+    traffic_optimizer,
     utc_now,
 )
 from tracklane.domain.errors import InvalidParameter, TracklaneError
@@ -224,7 +225,8 @@ def recount() -> None:
 
 @main.command()
 def worker() -> None:
-    """Deliver webhooks and partner postbacks from the outbox until SIGTERM or SIGINT (run any number)."""
+    """Deliver webhooks and partner postbacks from the outbox, and evaluate traffic optimization rules, until
+    SIGTERM or SIGINT (run any number)."""
     container = build(load_settings())
     try:
         asyncio.run(_run_worker(container))
@@ -235,11 +237,13 @@ def worker() -> None:
 async def _run_worker(container: Container) -> None:
     """Deliver until a signal; then let the sends in flight finish, for at most the shutdown timeout."""
     running = delivery_worker(container)
-    task = asyncio.create_task(running.run())
+    optimizer = traffic_optimizer(container)
+    task = asyncio.gather(running.run(), optimizer.run())
     loop = asyncio.get_running_loop()
 
     def stop() -> None:
         running.stop()
+        optimizer.stop()
         loop.call_later(container.settings.shutdown_timeout_seconds, task.cancel)
 
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -104,7 +104,15 @@ class Settings(BaseSettings):
         "unset with SQLite, a key generated once is kept in `<database>.key` beside the database file.",
     )
     delivery_in_serve: bool = Field(
-        default=True, description="Whether `tracklane serve` runs a delivery worker in each server process."
+        default=True,
+        description="Whether `tracklane serve` runs a delivery worker (and the traffic optimizer) in each server "
+        "process.",
+    )
+    traffic_optimize_seconds: float = Field(
+        default=900,
+        ge=0.1,
+        le=86400,
+        description="How often the worker evaluates each active traffic optimization rule.",
     )
     delivery_concurrency: int = Field(
         default=32, ge=1, le=1024, description="Requests one delivery worker sends at once."

@@ -25,7 +25,7 @@ class EventType(StrEnum):
     OFFER_UPDATED = "offer.updated"
     ADVERTISER_CREATED = "advertiser.created"
     ADVERTISER_UPDATED = "advertiser.updated"
-    ADVERTISER_SIGNED_UP = "advertiser.signed_up"  # documented; no advertiser sign-up exists yet
+    ADVERTISER_SIGNED_UP = "advertiser.signed_up"
     PARTNER_CREATED = "partner.created"
     PARTNER_UPDATED = "partner.updated"
     PARTNER_SIGNED_UP = "partner.signed_up"
@@ -34,7 +34,7 @@ class EventType(StrEnum):
     CONVERSION_REGISTERED = "conversion.registered"
     EVENT_REGISTERED = "event.registered"
     CONVERSION_UPDATED = "conversion.updated"
-    TRAFFIC_OPTIMIZED = "traffic.optimized"  # documented; traffic rules do not exist yet
+    TRAFFIC_OPTIMIZED = "traffic.optimized"
 
 
 class EndpointStatus(StrEnum):

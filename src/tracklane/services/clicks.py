@@ -3,7 +3,8 @@ a destination URL that names `{click_token}`), the click token that lets a pixel
 `tracklane.domain.postback`).
 
 The verdict reads the offer, its advertiser, the partner, the partner's access and the offer's targeting
-(`tracklane.domain.routing`); bots are recorded and never billable. A repeat of a billable click (same IP,
+(`tracklane.domain.routing`), then the traffic rules' blocklist for the offer and partner
+(`tracklane.domain.traffic`); bots are recorded and never billable. A repeat of a billable click (same IP,
 user agent, offer and partner within `duplicate_window_seconds`) is recorded as rejected with reason
 `duplicate_click`, takes no cap and no money, and still goes to the offer with the first click's transaction
 id (so a conversion credits the first click). Repeats are remembered in this process only (bounded).
@@ -22,7 +23,7 @@ from tracklane.domain import routing
 from tracklane.domain.attribution import choose_payout
 from tracklane.domain.caps import CapMetric, counter_key
 from tracklane.domain.macros import CLICK_TOKEN, expand
-from tracklane.domain.model import Click, ClickDevice, Offer
+from tracklane.domain.model import Advertiser, Click, ClickDevice, Offer, OfferAccess, Partner
 from tracklane.domain.money import price_click
 from tracklane.domain.postback import click_token
 from tracklane.domain.targeting import Visitor
@@ -117,7 +118,7 @@ class ClickService:
             partner = repo.get_partner(request.partner_id)
             access = repo.get_access(request.offer_id, request.partner_id) if offer and partner else None
             advertiser = repo.get_advertiser(offer.advertiser_id) if offer else None
-            reason = routing.reject_reason(offer, partner, access, advertiser=advertiser, visitor=request.visitor())
+            reason = _reject_reason(repo, request, offer, partner, access, advertiser)
             target = self._target(offer, accepted=reason is None)
             values = routing.click_macro_values(
                 "",
@@ -139,7 +140,7 @@ class ClickService:
         partner = repo.get_partner(request.partner_id)
         access = repo.get_access(request.offer_id, request.partner_id) if offer and partner else None
         owner = repo.get_advertiser(offer.advertiser_id) if offer else None
-        reason = routing.reject_reason(offer, partner, access, advertiser=owner, visitor=request.visitor())
+        reason = _reject_reason(repo, request, offer, partner, access, owner)
         billable = reason is None and not request.device.is_bot
         key: _DuplicateKey = (request.ip, request.user_agent, request.offer_id, request.partner_id)
         first = self._recent.first_of(key, now, transaction_id) if billable else None
@@ -184,6 +185,22 @@ class ClickService:
         if offer is not None and offer.fallback_url:
             return offer.fallback_url
         return self._network_fallback_url
+
+
+def _reject_reason(
+    repo: Repository,
+    request: ClickRequest,
+    offer: Offer | None,
+    partner: Partner | None,
+    access: OfferAccess | None,
+    advertiser: Advertiser | None,
+) -> str | None:
+    """Why the click must not go to the offer (routing, then the traffic rules), or None."""
+    visitor = request.visitor()
+    reason = routing.reject_reason(offer, partner, access, advertiser=advertiser, visitor=visitor)
+    if reason is not None:
+        return reason
+    return repo.blocklist_for(request.offer_id, request.partner_id).blocked(visitor)
 
 
 def _take_click_caps(repo: Repository, offer: Offer, partner_id: int, now: datetime) -> bool:

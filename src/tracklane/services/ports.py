@@ -38,6 +38,7 @@ from tracklane.domain.model import (
 from tracklane.domain.partner_postbacks import PartnerPostback, PostbackStatus
 from tracklane.domain.segment.model import Customer, MessageOutcome, Source, StoredMessage
 from tracklane.domain.trace import TraceStep
+from tracklane.domain.traffic import Blocklist, TrafficBlock, TrafficRule, TrafficStat, TrafficVariable
 from tracklane.domain.webhooks import EndpointStatus, WebhookEndpoint
 from tracklane.resources.advertisers import AdvertiserUpdate
 from tracklane.resources.fields import UNSET, Unset
@@ -54,6 +55,7 @@ from tracklane.resources.partner_postbacks import PartnerPostbackCreate, Partner
 from tracklane.resources.partners import PartnerUpdate
 from tracklane.resources.reports import ReportLine, ReportQuery
 from tracklane.resources.sources import SourceUpdate
+from tracklane.resources.traffic import TrafficRuleCreate, TrafficRuleUpdate
 from tracklane.resources.webhooks import WebhookCreate, WebhookUpdate
 
 T = TypeVar("T")
@@ -366,6 +368,19 @@ class SegmentRepository(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class NewTrafficBlock:
+    rule_id: int
+    offer_id: int
+    partner_id: int
+    variable: TrafficVariable
+    value: str
+    clicks: int
+    conversions: int
+    cvr_percent: Decimal
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class NewDelivery:
     kind: DeliveryKind
     event_type: str
@@ -611,8 +626,48 @@ class UserRepository(Protocol):
         ...
 
 
+class TrafficRepository(Protocol):
+    """Traffic rules, the blocks optimization rules make, and the numbers they are judged on."""
+
+    def insert_traffic_rule(self, rule: TrafficRuleCreate, now: datetime) -> TrafficRule: ...
+    def get_traffic_rule(self, rule_id: int) -> TrafficRule | None: ...
+    def list_traffic_rules(self, page: Page) -> list[TrafficRule]: ...
+    def update_traffic_rule(self, rule_id: int, changes: TrafficRuleUpdate, now: datetime) -> None: ...
+    def delete_traffic_rule(self, rule_id: int) -> None:
+        """Delete the rule and its blocks."""
+        ...
+
+    def due_optimization_rules(self, evaluated_before: datetime) -> list[TrafficRule]:
+        """Active optimization rules last evaluated before that time (or never)."""
+        ...
+
+    def mark_evaluated(self, rule_id: int, now: datetime) -> None: ...
+    def traffic_stats(self, rule: TrafficRule, since: datetime) -> list[TrafficStat]:
+        """Billable clicks since `since` and their base conversions (not rejected), by offer, partner and the
+        rule's variable, within the rule's offer and partner; clicks without a value are left out."""
+        ...
+
+    def insert_traffic_block(self, block: NewTrafficBlock) -> TrafficBlock: ...
+    def get_traffic_block(self, block_id: int) -> TrafficBlock | None: ...
+    def list_traffic_blocks(self, page: Page) -> list[TrafficBlock]: ...
+    def blocked_values(self, rule_id: int) -> set[tuple[int, int, str]]:
+        """(offer, partner, value) of every block the rule made, lifted ones included."""
+        ...
+
+    def lift_traffic_block(self, block_id: int, by: str, reason: str, now: datetime) -> None: ...
+    def blocklist_for(self, offer_id: int, partner_id: int) -> Blocklist:
+        """What blocks this offer's clicks from this partner (cached like the catalogue)."""
+        ...
+
+
 class Repository(
-    CatalogRepository, TrackingRepository, SegmentRepository, DeliveryRepository, UserRepository, Protocol
+    CatalogRepository,
+    TrackingRepository,
+    SegmentRepository,
+    DeliveryRepository,
+    UserRepository,
+    TrafficRepository,
+    Protocol,
 ):
     """Everything one transaction can read and write."""
 

@@ -21,6 +21,7 @@ from tracklane.services.partner_postbacks import PartnerPostbackService
 from tracklane.services.reports import ReportService
 from tracklane.services.segment import SegmentService
 from tracklane.services.sources import SourceService
+from tracklane.services.traffic import TrafficService
 from tracklane.services.users import UserService
 from tracklane.services.webhooks import WebhookService
 
@@ -68,6 +69,7 @@ class Services:
     partner_postbacks: PartnerPostbackService
     deliveries: DeliveryService
     users: UserService
+    traffic: TrafficService
     workers: tuple[Worker, ...] = ()
 
     def close(self) -> None:

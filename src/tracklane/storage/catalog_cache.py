@@ -1,4 +1,5 @@
-"""The writer's short-lived memory of offers, partners and offer access, so that a click reads no catalogue rows.
+"""The writer's short-lived memory of offers, partners, offer access and traffic blocklists, so that a click
+reads no catalogue rows.
 
 Only a process's single writer thread uses it. Any INSERT, UPDATE or DELETE on a catalogue table through
 the writer's engine, and any rollback, empties it: within one process it is never stale. A change made by
@@ -16,7 +17,9 @@ from sqlalchemy.sql.dml import UpdateBase
 
 T = TypeVar("T")
 
-CATALOGUE_TABLES = frozenset({"advertisers", "partners", "offers", "offer_caps", "offer_access"})
+CATALOGUE_TABLES = frozenset(
+    {"advertisers", "partners", "offers", "offer_caps", "offer_access", "traffic_rules", "traffic_blocks"}
+)
 
 
 class CatalogCache:

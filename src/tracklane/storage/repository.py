@@ -12,10 +12,13 @@ from tracklane.storage.reports import SqlReports
 from tracklane.storage.rollups import RollupDeltas
 from tracklane.storage.segment import SqlSegment
 from tracklane.storage.tracking import SqlTracking
+from tracklane.storage.traffic import SqlTraffic
 from tracklane.storage.users import SqlUsers
 
 
-class SqlRepository(SqlCatalog, SqlTracking, SqlPriorConversions, SqlReports, SqlSegment, SqlDelivery, SqlUsers):
+class SqlRepository(
+    SqlCatalog, SqlTracking, SqlPriorConversions, SqlReports, SqlSegment, SqlDelivery, SqlUsers, SqlTraffic
+):
     """Implements `tracklane.services.ports.Repository` on a connection inside a transaction.
 
     The rollup deltas its writes gather are applied by `flush_rollups`, which the writer calls before each

@@ -467,6 +467,47 @@ delivery_attempts = Table(
     Column("created_at", UtcDateTime, nullable=False),
 )  # fmt: skip
 
+traffic_rules = Table(
+    "traffic_rules", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False),
+    Column("name", String(200)),
+    Column("offer_id", Id, ForeignKey("offers.id"), index=True),
+    Column("partner_id", Id, ForeignKey("partners.id")),
+    Column("variable", String(16), nullable=False),
+    Column("match", String(16), nullable=False),
+    Column("values", JSON, nullable=False),
+    Column("min_clicks", Integer),
+    Column("cvr_below_percent", String(16)),
+    Column("window_days", Integer),
+    Column("status", String(16), nullable=False),
+    Column("last_evaluated_at", UtcDateTime),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)  # fmt: skip
+
+# A value an optimization rule blocked for one offer and partner; one row per rule, offer, partner and value,
+# so that a lifted block is remembered (the rule does not block that value again).
+traffic_blocks = Table(
+    "traffic_blocks", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("rule_id", Id, ForeignKey("traffic_rules.id"), nullable=False),
+    Column("offer_id", Id, nullable=False),
+    Column("partner_id", Id, nullable=False),
+    Column("variable", String(16), nullable=False),
+    Column("value", String(255), nullable=False),
+    Column("clicks", Integer, nullable=False),
+    Column("conversions", Integer, nullable=False),
+    Column("cvr_percent", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("lifted_at", UtcDateTime),
+    Column("lifted_by", String(200)),
+    Column("lift_reason", Text),
+    UniqueConstraint("rule_id", "offer_id", "partner_id", "value"),
+    Index("ix_traffic_blocks_offer_partner", "offer_id", "partner_id"),
+)  # fmt: skip
+
 # The fingerprint of the key the secrets above are sealed with (one row): a process with another key refuses
 # to start.
 secrets_key = Table(

@@ -30,7 +30,18 @@ from starlette.staticfiles import StaticFiles
 from tracklane import __version__
 from tracklane.services.registry import Services
 from tracklane.web import edge, errors, health, metrics, sdk, segment, tracking
-from tracklane.web.api import activity, catalog, contract, customers, delivery, keys, reports, sources, users
+from tracklane.web.api import (
+    activity,
+    catalog,
+    contract,
+    customers,
+    delivery,
+    keys,
+    reports,
+    sources,
+    traffic,
+    users,
+)
 from tracklane.web.ui import routing as ui_routing
 from tracklane.web.ui import site as ui_site
 
@@ -86,6 +97,7 @@ def build_app(build: Callable[[], Services]) -> FastAPI:
         customers.router,
         delivery.router,
         users.router,
+        traffic.router,
     )
     for router in routers:
         api.include_router(router)
