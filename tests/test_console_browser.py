@@ -340,3 +340,67 @@ def test_the_admin_refunds_part_of_a_conversion_in_the_console(
     money = (shown["status"], shown["amount"], shown["revenue"], shown["payout"])
     assert money == ("approved", "20.00", "4.00", "1.00")
     assert admin.problems == []
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_the_admin_blocks_and_optimizes_traffic_in_the_console(
+    chromium: Any, api: httpx.Client, server: RunningServer
+) -> None:
+    adv, offer, partner = factories.program(api, fallback_url="https://fallback.example/")
+    with httpx.Client(base_url=server.base_url, headers={"User-Agent": BROWSER_UA}) as visitor:
+        for n in range(12):
+            factories.click(visitor, offer["id"], partner["id"], sub1="popunder")
+            tid = factories.click(visitor, offer["id"], partner["id"], sub1="newsletter")
+            if n < 4:
+                visitor.get("/postback", params={"transaction_id": tid, "secure": adv["postback_token"]})
+    admin = _open(chromium, server, person(server, Role.ADMIN))
+    admin.go("/ui/traffic")
+    assert "No traffic rules yet." in admin.text()
+    admin.shot("admin-traffic-empty")
+
+    block = admin.page.locator("form", has=admin.page.locator("input[name=kind][value=block]"))
+    block.locator("input[name=name]").fill("Known scrapers")
+    block.locator("select[name=variable]").select_option("source_id")
+    block.locator("textarea[name=values]").fill("scraper-net\nbulk-clicks")
+    block.locator("button[type=submit]").click()
+    admin.page.wait_for_load_state("networkidle")
+    assert "Block list #1 added" in admin.text()
+
+    optimize = admin.page.locator("form", has=admin.page.locator("input[name=kind][value=optimize]"))
+    optimize.locator("select[name=offer_id]").select_option(str(offer["id"]))
+    optimize.locator("input[name=cvr_below_percent]").fill("150")
+    optimize.locator("input[name=min_clicks]").fill("10")
+    optimize.locator("button[type=submit]").click()
+    admin.page.wait_for_load_state("networkidle")
+    assert "cvr_below_percent: must be over 0 and at most 100" in admin.text(), "the refusal names the field"
+    optimize = admin.page.locator("form", has=admin.page.locator("input[name=kind][value=optimize]"))
+    assert optimize.locator("input[name=min_clicks]").input_value() == "10", "what was typed is kept"
+    optimize.locator("input[name=name]").fill("Weak placements")
+    optimize.locator("input[name=cvr_below_percent]").fill("5")
+    optimize.locator("button[type=submit]").click()
+    admin.page.wait_for_load_state("networkidle")
+    assert "Optimization rule #2 added" in admin.text()
+
+    admin.page.locator("tr", has_text="Weak placements").locator("button", has_text="Evaluate now").click()
+    admin.page.wait_for_load_state("networkidle")
+    assert "Rule #2 evaluated: blocked sub1 'popunder'." in admin.text()
+    row = admin.page.locator("tr", has_text="popunder")
+    cells = [c.inner_text() for c in row.locator("td").all()]
+    named = [f"{offer['name']} (#{offer['id']})", f"{partner['name']} (#{partner['id']})"]
+    assert cells[1:6] == [*named, "12", "0", "0.00 %"], cells
+    admin.shot("admin-traffic")
+    with httpx.Client(base_url=server.base_url, headers={"User-Agent": BROWSER_UA}) as visitor:
+        turned = visitor.get(f"/r/{offer['id']}/{partner['id']}", params={"sub1": "popunder"})
+        assert turned.headers["location"] == "https://fallback.example/"
+
+    row.locator("input[name=reason]").fill("placement reviewed with the partner")
+    row.locator("button", has_text="Lift").click()
+    admin.page.wait_for_load_state("networkidle")
+    assert "sub1 'popunder' goes through again" in admin.text()
+    assert "stays lifted" in admin.page.locator("tr", has_text="popunder").inner_text()
+    admin.page.locator("tr", has_text="Known scrapers").locator("button", has_text="Pause").click()
+    admin.page.wait_for_load_state("networkidle")
+    assert "Rule #1 is paused." in admin.text()
+    admin.shot("admin-traffic-lifted")
+    refused = "console error: Failed to load resource: the server responded with a status of 400 (Bad Request)"
+    assert admin.problems == [refused], "the refused form, and nothing else"

@@ -40,6 +40,13 @@ def _program_full_of_markup(api: httpx.Client, web: httpx.Client, server: Runnin
     conversions = api.get("/api/v1/conversions").json()["data"]
     reason = {"status": "rejected", "reason": f"Because {MARKUP}"}
     assert api.patch(f"/api/v1/conversions/{conversions[0]['id']}", json=reason).status_code == 200
+    factories.created(api.post("/api/v1/traffic-rules", json={"kind": "block", "name": f"Block {MARKUP}",
+                                                             "variable": "sub3", "values": [MARKUP]}))  # fmt: skip
+    rule = factories.created(api.post("/api/v1/traffic-rules", json={
+        "kind": "optimize", "name": f"Optimize {MARKUP}", "variable": "sub1", "min_clicks": 1,
+        "cvr_below_percent": 50}))  # fmt: skip
+    (block,) = api.post(f"/api/v1/traffic-rules/{rule['id']}/evaluate").json()["blocks"]  # its lift form
+    assert block["value"] == MARKUP
     return {"advertiser": adv["id"], "partner": partner["id"], "offer": offer["id"]}
 
 

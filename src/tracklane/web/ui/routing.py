@@ -35,6 +35,7 @@ NAVIGATION: Mapping[Role, tuple[tuple[str, str], ...]] = {
         ("Review", "/ui/review"),
         ("Reports", "/ui/reports"),
         ("Customers", "/ui/customers"),
+        ("Traffic rules", "/ui/traffic"),
         ("Webhooks", "/ui/webhooks"),
         ("Partner postbacks", "/ui/partner-postbacks"),
         ("Segment sources", "/ui/sources"),

@@ -13,6 +13,7 @@ from tracklane.web.ui import (
     partner_portal,
     people,
     reports,
+    traffic,
 )
 
 
@@ -24,6 +25,7 @@ def routers() -> list[APIRouter]:
         conversions.router,
         reports.router,
         integrations.router,
+        traffic.router,
         partner_portal.router,
         advertiser_portal.router,
     ]
