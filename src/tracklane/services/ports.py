@@ -727,10 +727,13 @@ def raise_refused(result: T | Refused) -> T:
 class Database(Protocol):
     """Runs work in transactions; a `write` is committed before it returns.
 
-    A write function refuses bad input by returning `Refused`, not by raising (see there). A write that
-    cannot be done in time, or while the database is unavailable or the writer's queue full, raises
-    `StorageUnavailable`.
+    A write function refuses bad input by returning `Refused`, not by raising (see there): a refusal commits
+    what the function wrote before it, so it must write nothing first. A write that cannot be done in
+    time, or while the database is unavailable or the writer's queue full, raises `StorageUnavailable`.
+    `rehearse` runs a write function as `write` would, then rolls it back whatever it returned: its result
+    is what the write would have done, and nothing of it is kept (a dry run).
     """
 
     def write(self, work: Callable[[Repository], T]) -> Awaitable[T]: ...
+    def rehearse(self, work: Callable[[Repository], T]) -> Awaitable[T]: ...
     def read(self, work: Callable[[Repository], T]) -> Awaitable[T]: ...

@@ -7,6 +7,11 @@ resolves their futures: each caller is answered after its work is durable, while
 fsync) covers many requests. A write function refuses bad input by returning a `Refused` value, which
 commits with the batch; only a fault (an exception) costs the batch its savepoint re-run.
 
+A rehearsal (`rehearse`) is a write that is never committed: the writer runs it alone, as a batch of its
+own, and rolls it back, so that it sees the database exactly as a write would (and its own changes as it
+goes) and leaves nothing behind: no row, no counter, no rollup, no outbox message. An import's dry run is
+one.
+
 Every wait is bounded. The queue holds at most `queue_size` writes (one more is refused at once with
 `StorageUnavailable`). Each write has a deadline (`timeout` after it was handed over): once it has passed,
 the writer does not start the write, run it again after a database error, or commit it (a batch holding
@@ -79,6 +84,7 @@ class _Task:
     deadline: float
     future: Future[Any] = field(default_factory=Future)
     outcome: tuple[bool, Any] | None = None
+    rehearsal: bool = False  # run alone and rolled back, never committed
 
 
 def _settle(future: Future[Any], ok: bool, value: Any) -> None:
@@ -127,9 +133,10 @@ class GroupCommitWriter:
         self._thread = threading.Thread(target=self._run, name="tracklane-writer", daemon=True)
         self._thread.start()
 
-    def submit(self, work: Callable[[Repository], T]) -> Future[T]:
-        """Queue `work`; its future fails at once with `StorageUnavailable` if the queue is full or closed."""
-        task = _Task(work, time.monotonic() + self.timeout)
+    def submit(self, work: Callable[[Repository], T], *, rehearsal: bool = False) -> Future[T]:
+        """Queue `work` (a `rehearsal` is rolled back once run); its future fails at once with
+        `StorageUnavailable` if the queue is full or closed."""
+        task = _Task(work, time.monotonic() + self.timeout, rehearsal=rehearsal)
         refusal: StorageUnavailable | None = None
         with self._wake:
             if self._closed:
@@ -215,11 +222,21 @@ class GroupCommitWriter:
                 self._wake.wait()
             if not self._pending:
                 return None
-            batch = [self._pending.popleft() for _ in range(min(len(self._pending), self._max_batch))]
+            batch = self._take()
             self._in_flight = batch
             if self.on_depth is not None:
                 self.on_depth(len(self._pending))
             return batch
+
+    def _take(self) -> list[_Task]:
+        """The next batch from the queue (the caller holds the lock): a rehearsal alone, else the writes
+        before the next rehearsal, at most `max_batch`."""
+        if self._pending[0].rehearsal:
+            return [self._pending.popleft()]
+        batch: list[_Task] = []
+        while self._pending and len(batch) < self._max_batch and not self._pending[0].rehearsal:
+            batch.append(self._pending.popleft())
+        return batch
 
     def _commit(self, batch: list[_Task]) -> None:
         # A write whose caller stopped waiting before it started is not run (its future was cancelled).
@@ -251,7 +268,7 @@ class GroupCommitWriter:
             for task in tasks:
                 assert task.outcome is not None
                 _settle(task.future, *task.outcome)
-            if self.on_commit is not None:
+            if self.on_commit is not None and not tasks[0].rehearsal:
                 self.on_commit(len(tasks), self._commit_seconds)
             return
 
@@ -261,6 +278,8 @@ class GroupCommitWriter:
         repository = SqlRepository(connection, self._cache)
         transaction = _begin(connection, in_turn)
         try:
+            if tasks[0].rehearsal:
+                return _rehearse(repository, transaction, tasks[0])
             failure = _run_together(repository, tasks)
             if failure is None:
                 repository.flush_rollups()
@@ -336,6 +355,21 @@ def _run_together(repository: SqlRepository, tasks: list[_Task]) -> Exception | 
                 raise
             return error
     return None
+
+
+def _rehearse(repository: SqlRepository, transaction: Transaction, task: _Task) -> bool:
+    """Run a rehearsal (a batch of its own) and roll it back, whatever it did; False, with its outcome
+    dropped, when its deadline passed meanwhile (it is answered as a write that could not be done in time)."""
+    try:
+        task.outcome = (True, task.work(repository))
+    except Exception as error:
+        if isinstance(error, DBAPIError) and _is_retryable(error):
+            raise
+        task.outcome = (False, error)
+    finally:
+        repository.discard_rollups()
+        transaction.rollback()
+    return not _past_deadline([task])
 
 
 def _run_isolated(connection: Connection, repository: SqlRepository, tasks: list[_Task]) -> None:
@@ -474,6 +508,10 @@ class SqlDatabase:
     def write(self, work: Callable[[Repository], T]) -> Awaitable[T]:
         answer_by = time.monotonic() + self.writer.timeout + ANSWER_GRACE
         return _awaited(self.writer.submit(work), answer_by)
+
+    def rehearse(self, work: Callable[[Repository], T]) -> Awaitable[T]:
+        answer_by = time.monotonic() + self.writer.timeout + ANSWER_GRACE
+        return _awaited(self.writer.submit(work, rehearsal=True), answer_by)
 
     async def read(self, work: Callable[[Repository], T]) -> T:
         return await asyncio.to_thread(self.read_now, work)
