@@ -1,4 +1,5 @@
-"""The `tracklane` command: serve, demo, migrate, worker, deliveries, api-keys create, users, reports recount.
+"""The `tracklane` command: serve, demo, migrate, worker, deliveries, api-keys create, users, reports recount,
+conversions import.
 
 `serve` and `worker` stop gracefully on SIGTERM or SIGINT: `serve` stops accepting, lets the requests in
 flight finish (at most TRACKLANE_SHUTDOWN_TIMEOUT_SECONDS) and its writer commit what is queued, then exits;
@@ -19,9 +20,10 @@ import tempfile
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager, suppress
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 import click
+import msgspec
 import uvicorn
 from pydantic import ValidationError
 
@@ -35,9 +37,12 @@ from tracklane.bootstrap import (
     traffic_optimizer,
     utc_now,
 )
+from tracklane.domain.conversion_import import MAX_FILE_BYTES
 from tracklane.domain.errors import InvalidParameter, TracklaneError
 from tracklane.domain.model import LinkKind, PartnerStatus, Role, User, UserStatus
+from tracklane.domain.tenancy import Scope
 from tracklane.resources.api_keys import ApiKeyCreate
+from tracklane.resources.conversion_imports import ConversionImportView
 from tracklane.resources.decoding import convert
 from tracklane.resources.deliveries import Replay
 from tracklane.resources.users import UserCreate, accept_url
@@ -311,6 +316,39 @@ def _with_container(use: Callable[[Container], Coroutine[Any, Any, T]]) -> T:
         sys.exit(1)
     finally:
         container.close()
+
+
+@main.group()
+def conversions() -> None:
+    """Import offline conversions."""
+
+
+@conversions.command("import")
+@click.argument("file", type=click.File("rb"))
+@click.option("--dry-run", is_flag=True, help="Report what the import would do, and write nothing.")
+@click.option("--advertiser-id", type=int, default=None, help="Import as this advertiser: only its offers' clicks.")
+@click.option("--json", "as_json", is_flag=True, help="Print the whole answer as JSON (as the API answers).")
+def import_conversions(file: BinaryIO, dry_run: bool, advertiser_id: int | None, as_json: bool) -> None:
+    """Record the conversions and events of a CSV file (`-` reads standard input), each row attributed like
+    an API conversion; print a summary and each refused row. Exits 1 when a row was refused (or the file
+    was), 0 otherwise."""
+    data = file.read(MAX_FILE_BYTES + 1)
+    scope = Scope(Role.ADMIN) if advertiser_id is None else Scope(Role.ADVERTISER, advertiser_id=advertiser_id)
+    report = _with_container(lambda c: c.conversions.import_file(scope, data, dry_run=dry_run))
+    click.echo(msgspec.json.encode(report).decode() if as_json else import_text(report))
+    if report.rejected:
+        sys.exit(1)
+
+
+def import_text(report: ConversionImportView) -> str:
+    """A summary line, then one line per refused row: `row N (transaction_id): code [field]: message`."""
+    verb = "would record" if report.dry_run else "recorded"
+    lines = [f"{report.rows} rows: {verb} {report.accepted}, {report.duplicates} duplicates (recorded before), "
+             f"{report.rejected} refused{' (dry run: nothing was written)' if report.dry_run else ''}"]  # fmt: skip
+    for error in report.errors:
+        field = f" [{error.field}]" if error.field else ""
+        lines.append(f"row {error.row} ({error.transaction_id or '-'}): {error.error}{field}: {error.message}")
+    return "\n".join(lines)
 
 
 @main.group("api-keys")

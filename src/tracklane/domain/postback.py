@@ -104,6 +104,7 @@ class Proof(StrEnum):
 
     COOKIE = "cookie"  # the browser sent the offer's first-party cookie `tl_{offer_id}`
     CLICK_TOKEN = "click_token"  # a click token issued by `/clk` for this click
+    API_KEY = "api_key"  # an API key: the admin's (any click), or an advertiser's (its own clicks only)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,12 +112,14 @@ class ClickClaim:
     """What a browser channel proves; the click converts only when it matches every part given.
 
     `offer_id`: the click must be of this offer (the pixel's offer). `mac`: the MAC of a click token,
-    checked against the click and its advertiser's postback token.
+    checked against the click and its advertiser's postback token. `advertiser_id`: the click must be of
+    this advertiser (an advertiser's API key).
     """
 
     proof: Proof
     offer_id: int | None = None
     mac: str | None = None
+    advertiser_id: int | None = None
 
 
 def click_mac(transaction_id: str, postback_token: str) -> str:

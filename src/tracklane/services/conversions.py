@@ -7,6 +7,9 @@ source checks its advertiser before it calls `_record`), and only on offers that
 `ConversionMethod`. A refusal is decided before anything is written and comes out of the write as a
 `Refused` value, which the service raises once the write has returned: a refused postback never aborts the
 writer's batch (and so never slows the clicks committed with it).
+
+A CSV file of offline conversions is imported row by row through the same `record_or_refuse`
+(`tracklane.services.conversion_import`).
 """
 
 from __future__ import annotations
@@ -36,9 +39,11 @@ from tracklane.domain.postback import ClickClaim, ConversionRequest, Proof, clic
 from tracklane.domain.tenancy import Scope, narrow, owns
 from tracklane.domain.trace import Side, Trace, TraceStep
 from tracklane.domain.webhooks import EventType, conversion_updated_data
+from tracklane.resources.conversion_imports import ConversionImportView
 from tracklane.resources.conversions import ConversionChange, ConversionRoleView, conversion_view_for
 from tracklane.resources.fields import UNSET
 from tracklane.services import outbox
+from tracklane.services.conversion_import import import_file
 from tracklane.services.ports import (
     Clock,
     Database,
@@ -81,13 +86,19 @@ class ConversionService:
         claim: ClickClaim | None = None,
     ) -> ConversionOutcome:
         """Attribute and record; a concurrent duplicate loses the unique key and is answered as duplicate."""
-        work = partial(_record_or_refuse, request=request, origin=origin, now=self._clock(), method=method, claim=claim)
+        work = partial(record_or_refuse, request=request, origin=origin, now=self._clock(), method=method, claim=claim)
         for _ in range(MAX_RACE_RETRIES):
             try:
                 return raise_refused(await self._db.write(work))
             except DuplicateKey:
                 continue
         raise PostbackRefused("busy", "the conversion is being recorded concurrently; retry")
+
+    async def import_file(self, scope: Scope, data: bytes, *, dry_run: bool) -> ConversionImportView:
+        """Record the conversions of a CSV file, each row attributed like an API conversion (an admin's key:
+        any click; an advertiser's: its own clicks); with `dry_run`, report what that would do, writing
+        nothing. A problem with the file itself is `InvalidParameter`, before anything is written."""
+        return await import_file(self._db, record_or_refuse, scope, data, self._clock(), dry_run=dry_run)
 
     async def get(self, scope: Scope, conversion_id: int) -> ConversionRoleView:
         def work(repo: Repository) -> ConversionRoleView:
@@ -172,7 +183,7 @@ def _record(
     `method`: the channel's conversion method (default: the one of `origin`). `claim`: what a channel
     without the postback token proves about the click; the click must match it.
     """
-    return raise_refused(_record_or_refuse(repo, request, origin, now, method, claim))
+    return raise_refused(record_or_refuse(repo, request, origin, now, method, claim))
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,7 +197,7 @@ class _Accepted:
     trace: Trace
 
 
-def _record_or_refuse(
+def record_or_refuse(
     repo: Repository,
     request: ConversionRequest,
     origin: Origin,
@@ -194,7 +205,8 @@ def _record_or_refuse(
     method: ConversionMethod | None = None,
     claim: ClickClaim | None = None,
 ) -> ConversionOutcome | Refused:
-    """`_record`, with a refusal returned: every check reads only, so a refused request has written nothing."""
+    """`_record`, with a refusal returned: every check reads only, so a refused request has written nothing
+    (an import attributes each row of its file with it, many in one write)."""
     try:
         decided = _decide(repo, request, origin, now, method, claim)
     except TracklaneError as error:
@@ -292,9 +304,14 @@ def _check_claim(repo: Repository, click: Click, claim: ClickClaim, trace: Trace
         raise PostbackRefused(
             "unknown_transaction", f"no click of offer #{claim.offer_id} has transaction_id {click.transaction_id}"
         )
+    if claim.advertiser_id is not None and click.advertiser_id != claim.advertiser_id:
+        # the answer to a click that does not exist: another advertiser's click is not revealed
+        raise PostbackRefused("unknown_transaction", f"no click has transaction_id {click.transaction_id}")
+    key_owner = f"advertiser #{claim.advertiser_id}" if claim.advertiser_id is not None else "the admin"
     details = {
         Proof.COOKIE: f"the tl_{claim.offer_id} cookie of the offer names this click",
         Proof.CLICK_TOKEN: "a click token issued by /clk for this click",
+        Proof.API_KEY: f"an API key of {key_owner}",
     }
     trace.add(claim.proof.value, "valid", details[claim.proof])
 

@@ -22,6 +22,7 @@ from urllib.parse import parse_qsl
 from starlette.requests import ClientDisconnect, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tracklane.domain.conversion_import import MAX_FILE_BYTES
 from tracklane.web import errors, limits, logs, metrics, segment, tracking
 from tracklane.web.forwarded import ClientAddress, Network
 from tracklane.web.ratelimit import Family, Limiter, RatePolicy, digest
@@ -30,6 +31,9 @@ log = logging.getLogger("tracklane.edge")
 
 SEGMENT_PREFIXES = ("/v1/", "/beacon/", "/segment/", "/sourceConfig")
 TRACKING_PATHS = ("/clk", "/postback", "/pixel")
+#: Routes that take a larger body than `max_body_bytes`: an import's CSV file, and a multipart upload's
+#: framing around it (the route itself refuses a file over its limit, naming it).
+LARGE_BODY_PATHS = {"/api/v1/conversions/import": MAX_FILE_BYTES + 64 * 1024}
 
 
 @runtime_checkable
@@ -59,6 +63,10 @@ class EdgePolicy:
     max_body_bytes: int = limits.DEFAULT_MAX_BODY
     clients: ClientAddress = field(default_factory=lambda: ClientAddress(()))
     limiter: Limiter = field(default_factory=lambda: Limiter(RatePolicy()))
+
+    def body_limit(self, path: str) -> int:
+        """The largest body this path takes."""
+        return max(self.max_body_bytes, LARGE_BODY_PATHS.get(path, 0))
 
     @classmethod
     def of(cls, settings: object) -> EdgePolicy:
@@ -247,7 +255,7 @@ class Edge:
             # Segment intake reads (and inflates) its own bodies; these methods carry none we read.
             await self.app(scope, receive, send)
             return
-        limit = policy.max_body_bytes
+        limit = policy.body_limit(scope["path"])
         close = {"Connection": "close"}
         try:
             limits.check_head(scope, limit)
