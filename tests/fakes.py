@@ -53,6 +53,7 @@ from tracklane.domain.partner_postbacks import PartnerPostback, PostbackStatus
 from tracklane.domain.segment.model import Customer, MessageOutcome, Source, StoredMessage
 from tracklane.domain.targeting import to_document
 from tracklane.domain.trace import TraceStep, stored_steps
+from tracklane.domain.traffic import Blocklist, blocklist
 from tracklane.domain.webhooks import EndpointStatus, WebhookEndpoint
 from tracklane.resources.advertisers import AdvertiserUpdate
 from tracklane.resources.decoding import decode
@@ -928,6 +929,15 @@ class FakeRepository:
             "partner_postbacks", lambda r: r["partner_id"] == partner_id and r["status"] != DELETED_POSTBACK
         )
         return [rows.partner_postback(_r(r)) for r in found]
+
+    # traffic rules: what a click reads of them
+    def blocklist_for(self, offer_id: int, partner_id: int) -> Blocklist:
+        def applies(r: Row) -> bool:
+            return r["offer_id"] in (None, offer_id) and r["partner_id"] in (None, partner_id)
+
+        rules = [rows.traffic_rule(_r(r)) for r in self.t.select("traffic_rules", applies)]
+        blocks = self.t.select("traffic_blocks", lambda r: (r["offer_id"], r["partner_id"]) == (offer_id, partner_id))
+        return blocklist(rules, [rows.traffic_block(_r(r)) for r in blocks])
 
     def delete_partner_postback(self, postback_id: int, now: datetime) -> None:
         if self.get_partner_postback(postback_id) is not None:

@@ -5,8 +5,9 @@ The seed's table, row by row: offers (created, updated; the offer as its admin A
 targeting), advertisers and partners (created, updated, signed up; with their users and billing), the
 partner sign-up verdict (flat, with who decided), the partner approved for an offer (the full offer and
 partner), conversions and events registered (with their offer, advertiser and partner); traffic
-optimization has its own scenario (`test_traffic_rules.py`). Then its best practices: every payload names its resource's id, to deduplicate on.
-The billing details these payloads carry are set through the API and shown to the admin alone.
+optimization has its own scenario (`test_traffic_rules.py`). Then its best practices: every payload names
+its resource's id, to deduplicate on. The billing details these payloads carry are set through the API and
+shown to the admin alone.
 """
 
 from __future__ import annotations

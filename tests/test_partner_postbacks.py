@@ -531,3 +531,44 @@ def test_the_partner_portal_and_the_console_test_and_delete_postbacks(
         kept = console.get("/ui/deliveries", params={"postback_id": theirs["id"]}).text
         assert '<td><span class="status">test</span></td>' in kept
     assert admin.get(f"/api/v1/partner-postbacks/{theirs['id']}").status_code == 404
+
+
+def test_a_postback_fires_at_the_status_its_partner_asked_for_and_on_status_changes(
+    admin: httpx.Client, visitor: httpx.Client, receiver: Receiver
+) -> None:
+    adv, offer, partner = factories.program(admin, caps=[{"metric": "conversions", "period": "day", "limit": 1}])
+    for status in ("approved", "rejected", "any"):
+        made = postback(admin, partner_id=partner["id"], fire_status=status,
+                        url=receiver.url + f"/{status}?tid={{transaction_id}}&status={{status}}")  # fmt: skip
+        assert made["fire_status"] == status
+    assert (
+        postback(admin, partner_id=partner["id"], url=receiver.url + "/x?status={status}")["fire_status"] == "approved"
+    )
+    refused = admin.post("/api/v1/partner-postbacks", json={"partner_id": partner["id"], "url": receiver.url,
+                                                            "fire_status": "pending"})  # fmt: skip
+    assert refused.status_code == 400 and "fire_status" in refused.json()["message"], refused.text
+
+    def fired(count: int) -> list[str]:
+        return sorted(r.target.split("?")[0] + " " + r.target.split("status=")[1] for r in receiver.wait_for(count))
+
+    first, second = (
+        factories.click(visitor, offer["id"], partner["id"]),
+        factories.click(visitor, offer["id"], partner["id"]),
+    )
+    approved = visitor.get("/postback", params={"transaction_id": first, "secure": adv["postback_token"]}).json()
+    assert fired(3) == ["/any approved", "/approved approved", "/x approved"]
+    pending = visitor.get("/postback", params={"transaction_id": second, "secure": adv["postback_token"]}).json()
+    assert pending["status"] == "pending", "over the cap"
+    assert fired(4) == ["/any approved", "/any pending", "/approved approved", "/x approved"], "only `any` hears"
+
+    reversed_ = {"status": "rejected", "reason": "ITEM_RETURNED"}
+    assert admin.patch(f"/api/v1/conversions/{approved['conversion_id']}", json=reversed_).status_code == 200
+    assert fired(6).count("/rejected rejected") == 1 and fired(6).count("/any rejected") == 1
+    assert admin.patch(f"/api/v1/conversions/{pending['conversion_id']}",
+                       json={"status": "approved"}).status_code == 200  # fmt: skip
+    shown = fired(9)
+    assert (
+        shown.count("/approved approved") == 2 and shown.count("/x approved") == 2 and shown.count("/any approved") == 2
+    )
+    poll(lambda: all(d["status"] == "succeeded" for d in admin.get("/api/v1/deliveries").json()["data"]))
+    assert len(receiver.received) == 9, "each postback fired once per moment it asked for, never twice"

@@ -25,6 +25,7 @@ from tracklane.domain.partner_postbacks import (
     MAX_DELAY_SECONDS,
     MAX_SUCCESS_TEXT,
     FiresOn,
+    FiringStatus,
     PartnerPostback,
     PostbackStatus,
 )
@@ -53,6 +54,10 @@ Method = Annotated[str, msgspec.Meta(
 )]  # fmt: skip
 DelaySeconds = Annotated[int, msgspec.Meta(ge=0, le=MAX_DELAY_SECONDS,
                                            description="wait this long before the first attempt")]  # fmt: skip
+FireStatus = Annotated[FiringStatus, msgspec.Meta(
+    description="approved (default): once, when the conversion is or becomes approved; rejected: once, when it "
+                "is or becomes rejected; any: when it is recorded, whatever its status, and on each change of status",
+)]  # fmt: skip
 SuccessText = Annotated[str, msgspec.Meta(
     min_length=1, max_length=MAX_SUCCESS_TEXT,
     description="besides a 2xx, success needs this text in the first 8 KB of the answer",
@@ -76,6 +81,7 @@ class PartnerPostbackCreate(Struct):
     partner_id: OwnerId | None = None
     offer_id: OfferId | None = None
     on: FiresOn = FiresOn.CONVERSION
+    fire_status: FireStatus = FiringStatus.APPROVED
     method: Method = "GET"
     delay_seconds: DelaySeconds = 0
     success_body_contains: SuccessText | None = None
@@ -92,6 +98,7 @@ class PartnerPostbackUpdate(Struct):
     url: PostbackUrl | Unset = UNSET
     offer_id: OfferId | Unset | None = UNSET
     on: FiresOn | Unset = UNSET
+    fire_status: FireStatus | Unset = UNSET
     method: Method | Unset = UNSET
     delay_seconds: DelaySeconds | Unset = UNSET
     success_body_contains: SuccessText | Unset | None = UNSET
@@ -118,6 +125,7 @@ class PartnerPostbackView(View, frozen=True):
     offer_id: Id | None
     url: str
     on: FiresOn
+    fire_status: FiringStatus
     method: str
     delay_seconds: int
     success_body_contains: str | None
@@ -130,7 +138,8 @@ class PartnerPostbackView(View, frozen=True):
 
 def partner_postback_view(p: PartnerPostback) -> PartnerPostbackView:
     return PartnerPostbackView(
-        id=p.id, partner_id=p.partner_id, offer_id=p.offer_id, url=p.url, on=p.on, method=p.method,
+        id=p.id, partner_id=p.partner_id, offer_id=p.offer_id, url=p.url, on=p.on, fire_status=p.fire_status,
+        method=p.method,
         delay_seconds=p.delay_seconds, success_body_contains=p.success_body_contains, status=p.status,
         deactivated_reason=p.deactivated_reason, failure_count=p.failure_count, created_at=p.created_at,
         updated_at=p.updated_at,

@@ -15,7 +15,7 @@ import msgspec
 
 from tracklane.domain.delivery import DeliveryKind, DeliveryStatus
 from tracklane.domain.macros import expand
-from tracklane.domain.model import Click, Conversion, ConversionStatus
+from tracklane.domain.model import Click, Conversion
 from tracklane.domain.webhooks import EndpointStatus, EventType, conversion_data, envelope
 from tracklane.resources.fields import View
 from tracklane.resources.partner_postbacks import macro_values, postback_conversion
@@ -50,13 +50,12 @@ def conversion_registered(repo: Repository, conversion: Conversion, click: Click
 
 
 def fire_postbacks(repo: Repository, conversion: Conversion, click: Click | None, now: datetime) -> int:
-    """Queue the partner's matching postbacks for an approved conversion, once per (postback, conversion).
+    """Queue the partner's postbacks that fire for the conversion at its status (`PartnerPostback.fires_for`),
+    once per postback and moment (`PartnerPostback.dedup_key`).
 
     What they carry is the partner's view of the conversion: its fields are the macro values, and the body of
     a `POST` postback is that view as JSON (no revenue, advertiser or adv values; the amount where shared).
     """
-    if conversion.status is not ConversionStatus.APPROVED:
-        return 0
     postbacks = [p for p in repo.postbacks_of_partner(conversion.partner_id) if p.fires_for(conversion)]
     if not postbacks:
         return 0
@@ -72,7 +71,7 @@ def fire_postbacks(repo: Repository, conversion: Conversion, click: Click | None
             method=postback.method, body=body, status=DeliveryStatus.PENDING,
             next_attempt_at=now + timedelta(seconds=postback.delay_seconds), created_at=now,
             postback_id=postback.id, url=expand(postback.url, values),
-            dedup_key=f"postback:{postback.id}:conversion:{conversion.id}",
+            dedup_key=postback.dedup_key(conversion),
         ))  # fmt: skip
         queued += delivery is not None
     return queued

@@ -34,8 +34,10 @@ from tracklane.domain.model import (
     Visibility,
 )
 from tracklane.domain.money import PriceRule, PriceType
-from tracklane.domain.partner_postbacks import FiresOn, PartnerPostback, PostbackStatus
+from tracklane.domain.partner_postbacks import FiresOn, FiringStatus, PartnerPostback, PostbackStatus
+from tracklane.domain.targeting import MatchKind
 from tracklane.domain.trace import read_steps
+from tracklane.domain.traffic import BlockStatus, RuleKind, RuleStatus, TrafficBlock, TrafficRule, TrafficVariable
 from tracklane.domain.webhooks import EndpointStatus, WebhookEndpoint
 
 
@@ -201,6 +203,7 @@ def webhook_endpoint(row: Row[Any]) -> WebhookEndpoint:
 def partner_postback(row: Row[Any]) -> PartnerPostback:
     return PartnerPostback(
         id=row.id, partner_id=row.partner_id, offer_id=row.offer_id, url=row.url, on=FiresOn(row.on),
+        fire_status=FiringStatus(row.fire_status),
         method=row.method, delay_seconds=row.delay_seconds, success_body_contains=row.success_body_contains,
         status=PostbackStatus(row.status), deactivated_reason=row.deactivated_reason,
         failure_count=row.failure_count, failure_started_at=row.failure_started_at,
@@ -223,4 +226,24 @@ def delivery_attempt(row: Row[Any]) -> DeliveryAttempt:
         id=row.id, delivery_id=row.delivery_id, worker=row.worker, status_code=row.status_code,
         error_class=row.error_class, error=row.error, latency_ms=row.latency_ms,
         response_excerpt=row.response_excerpt, verdict=row.verdict, created_at=row.created_at,
+    )  # fmt: skip
+
+
+def traffic_rule(row: Row[Any]) -> TrafficRule:
+    return TrafficRule(
+        id=row.id, kind=RuleKind(row.kind), name=row.name, offer_id=row.offer_id, partner_id=row.partner_id,
+        variable=TrafficVariable(row.variable), match=MatchKind(row.match), values=tuple(row.values or ()),
+        min_clicks=row.min_clicks,
+        cvr_below_percent=None if row.cvr_below_percent is None else Decimal(row.cvr_below_percent),
+        window_days=row.window_days, status=RuleStatus(row.status), last_evaluated_at=row.last_evaluated_at,
+        created_at=row.created_at, updated_at=row.updated_at,
+    )  # fmt: skip
+
+
+def traffic_block(row: Row[Any]) -> TrafficBlock:
+    return TrafficBlock(
+        id=row.id, rule_id=row.rule_id, offer_id=row.offer_id, partner_id=row.partner_id,
+        variable=TrafficVariable(row.variable), value=row.value, clicks=row.clicks, conversions=row.conversions,
+        cvr_percent=Decimal(row.cvr_percent), status=BlockStatus(row.status), created_at=row.created_at,
+        lifted_at=row.lifted_at, lifted_by=row.lifted_by, lift_reason=row.lift_reason,
     )  # fmt: skip

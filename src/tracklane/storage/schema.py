@@ -417,6 +417,7 @@ partner_postbacks = Table(
     Column("offer_id", Id, ForeignKey("offers.id")),
     Column("url", Text, nullable=False),
     Column("on", String(16), nullable=False),
+    Column("fire_status", String(16), nullable=False, server_default="approved"),
     Column("method", String(8), nullable=False),
     Column("delay_seconds", Integer, nullable=False),
     Column("success_body_contains", String(200)),

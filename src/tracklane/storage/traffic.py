@@ -19,7 +19,6 @@ from tracklane.domain.traffic import (
     TrafficBlock,
     TrafficRule,
     TrafficStat,
-    TrafficVariable,
     blocklist,
 )
 from tracklane.resources.traffic import TrafficRuleCreate, TrafficRuleUpdate
@@ -48,14 +47,14 @@ class SqlTraffic:
         values.setdefault("match", MatchKind.EXACT)
         values.update(created_at=now, updated_at=now)
         row = self.conn.execute(insert(traffic_rules).values(**_plain(values)).returning(*traffic_rules.c)).one()
-        return _rule(row)
+        return rows.traffic_rule(row)
 
     def get_traffic_rule(self, rule_id: int) -> TrafficRule | None:
         row = self.conn.execute(select(traffic_rules).where(traffic_rules.c.id == rule_id)).one_or_none()
-        return None if row is None else _rule(row)
+        return None if row is None else rows.traffic_rule(row)
 
     def list_traffic_rules(self, page: Page) -> list[TrafficRule]:
-        return [_rule(r) for r in self.conn.execute(paged(select(traffic_rules), traffic_rules, page))]
+        return [rows.traffic_rule(r) for r in self.conn.execute(paged(select(traffic_rules), traffic_rules, page))]
 
     def update_traffic_rule(self, rule_id: int, changes: TrafficRuleUpdate, now: datetime) -> None:
         values = _plain({**rows.set_fields(changes), "updated_at": now})
@@ -72,7 +71,7 @@ class SqlTraffic:
             r.status == RuleStatus.ACTIVE.value,
             or_(r.last_evaluated_at.is_(None), r.last_evaluated_at < evaluated_before),
         )
-        return [_rule(row) for row in self.conn.execute(query.order_by(r.id))]
+        return [rows.traffic_rule(row) for row in self.conn.execute(query.order_by(r.id))]
 
     def mark_evaluated(self, rule_id: int, now: datetime) -> None:
         self.conn.execute(update(traffic_rules).where(traffic_rules.c.id == rule_id).values(last_evaluated_at=now))
@@ -105,14 +104,16 @@ class SqlTraffic:
             "conversions": block.conversions, "cvr_percent": str(block.cvr_percent),
             "status": BlockStatus.ACTIVE.value, "created_at": block.created_at,
         }  # fmt: skip
-        return _block(self.conn.execute(insert(traffic_blocks).values(**values).returning(*traffic_blocks.c)).one())
+        return rows.traffic_block(
+            self.conn.execute(insert(traffic_blocks).values(**values).returning(*traffic_blocks.c)).one()
+        )
 
     def get_traffic_block(self, block_id: int) -> TrafficBlock | None:
         row = self.conn.execute(select(traffic_blocks).where(traffic_blocks.c.id == block_id)).one_or_none()
-        return None if row is None else _block(row)
+        return None if row is None else rows.traffic_block(row)
 
     def list_traffic_blocks(self, page: Page) -> list[TrafficBlock]:
-        return [_block(r) for r in self.conn.execute(paged(select(traffic_blocks), traffic_blocks, page))]
+        return [rows.traffic_block(r) for r in self.conn.execute(paged(select(traffic_blocks), traffic_blocks, page))]
 
     def blocked_values(self, rule_id: int) -> set[tuple[int, int, str]]:
         b = traffic_blocks.c
@@ -137,31 +138,11 @@ class SqlTraffic:
             or_(r.partner_id.is_(None), r.partner_id == partner_id),
             r.status == RuleStatus.ACTIVE.value,
         )
-        rules = [_rule(row) for row in self.conn.execute(select(traffic_rules).where(scoped))]
+        rules = [rows.traffic_rule(row) for row in self.conn.execute(select(traffic_rules).where(scoped))]
         if not any(rule.kind is RuleKind.OPTIMIZE for rule in rules):
             return blocklist(rules, ())
         b = traffic_blocks.c
         query = select(traffic_blocks).where(
             b.offer_id == offer_id, b.partner_id == partner_id, b.status == BlockStatus.ACTIVE.value
         )
-        return blocklist(rules, [_block(row) for row in self.conn.execute(query)])
-
-
-def _rule(row: Any) -> TrafficRule:
-    return TrafficRule(
-        id=row.id, kind=RuleKind(row.kind), name=row.name, offer_id=row.offer_id, partner_id=row.partner_id,
-        variable=TrafficVariable(row.variable), match=MatchKind(row.match), values=tuple(row.values or ()),
-        min_clicks=row.min_clicks,
-        cvr_below_percent=None if row.cvr_below_percent is None else Decimal(row.cvr_below_percent),
-        window_days=row.window_days, status=RuleStatus(row.status), last_evaluated_at=row.last_evaluated_at,
-        created_at=row.created_at, updated_at=row.updated_at,
-    )  # fmt: skip
-
-
-def _block(row: Any) -> TrafficBlock:
-    return TrafficBlock(
-        id=row.id, rule_id=row.rule_id, offer_id=row.offer_id, partner_id=row.partner_id,
-        variable=TrafficVariable(row.variable), value=row.value, clicks=row.clicks, conversions=row.conversions,
-        cvr_percent=Decimal(row.cvr_percent), status=BlockStatus(row.status), created_at=row.created_at,
-        lifted_at=row.lifted_at, lifted_by=row.lifted_by, lift_reason=row.lift_reason,
-    )  # fmt: skip
+        return blocklist(rules, [rows.traffic_block(row) for row in self.conn.execute(query)])

@@ -274,7 +274,7 @@ async def postbacks(request: Request, viewer: PartnerViewer, cursor: Text = None
     return await _postbacks_page(request, viewer, cursor)
 
 
-_POSTBACK_FIELDS: Final = ("url", "offer_id", "on", "method", "delay_seconds", "success_body_contains")
+_POSTBACK_FIELDS: Final = ("url", "offer_id", "on", "fire_status", "method", "delay_seconds", "success_body_contains")
 
 
 @router.post("/postbacks")
