@@ -339,6 +339,15 @@ def test_the_admin_refunds_part_of_a_conversion_in_the_console(
     shown = api.get(f"/api/v1/conversions/{answer['conversion_id']}").json()
     money = (shown["status"], shown["amount"], shown["revenue"], shown["payout"])
     assert money == ("approved", "20.00", "4.00", "1.00")
+
+    reject = admin.page.locator("form.reject")
+    reject.locator("select[name=reason_code]").select_option("ITEM_RETURNED")
+    reject.locator("input[name=reason]").fill("the rest came back")
+    reject.locator("button[type=submit]").click()
+    admin.page.wait_for_load_state("networkidle")
+    assert f"Conversion #{answer['conversion_id']} is rejected." in admin.text()
+    assert "approved -> rejected (reversed) by" in admin.text() and "ITEM_RETURNED: the rest came back" in admin.text()
+    admin.shot("admin-conversion-reversed")
     assert admin.problems == []
 
 

@@ -146,3 +146,40 @@ def test_a_bad_adjustment_is_refused_naming_the_field_and_changes_nothing(
     after = admin.get(f"/api/v1/conversions/{conversion['id']}").json()
     assert {k: after[k] for k in ("amount", "revenue", "payout", "status", "trace", "updated_at")} == {
         k: conversion[k] for k in ("amount", "revenue", "payout", "status", "trace", "updated_at")}  # fmt: skip
+
+
+def test_rejecting_an_approved_conversion_reverses_it_with_its_reason_code(
+    admin: httpx.Client, visitor: httpx.Client
+) -> None:
+    conversion = converted(admin, visitor, **SALE_PRICED)
+    factories.event(admin, conversion["offer_id"], name="upsell")
+    after = adjusted(admin, conversion["id"], status="rejected", reason_code="ITEM_RETURNED", reason="whole order")
+    assert (after["status"], after["status_reason"]) == ("rejected", "ITEM_RETURNED: whole order")
+    step = after["trace"][-1]
+    assert (step["step"], step["outcome"]) == ("status_change", "rejected")
+    assert step["detail"].startswith("approved -> rejected (reversed) by api key #"), step
+    upsell = visitor.get("/postback", params={"transaction_id": conversion["transaction_id"], "event_name": "upsell",
+                                              "secure": conversion["_advertiser"]["postback_token"]})  # fmt: skip
+    assert (upsell.status_code, upsell.json()["error"]) == (409, "base_conversion_rejected"), upsell.text
+
+    other = converted(admin, visitor)
+    coded = adjusted(admin, other["id"], status="rejected", reason_code="CONS_FRAUD")
+    assert coded["status_reason"] == "CONS_FRAUD", "a code alone is a reason"
+    refused = admin.patch(f"/api/v1/conversions/{other['id']}", json={"status": "approved", "reason_code": "OOPS"})
+    assert refused.status_code == 400 and "reason_code" in refused.json()["message"], refused.text
+    assert admin.get(f"/api/v1/conversions/{other['id']}").json()["status"] == "rejected", "nothing changed"
+
+
+def test_a_refund_of_the_whole_sale_amount_reverses_the_conversion(admin: httpx.Client, visitor: httpx.Client) -> None:
+    conversion = converted(admin, visitor, **SALE_PRICED)
+    after = adjusted(admin, conversion["id"], refund="30.00", reason_code="ITEM_RETURNED")
+    money = (after["status"], after["status_reason"], after["amount"], after["revenue"], after["payout"])
+    assert money == ("rejected", "ITEM_RETURNED", "0.00", "2.00", "0.00"), money
+    steps = [(s["step"], s["outcome"]) for s in after["trace"][-5:]]
+    assert steps[1:] == [("amount", "0.00"), ("revenue", "2.00"), ("payout", "0.00"), ("status_change", "rejected")]
+    assert steps[0][0] == "adjustment", steps
+    report = admin.get("/api/v1/reports", params={"group_by": "offer", "offer_id": conversion["offer_id"]}).json()
+    (row,) = report["rows"]
+    assert (row["conversions"], row["revenue"], row["payout"]) == (0, "0.00", "0.00"), row
+    updated = adjusted(admin, conversion["id"], amount="0", reason="ORDER_UPDATE: still nothing")
+    assert updated["status"] == "rejected", "a rejected conversion stays as it is"

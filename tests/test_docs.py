@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tracklane.cli import main
+from tracklane.domain.model import REASON_CODES
 from tracklane.settings import Settings
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -41,3 +42,9 @@ def test_every_proof_named_in_the_reliability_doc_is_a_test_that_exists() -> Non
         assert re.search(rf"^(async )?def {name}\(", source, re.MULTILINE), f"{current}::{name}"
         named += 1
     assert named >= 60
+
+
+def test_every_reason_code_is_documented_with_its_meaning() -> None:
+    text = (DOCS / "money-and-attribution.md").read_text(encoding="utf-8")
+    for code, meaning in REASON_CODES.items():
+        assert f"| `{code.value}` | {meaning} |" in text, code

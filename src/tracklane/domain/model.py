@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
+from typing import Final
 
 from tracklane.domain.billing import AdvertiserBilling, PartnerBilling
 from tracklane.domain.caps import Cap
@@ -43,6 +44,41 @@ class ConversionStatus(StrEnum):
     APPROVED = "approved"
     PENDING = "pending"
     REJECTED = "rejected"
+
+
+class ReasonCode(StrEnum):
+    """Why a conversion is rejected, reversed or adjusted: codes modelled on impact.com's reversal and
+    modification reasons, kept at the front of the reason (`ITEM_RETURNED: two of three items`)."""
+
+    ITEM_RETURNED = "ITEM_RETURNED"
+    ITEM_OUT_OF_STOCK = "ITEM_OUT_OF_STOCK"
+    ORDER_UPDATE = "ORDER_UPDATE"
+    ORDER_ERROR = "ORDER_ERROR"
+    CONS_FRAUD = "CONS_FRAUD"
+    CONS_ERROR = "CONS_ERROR"
+    PARTNER_FRAUD = "PARTNER_FRAUD"
+    DUPLICATE = "DUPLICATE"
+    OUT_OF_TERMS = "OUT_OF_TERMS"
+    TEST_ORDER = "TEST_ORDER"
+    DISPUTE = "DISPUTE"
+    OTHER = "OTHER"
+
+
+#: What each reason code means, for people (the console's choices, the docs).
+REASON_CODES: Final = {
+    ReasonCode.ITEM_RETURNED: "the order, or items of it, were returned",
+    ReasonCode.ITEM_OUT_OF_STOCK: "items were out of stock and never shipped",
+    ReasonCode.ORDER_UPDATE: "the order changed after it was placed",
+    ReasonCode.ORDER_ERROR: "the order was recorded in error",
+    ReasonCode.CONS_FRAUD: "the customer's order was fraudulent (chargeback, stolen card)",
+    ReasonCode.CONS_ERROR: "the customer cancelled or ordered by mistake",
+    ReasonCode.PARTNER_FRAUD: "the partner's traffic broke the rules (incentivised, cookie stuffing)",
+    ReasonCode.DUPLICATE: "the same order was recorded twice",
+    ReasonCode.OUT_OF_TERMS: "outside the offer's terms (coupon site, brand bidding, existing customer)",
+    ReasonCode.TEST_ORDER: "a test order",
+    ReasonCode.DISPUTE: "settled in a dispute between advertiser and partner",
+    ReasonCode.OTHER: "another reason, given in words",
+}
 
 
 class Origin(StrEnum):

@@ -164,7 +164,7 @@ def price_action(rule: PriceRule, sale_amount: Decimal | None, currency: str) ->
     if rule.type is PriceType.CPC:
         return Price(Decimal(0).quantize(Decimal(1).scaleb(-minor_units(currency))), "cpc: paid per click")
     if rule.type in _FLAT_TYPES:
-        return Price(round_money(flat, currency), f"{rule.type.value}: flat {flat}")
+        return Price(round_money(flat, currency), f"{rule.type.value}: flat {format_money(flat, currency)}")
     percent = rule.percent or Decimal(0)
     share = (sale_amount or Decimal(0)) * percent / Decimal(100)
     base = flat if rule.type is PriceType.CPA_CPS else Decimal(0)
@@ -173,7 +173,7 @@ def price_action(rule: PriceRule, sale_amount: Decimal | None, currency: str) ->
         note = "no sale amount, so the percent part is 0"
     else:
         note = f"{percent}% of {sale_amount} = {share}"
-    prefix = f"flat {flat} + " if rule.type is PriceType.CPA_CPS else ""
+    prefix = f"flat {format_money(flat, currency)} + " if rule.type is PriceType.CPA_CPS else ""
     return Price(total, f"{rule.type.value}: {prefix}{note}, rounded half-up to {total}")
 
 

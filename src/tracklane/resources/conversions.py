@@ -12,10 +12,12 @@ and its trace.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
+
+import msgspec
 
 from tracklane.domain.errors import InvalidParameter
-from tracklane.domain.model import Conversion, ConversionStatus, Origin, Role
+from tracklane.domain.model import Conversion, ConversionStatus, Origin, ReasonCode, Role
 from tracklane.domain.money import format_money, parse_money
 from tracklane.domain.tenancy import Scope
 from tracklane.domain.trace import Side, TraceStep
@@ -30,14 +32,20 @@ class ConversionChange(Struct):
       or payout, by the offer's or event's rule) unless `revenue` or `payout` is given.
     - `revenue` and `payout` set that side's money; an advertiser may not set `payout`.
 
+    - Rejecting an approved conversion reverses it; so does a refund of its whole sale amount (an `amount`
+      of 0) given without a status: it becomes rejected, its money adjusted.
+
     Each change, who made it, why, and the money before and after, is appended to the trace: its audit
     history, each step seen by the side whose money it is about. Rejecting and any money change need a
-    reason; that is checked once the conversion is found, so that a conversion the caller may not see is
-    not found whatever the body says.
+    reason: a `reason_code`, a `reason` in words, or both (kept as `CODE: words`). That is checked once the
+    conversion is found, so that a conversion the caller may not see is not found whatever the body says.
     """
 
     status: ConversionStatus | Unset = UNSET
     reason: Reason | None = None
+    reason_code: (
+        Annotated[ReasonCode, msgspec.Meta(description="impact.com-style code put before the reason")] | None
+    ) = None
     amount: Amount | Unset = UNSET
     refund: Amount | Unset = UNSET
     revenue: Amount | Unset = UNSET
@@ -46,6 +54,8 @@ class ConversionChange(Struct):
     def __post_init__(self) -> None:
         if self.reason is not None:
             self.reason = self.reason.strip() or None
+        if self.reason_code is not None:
+            self.reason = self.reason_code.value + (f": {self.reason}" if self.reason else "")
         for name in ("amount", "refund", "revenue", "payout"):
             value = getattr(self, name)
             if value is not UNSET:

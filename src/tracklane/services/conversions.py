@@ -121,7 +121,8 @@ class ConversionService:
         self, scope: Scope, conversion_id: int, change: ConversionChange, actor: str
     ) -> ConversionRoleView:
         """Approve, hold or reject, adjust the money, or both, in one write (the admin, or the conversion's
-        advertiser, which may not set a payout; never a partner)."""
+        advertiser, which may not set a payout; never a partner). A refund of the whole sale amount given
+        without a status also reverses the conversion (it becomes rejected, with the same reason)."""
         if scope.role is Role.PARTNER:
             raise Forbidden("a partner key cannot change a conversion")
         now = self._clock()
@@ -134,10 +135,13 @@ class ConversionService:
                 return Refused(error)
             if change.status is ConversionStatus.REJECTED and change.reason is None:
                 return Refused(InvalidParameter("reason", "is required to reject a conversion"))
+            status = change.status
+            if status is UNSET and adjustment is not None and _refunded_in_full(conversion, adjustment):
+                status = ConversionStatus.REJECTED
             if adjustment is not None:
                 _adjust(repo, conversion, adjustment, f"{actor}: {change.reason}", now)
-            if change.status is not UNSET:
-                _change_status(repo, conversion_id, change.status, change.reason, actor, now)
+            if status is not UNSET:
+                _change_status(repo, conversion_id, status, change.reason, actor, now)
             updated = repo.get_conversion(conversion_id)
             assert updated is not None
             return _view(repo, scope, updated)
@@ -413,6 +417,12 @@ def _adjustment(repo: Repository, scope: Scope, conversion: Conversion, change: 
     )
 
 
+def _refunded_in_full(conversion: Conversion, to: _Adjustment) -> bool:
+    """A sale amount taken to 0 by a refund or an update: the order is gone (impact.com's amount 0 reversal)."""
+    had_sale = conversion.amount is not None and conversion.amount > 0
+    return had_sale and to.amount == 0 and conversion.status is not ConversionStatus.REJECTED
+
+
 def _in_currency(amount: Decimal, field: str, currency: str) -> Decimal:
     """Money set by hand is exact in its currency: a fraction of its smallest unit is refused, never rounded."""
     if round_money(amount, currency) != amount:
@@ -453,7 +463,9 @@ def _change_status(
     conversion = repo.get_conversion(conversion_id)
     if conversion is None:
         raise NotFound(f"conversion {conversion_id} does not exist")
-    detail = f"{conversion.status.value} -> {status.value} by {actor}" + (f": {reason}" if reason else "")
+    reversal = conversion.status is ConversionStatus.APPROVED and status is ConversionStatus.REJECTED
+    what = f"{conversion.status.value} -> {status.value}" + (" (reversed)" if reversal else "")
+    detail = f"{what} by {actor}" + (f": {reason}" if reason else "")
     change = TraceStep("status_change", status.value, detail, at=now)
     repo.update_conversion_status(conversion_id, status, reason, (*conversion.trace, change), now)
     updated = repo.get_conversion(conversion_id)

@@ -103,7 +103,7 @@ async def show_conversion(request: Request, viewer: AdminViewer, conversion_id: 
 async def change_status(request: Request, viewer: AdminViewer, conversion_id: PathId) -> Response:
     """Set the status; a rejection needs its reason. `next` is the page to go back to (the review queue)."""
     form = await viewer_form(request, viewer)
-    values = {"status": str(form.get("status", "")), "reason": str(form.get("reason", "")).strip() or None}
+    values = {name: str(form.get(name, "")).strip() or None for name in ("status", "reason", "reason_code")}
     change = convert({k: v for k, v in values.items() if v is not None}, ConversionChange)
     actor = f"{viewer.user.email} (console)"
     before = await services_of(request).conversions.get(viewer.scope, conversion_id)
@@ -120,11 +120,16 @@ async def change_status(request: Request, viewer: AdminViewer, conversion_id: Pa
 async def adjust(request: Request, viewer: AdminViewer, conversion_id: PathId) -> Response:
     """Adjust the money (a refund, a revenue, a payout) with its reason; the fields left empty do not change."""
     form = await viewer_form(request, viewer)
-    values = {name: str(form.get(name, "")).strip() for name in ("refund", "revenue", "payout", "reason")}
+    values = {
+        name: str(form.get(name, "")).strip() for name in ("refund", "revenue", "payout", "reason", "reason_code")
+    }
     change = convert({k: v for k, v in values.items() if v}, ConversionChange)
-    await services_of(request).conversions.change(viewer.scope, conversion_id, change, f"{viewer.user.email} (console)")
+    services = services_of(request)
+    before = await services.conversions.get(viewer.scope, conversion_id)
+    after = await services.conversions.change(viewer.scope, conversion_id, change, f"{viewer.user.email} (console)")
     response = redirect(f"/ui/conversions/{conversion_id}")
-    notify(request, response, f"Conversion #{conversion_id} adjusted.")
+    reversed_ = after.status != before.status
+    notify(request, response, f"Conversion #{conversion_id} adjusted{' and reversed' if reversed_ else ''}.")
     return response
 
 

@@ -21,6 +21,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
+from tracklane.domain.model import REASON_CODES
 from tracklane.domain.money import minor_units
 from tracklane.web import sdk
 from tracklane.web.ui.dates import program_zone
@@ -110,6 +111,7 @@ def _environment() -> Environment:
         lstrip_blocks=True,
     )
     environment.globals["sdk_version"] = sdk.VERSION  # the snippets pin the SDK the server serves
+    environment.globals["reason_codes"] = {code.value: text for code, text in REASON_CODES.items()}
     return environment
 
 
