@@ -6,7 +6,7 @@ import ipaddress
 from datetime import tzinfo
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, FilePath, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tracklane.domain.destinations import parse_allow_list
@@ -40,7 +40,12 @@ class Settings(BaseSettings):
     country_header: str | None = Field(
         default=None,
         description="Request header holding the visitor's ISO country code, set by a CDN or proxy "
-        "(for example CF-IPCountry).",
+        "(for example CF-IPCountry); read when the country database does not know the address.",
+    )
+    geoip_database: FilePath | None = Field(
+        default=None,
+        description="A MaxMind-format country or city database (.mmdb: GeoLite2-Country, DB-IP's IP-to-Country "
+        "Lite, ...) that clicks' countries are looked up in first.",
     )
     duplicate_click_window_seconds: float = Field(
         default=60,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import tzinfo
+from pathlib import Path
 from typing import Protocol
 
 from tracklane.services.api_keys import ApiKeyService
@@ -35,6 +36,8 @@ class WebSettings(Protocol):
     def public_url(self) -> str | None: ...
     @property
     def country_header(self) -> str | None: ...
+    @property
+    def geoip_database(self) -> Path | None: ...
     @property
     def segment_max_in_flight(self) -> int: ...
     @property

@@ -62,6 +62,7 @@ def build_app(build: Callable[[], Services]) -> FastAPI:
         services: Services = build()
         app.state.services = services
         edge.configure(app.state, services.settings)
+        tracking.configure(app.state, services.settings)
         health.configure(app.state, services)
         metrics.process_started()
         tasks = [

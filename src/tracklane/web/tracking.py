@@ -20,8 +20,9 @@ from tracklane.domain.money import format_money
 from tracklane.domain.postback import ClickClaim, Proof, parse_conversion_request, split_click_token
 from tracklane.services.clicks import ClickOutcome, ClickRequest
 from tracklane.services.conversions import ConversionOutcome
-from tracklane.services.registry import Services
+from tracklane.services.registry import Services, WebSettings
 from tracklane.web import metrics
+from tracklane.web.countries import Countries
 from tracklane.web.devices import detect_device
 from tracklane.web.errors import error_response
 from tracklane.web.params import all_params, positive_int
@@ -47,6 +48,16 @@ def _container(request: Request) -> Services:
     return services
 
 
+def configure(state: object, settings: WebSettings) -> None:
+    """Give the app (its `state`) the country lookup of these settings."""
+    state.countries = Countries(settings.geoip_database, settings.country_header)  # type: ignore[attr-defined]
+
+
+def _countries(request: Request) -> Countries:
+    countries: Countries = request.app.state.countries
+    return countries
+
+
 def _clip(value: Any, limit: int = 255) -> str | None:
     if value is None or (text := str(value).strip()) == "":
         return None
@@ -55,9 +66,8 @@ def _clip(value: Any, limit: int = 255) -> str | None:
 
 
 def _click_request(request: Request, params: dict[str, Any], offer_id: int, partner_id: int) -> ClickRequest:
-    settings = _container(request).settings
     user_agent = request.headers.get("user-agent")
-    country = request.headers.get(settings.country_header) if settings.country_header else None
+    ip = request.client.host if request.client else None
     subs = (
         _clip(params.get("sub1")),
         _clip(params.get("sub2")),
@@ -70,10 +80,10 @@ def _click_request(request: Request, params: dict[str, Any], offer_id: int, part
         partner_id=partner_id,
         subs=subs,
         source_id=_clip(params.get("source_id")),
-        ip=request.client.host if request.client else None,
+        ip=ip,
         user_agent=_clip(user_agent, 1024),
         device=detect_device(user_agent),
-        country=country.upper() if country and len(country) == 2 and country.isalpha() else None,
+        country=_countries(request).of(ip, request.headers),
         referrer=_clip(request.headers.get("referer"), 2048),
     )
 
