@@ -413,3 +413,45 @@ def test_the_admin_blocks_and_optimizes_traffic_in_the_console(
     admin.shot("admin-traffic-lifted")
     refused = "console error: Failed to load resource: the server responded with a status of 400 (Bad Request)"
     assert admin.problems == [refused], "the refused form, and nothing else"
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_the_admin_sets_an_offers_targeting_in_the_console(
+    chromium: Any, api: httpx.Client, server: RunningServer
+) -> None:
+    _, offer, _ = factories.program(api)
+    admin = _open(chromium, server, person(server, Role.ADMIN))
+    admin.go(f"/ui/offers/{offer['id']}")
+    admin.page.fill("input[name=target_countries]", "np, JP")
+    admin.page.check("input[name=target_device_types][value=mobile]")
+    admin.page.fill("input[name=target_operating_systems]", "iOS, Android")
+    admin.page.select_option("select[name=rule_field_0]", "sub1")
+    admin.page.select_option("select[name=rule_match_0]", "contains")
+    admin.page.fill("input[name=rule_values_0]", "spam, incent")
+    admin.page.select_option("select[name=rule_field_1]", "source_id")
+    admin.page.select_option("select[name=rule_action_1]", "allow")
+    admin.page.fill("input[name=rule_values_1]", "newsletter")
+    admin.page.locator("form", has=admin.page.locator("input[name=target_countries]")).locator(
+        "button[type=submit]"
+    ).first.click()
+    admin.page.wait_for_load_state("networkidle")
+    assert "Offer saved." in admin.text()
+    targeting = api.get(f"/api/v1/offers/{offer['id']}").json()["targeting"]
+    assert targeting == {
+        "countries": ["NP", "JP"], "device_types": ["mobile"], "operating_systems": ["iOS", "Android"],
+        "browsers": [], "rules": [
+            {"field": "sub1", "action": "block", "match": "contains", "values": ["spam", "incent"]},
+            {"field": "source_id", "action": "allow", "match": "exact", "values": ["newsletter"]},
+        ],
+    }  # fmt: skip
+    assert admin.page.input_value("input[name=target_countries]") == "NP, JP", "the form shows what is saved"
+    admin.page.locator("fieldset", has_text="Targeting").screenshot(path=str(SCREENSHOTS / "admin-offer-targeting.png"))
+
+    admin.page.fill("input[name=target_countries]", "Nepal")
+    admin.page.locator("form", has=admin.page.locator("input[name=target_countries]")).locator(
+        "button[type=submit]"
+    ).first.click()
+    admin.page.wait_for_load_state("networkidle")
+    assert "targeting.countries[0]" in admin.text(), "the refusal names the list"
+    assert admin.page.input_value("input[name=target_countries]") == "Nepal", "what was typed is kept"
+    assert api.get(f"/api/v1/offers/{offer['id']}").json()["targeting"]["countries"] == ["NP", "JP"]

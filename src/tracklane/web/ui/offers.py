@@ -37,6 +37,14 @@ from tracklane.web.api.listing import PathId
 from tracklane.web.ui.reports import NAMES_LIMIT, optional_choice, optional_id
 from tracklane.web.ui.routing import PageRoute, page, redirect
 from tracklane.web.ui.session import AdminViewer, Viewer, notify, services_of, viewer_form
+from tracklane.web.ui.targeting_form import (
+    EMPTY_RULE_ROWS,
+    NO_TARGETING_VALUES,
+    TARGETING_CHOICES,
+    shown_targeting,
+    targeting_body,
+    typed_targeting,
+)
 
 router = APIRouter(prefix="/ui", route_class=PageRoute, include_in_schema=False)
 
@@ -58,7 +66,7 @@ NEW_OFFER: dict[str, Any] = {
     "visibility": "public", "currency": "USD", "attribution_window_days": "30", "allow_multiple_conversions": False,
     "default_status": "approved", "revenue_type": "cpa", "revenue_amount": "", "revenue_percent": "",
     "payout_type": "cpa", "payout_amount": "", "payout_percent": "", "conversion_methods": CHOICES["methods"],
-    "share_amount_with_partners": False, "caps": [],
+    "share_amount_with_partners": False, "caps": [], "targeting": NO_TARGETING_VALUES,
 }  # fmt: skip
 Text = Annotated[str | None, Query(max_length=200)]
 
@@ -99,6 +107,7 @@ def _typed(form: FormData) -> dict[str, Any]:
         "share_amount_with_partners": _checked(form, "share_amount_with_partners"),
         "conversion_methods": [str(m) for m in form.getlist("conversion_methods")],
         "caps": caps,
+        "targeting": typed_targeting(form),
     }
 
 
@@ -121,6 +130,7 @@ def _body(values: dict[str, Any]) -> dict[str, Any]:
     body["revenue"], body["payout"] = _rule(values, "revenue"), _rule(values, "payout")
     body["caps"] = [{"metric": c["metric"], "period": c["period"], "limit": c["limit"],
                      "per_partner": c["per_partner"]} for c in values["caps"]]  # fmt: skip
+    body["targeting"] = targeting_body(values["targeting"])
     return body
 
 
@@ -138,6 +148,7 @@ def _shown(o: OfferView) -> dict[str, Any]:
         "share_amount_with_partners": o.share_amount_with_partners,
         "caps": [{"metric": c.metric.value, "period": c.period.value, "limit": str(c.limit),
                   "per_partner": c.per_partner} for c in o.caps],
+        "targeting": shown_targeting(o.targeting),
     }  # fmt: skip
 
 
@@ -183,7 +194,8 @@ async def _form_page(
 ) -> Response:
     advertisers = await services_of(request).catalog.list_advertisers(Page(limit=NAMES_LIMIT))
     return page(request, viewer, "admin_offer_new.html", status, values=values, advertisers=advertisers,
-                choices=CHOICES, error=error, empty_caps=EMPTY_CAP_ROWS)  # fmt: skip
+                choices=CHOICES, error=error, empty_caps=EMPTY_CAP_ROWS, targeting_choices=TARGETING_CHOICES,
+                empty_rules=EMPTY_RULE_ROWS)  # fmt: skip
 
 
 @router.get("/offers/new")
@@ -251,6 +263,8 @@ async def _offer_page(
         error=error,
         event_error=event_error,
         empty_caps=EMPTY_CAP_ROWS,
+        targeting_choices=TARGETING_CHOICES,
+        empty_rules=EMPTY_RULE_ROWS,
     )
 
 
