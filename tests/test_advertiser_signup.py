@@ -93,6 +93,7 @@ def test_a_rejected_sign_up_stays_without_traffic(admin: httpx.Client, public: h
     rejected = admin.post(f"/api/v1/advertisers/{advertiser['id']}/verdict",
                           json={"verdict": "rejected", "reason": "no website"})  # fmt: skip
     assert (rejected.status_code, rejected.json()["status"]) == (200, "rejected"), rejected.text
+    assert admin.get(f"/api/v1/advertisers/{advertiser['id']}").json()["status_reason"] == "no website"
     offer = factories.offer(admin, advertiser["id"])
     partner = factories.partner(admin)
     click = public.get("/clk", params={"offer_id": offer["id"], "partner_id": partner["id"]}).json()

@@ -111,8 +111,15 @@ def test_partner_signup_verdict_and_duplicate_email(api: httpx.Client, web: http
     assert (signup["status"], signup["email"]) == ("pending", "blog@example.com")
     again = web.post("/api/v1/partner-signups", json={"name": "Blog", "email": "blog@example.com"})
     assert (again.status_code, again.json()["error"]) == (409, "conflict")
+    rejected = api.post(f"/api/v1/partners/{signup['id']}/verdict", json={"verdict": "rejected", "reason": "no site"})
+    assert (rejected.json()["status"], rejected.json()["status_reason"]) == ("rejected", "no site")
+    assert api.get(f"/api/v1/partners/{signup['id']}").json()["status_reason"] == "no site", "the reason is kept"
     verdict = api.post(f"/api/v1/partners/{signup['id']}/verdict", json={"verdict": "approved"})
-    assert verdict.json()["status"] == "active"
+    assert (verdict.json()["status"], verdict.json()["status_reason"]) == ("active", None), "approval clears it"
+    blocked = api.patch(f"/api/v1/partners/{signup['id']}", json={"status": "blocked", "status_reason": "fraud"})
+    assert (blocked.json()["status"], blocked.json()["status_reason"]) == ("blocked", "fraud")
+    renamed = api.patch(f"/api/v1/partners/{signup['id']}", json={"name": "Blog two"})
+    assert renamed.json()["status_reason"] == "fraud", "a change of something else keeps it"
     bad = api.post(f"/api/v1/partners/{signup['id']}/verdict", json={"verdict": "maybe"})
     assert bad.json()["field"] == "verdict"
     assert api.get("/api/v1/partners/999999").status_code == 404

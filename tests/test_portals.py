@@ -195,7 +195,8 @@ def test_a_partner_in_review_or_rejected_sees_only_its_status(api: httpx.Client,
         market = _page(client, "/ui/p/marketplace", ("Some offer",), 403)
         assert "in review" in market
         api.post(f"/api/v1/partners/{applied['id']}/verdict", json={"verdict": "rejected", "reason": "no site"})
-        assert "Your application was not accepted" in _page(client, "/ui/p/", ("Some offer",))
+        rejected = _page(client, "/ui/p/", ("Some offer",))
+        assert "Your application was not accepted" in rejected and "Why:</strong> no site" in rejected
         _page(client, "/ui/p/offers", ("Some offer",), 403)
 
 

@@ -118,6 +118,7 @@ class Advertiser:
     created_at: datetime
     updated_at: datetime
     billing: AdvertiserBilling = field(default_factory=AdvertiserBilling)
+    status_reason: str | None = None  # why it is rejected or inactive (a verdict's reason)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +130,7 @@ class Partner:
     created_at: datetime
     updated_at: datetime
     billing: PartnerBilling = field(default_factory=PartnerBilling)
+    status_reason: str | None = None  # why it is rejected or blocked (a verdict's reason)
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ from tracklane.domain.catalog import parse_email, parse_name
 from tracklane.domain.model import Advertiser, User
 from tracklane.resources.billing import AdvertiserBillingBody, AdvertiserBillingView, advertiser_billing_view
 from tracklane.resources.fields import UNSET, Email, Name, Struct, Unset, View
-from tracklane.resources.partners import Verdict
+from tracklane.resources.partners import StatusReason, Verdict, reason_with_status
 from tracklane.resources.users import UserView, user_view
 
 #: Only an `active` advertiser's offers take billable clicks and conversions. A public sign-up is `pending`
@@ -58,12 +58,14 @@ class AdvertiserUpdate(Struct):
 
     name: Name | Unset = UNSET
     status: AdvertiserStatus | Unset = UNSET
+    status_reason: StatusReason | Unset | None = UNSET
     rotate_postback_token: bool | Unset = UNSET
     billing: AdvertiserBillingBody | Unset = UNSET
 
     def __post_init__(self) -> None:
         if isinstance(self.name, str):
             self.name = parse_name(self.name)
+        self.status_reason = reason_with_status(self.status, self.status_reason)
 
 
 class AdvertiserSignUpView(View, frozen=True):
@@ -80,6 +82,7 @@ class _AdvertiserSeen(View, frozen=True):
     id: int
     name: str
     status: str
+    status_reason: str | None
     created_at: datetime
     updated_at: datetime
     billing: AdvertiserBillingView
@@ -99,7 +102,8 @@ class AdvertiserData(_AdvertiserSeen, frozen=True):
 
 
 def _seen(a: Advertiser) -> dict[str, Any]:
-    return {"id": a.id, "name": a.name, "status": a.status, "created_at": a.created_at, "updated_at": a.updated_at,
+    return {"id": a.id, "name": a.name, "status": a.status, "status_reason": a.status_reason,
+            "created_at": a.created_at, "updated_at": a.updated_at,
             "billing": advertiser_billing_view(a.billing)}  # fmt: skip
 
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+
+import msgspec
 
 from tracklane.domain.catalog import parse_email, parse_name
 from tracklane.domain.model import ApiKey, Partner, PartnerStatus, User
@@ -32,12 +34,25 @@ class PartnerCreate(Struct):
         self.email = parse_email(self.email)
 
 
+StatusReason = Annotated[str, msgspec.Meta(max_length=500, description="why it has its status (a verdict's "
+                                          "reason), shown to it; a status change without one clears it")]  # fmt: skip
+
+
+def reason_with_status(status: object, reason: str | Unset | None) -> str | Unset | None:
+    """The status reason an update sets: the one given (blank: none); none when the status changes without
+    one (an approval clears a rejection's reason); unchanged otherwise."""
+    if isinstance(reason, str):
+        return reason.strip() or None
+    return None if status is not UNSET and reason is UNSET else reason
+
+
 class PartnerUpdate(Struct):
     """The fields sent change; in `billing`, the billing fields sent (`null` clears one)."""
 
     name: Name | Unset = UNSET
     email: Email | Unset = UNSET
     status: PartnerStatus | Unset = UNSET
+    status_reason: StatusReason | Unset | None = UNSET
     billing: PartnerBillingBody | Unset = UNSET
 
     def __post_init__(self) -> None:
@@ -45,6 +60,7 @@ class PartnerUpdate(Struct):
             self.name = parse_name(self.name)
         if isinstance(self.email, str):
             self.email = parse_email(self.email)
+        self.status_reason = reason_with_status(self.status, self.status_reason)
 
 
 class Verdict(Struct):
@@ -83,6 +99,7 @@ class PartnerView(View, frozen=True):
     name: str
     email: str
     status: PartnerStatus
+    status_reason: str | None
     created_at: datetime
     updated_at: datetime
 
@@ -101,8 +118,8 @@ class PartnerData(PartnerAdminView, frozen=True):
 
 
 def _seen(p: Partner) -> dict[str, Any]:
-    return {"id": p.id, "name": p.name, "email": p.email, "status": p.status, "created_at": p.created_at,
-            "updated_at": p.updated_at}  # fmt: skip
+    return {"id": p.id, "name": p.name, "email": p.email, "status": p.status, "status_reason": p.status_reason,
+            "created_at": p.created_at, "updated_at": p.updated_at}  # fmt: skip
 
 
 def partner_view(p: Partner) -> PartnerView:

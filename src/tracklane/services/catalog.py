@@ -111,7 +111,8 @@ class CatalogService:
 
     async def advertiser_verdict(self, advertiser_id: int, verdict: Verdict) -> Advertiser:
         """Approve (`active`) or reject an advertiser's sign-up; `advertiser.updated` carries the new status."""
-        return await self.update_advertiser(advertiser_id, AdvertiserUpdate(status=verdict_status(verdict)))
+        update = AdvertiserUpdate(status=verdict_status(verdict), status_reason=verdict.reason)
+        return await self.update_advertiser(advertiser_id, update)
 
     async def get_advertiser(self, advertiser_id: int) -> Advertiser:
         return _found(await self._db.read(lambda repo: repo.get_advertiser(advertiser_id)), "advertiser", advertiser_id)
@@ -161,7 +162,8 @@ class CatalogService:
 
     async def partner_verdict(self, partner_id: int, verdict: Verdict, decided_by: DecidedBy) -> Partner:
         """Approve or reject a partner's sign-up; `partner.signup_verdict` says who decided, and when."""
-        return await self._update_partner(partner_id, PartnerUpdate(status=verdict.status), (verdict, decided_by))
+        update = PartnerUpdate(status=verdict.status, status_reason=verdict.reason)
+        return await self._update_partner(partner_id, update, (verdict, decided_by))
 
     async def _update_partner(
         self, partner_id: int, changes: PartnerUpdate, verdict: tuple[Verdict, DecidedBy] | None = None

@@ -72,13 +72,15 @@ def price_rule(row: Row[Any], prefix: str) -> PriceRule:
 
 def advertiser(row: Row[Any]) -> Advertiser:
     billing = AdvertiserBilling(_frequency(row.billing_frequency), row.payment_terms_days, row.tax_id)
-    return Advertiser(row.id, row.name, row.postback_token, row.status, row.created_at, row.updated_at, billing)
+    return Advertiser(row.id, row.name, row.postback_token, row.status, row.created_at, row.updated_at, billing,
+                      row.status_reason)  # fmt: skip
 
 
 def partner(row: Row[Any]) -> Partner:
     method = None if row.payment_method is None else PaymentMethod(row.payment_method)
     billing = PartnerBilling(_frequency(row.billing_frequency), method, row.tax_id)
-    return Partner(row.id, row.name, row.email, PartnerStatus(row.status), row.created_at, row.updated_at, billing)
+    return Partner(row.id, row.name, row.email, PartnerStatus(row.status), row.created_at, row.updated_at, billing,
+                   row.status_reason)  # fmt: skip
 
 
 def _frequency(value: str | None) -> BillingFrequency | None:

@@ -54,6 +54,7 @@ advertisers = Table(
     Column("billing_frequency", String(16)),
     Column("payment_terms_days", Integer),
     Column("tax_id", String(64)),
+    Column("status_reason", Text),  # why it is rejected or inactive: a verdict's reason
 )  # fmt: skip
 
 partners = Table(
@@ -68,6 +69,7 @@ partners = Table(
     Column("billing_frequency", String(16)),
     Column("payment_method", String(32)),
     Column("tax_id", String(64)),
+    Column("status_reason", Text),  # why it is rejected or blocked: a verdict's reason
 )  # fmt: skip
 
 offers = Table(

@@ -177,7 +177,7 @@ async def partner_verdict(request: Request, viewer: AdminViewer, partner_id: Pat
 async def partner_status(request: Request, viewer: AdminViewer, partner_id: PathId) -> Response:
     form = await viewer_form(request, viewer)
     partner = await services_of(request).catalog.update_partner(
-        partner_id, convert(_given(form, "status"), PartnerUpdate)
+        partner_id, convert(_given(form, "status", "status_reason"), PartnerUpdate)
     )
     response = redirect(f"/ui/partners/{partner_id}")
     notify(request, response, f"{partner.name} is {partner.status.value}.")
