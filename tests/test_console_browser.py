@@ -455,3 +455,39 @@ def test_the_admin_sets_an_offers_targeting_in_the_console(
     assert "targeting.countries[0]" in admin.text(), "the refusal names the list"
     assert admin.page.input_value("input[name=target_countries]") == "Nepal", "what was typed is kept"
     assert api.get(f"/api/v1/offers/{offer['id']}").json()["targeting"]["countries"] == ["NP", "JP"]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_the_admin_imports_offline_conversions_from_a_csv_file_in_the_console(
+    chromium: Any, api: httpx.Client, server: RunningServer
+) -> None:
+    _, offer, partner = factories.program(api)
+    with httpx.Client(base_url=server.base_url, headers={"User-Agent": BROWSER_UA}) as visitor:
+        good = factories.click(visitor, offer["id"], partner["id"])
+    sales = f"transaction_id,amount,order_id\n{good},49.90,ORD-1\n{'0' * 32},10.00,ORD-2\n{good},abc,ORD-3\n"
+    admin = _open(chromium, server, person(server, Role.ADMIN))
+    admin.go("/ui/conversions")
+    admin.page.locator("a", has_text="Import CSV").click()
+    admin.page.wait_for_load_state("networkidle")
+    upload = {"name": "offline-sales.csv", "mimeType": "text/csv", "buffer": sales.encode()}
+    admin.page.set_input_files("input[name=file]", files=[upload])
+    admin.page.locator("button", has_text="Import").click()
+    admin.page.wait_for_load_state("networkidle")
+    text = admin.text()
+    assert (
+        "Dry run of offline-sales.csv" in text
+        and "3 rows: would record 1, 0 already recorded before, 2 refused" in text
+    )
+    assert "unknown_transaction" in text and "invalid_parameter" in text, text
+    assert api.get("/api/v1/conversions").json()["data"] == [], "a dry run writes nothing"
+    admin.shot("admin-import-dry-run")
+
+    admin.page.set_input_files("input[name=file]", files=[upload])
+    admin.page.uncheck("input[name=dry_run]")
+    admin.page.locator("button", has_text="Import").click()
+    admin.page.wait_for_load_state("networkidle")
+    assert "Imported offline-sales.csv" in admin.text() and "recorded 1," in admin.text()
+    (recorded,) = api.get("/api/v1/conversions").json()["data"]
+    assert (recorded["transaction_id"], recorded["amount"], recorded["origin"]) == (good, "49.90", "api")
+    admin.shot("admin-import-done")
+    assert admin.problems == []

@@ -33,7 +33,7 @@ SEGMENT_PREFIXES = ("/v1/", "/beacon/", "/segment/", "/sourceConfig")
 TRACKING_PATHS = ("/clk", "/postback", "/pixel")
 #: Routes that take a larger body than `max_body_bytes`: an import's CSV file, and a multipart upload's
 #: framing around it (the route itself refuses a file over its limit, naming it).
-LARGE_BODY_PATHS = {"/api/v1/conversions/import": MAX_FILE_BYTES + 64 * 1024}
+LARGE_BODY_PATHS = dict.fromkeys(("/api/v1/conversions/import", "/ui/conversions/import"), MAX_FILE_BYTES + 64 * 1024)
 
 
 @runtime_checkable

@@ -8,6 +8,7 @@ from tracklane.web.ui import (
     account,
     advertiser_portal,
     conversions,
+    imports,
     integrations,
     offers,
     partner_portal,
@@ -22,6 +23,7 @@ def routers() -> list[APIRouter]:
         account.router,
         offers.router,
         people.router,
+        imports.router,  # before conversions: its path would read as a conversion's id
         conversions.router,
         reports.router,
         integrations.router,
