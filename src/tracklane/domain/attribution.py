@@ -41,8 +41,8 @@ def check_window(click: Click, offer: Offer, now: datetime) -> str:
             f"the click is older than the offer's {offer.attribution_window_days}-day attribution window",
         )
     return (
-        f"click at {click.created_at.isoformat()}, window {offer.attribution_window_days} days, "
-        f"until {deadline.isoformat()}"
+        f"click at {click.created_at.isoformat(timespec='seconds')}, window {offer.attribution_window_days} days, "
+        f"until {deadline.isoformat(timespec='seconds')}"
     )
 
 
