@@ -32,6 +32,8 @@ from tracklane.storage.schema import (
     offers,
     partners,
     segment_messages,
+    traffic_blocks,
+    traffic_rules,
     users,
 )
 from tracklane.web.devices import detect_device
@@ -98,6 +100,12 @@ def _check_network(database_url: str, engine: Engine) -> None:
         assert {"signup", "payment", "churn"} <= set(tally(conn, customer_activities.c.kind))
         assert count(conn, segment_messages) > 0
         assert tally(conn, users.c.role) == {"admin": 1}
+        assert tally(conn, traffic_rules.c.kind) == {"block": 1, "optimize": 1}, "the console's traffic page has rules"
+        evaluated = select(traffic_rules.c.last_evaluated_at).where(traffic_rules.c.kind == "optimize")
+        assert conn.execute(evaluated).scalar_one() is not None, "evaluated on the traffic recorded"
+        blocks = conn.execute(select(traffic_blocks.c.clicks, traffic_blocks.c.conversions)).all()
+        assert all(won * 200 < clicked and clicked >= 30 for clicked, won in blocks), blocks
+        assert f"Traffic rules: {len(blocks)} sub ids newly blocked" in output
 
     assert_reports_equal_the_rows(database_url, engine)
 

@@ -46,7 +46,14 @@ from tracklane.resources.conversion_imports import ConversionImportView
 from tracklane.resources.decoding import convert
 from tracklane.resources.deliveries import Replay
 from tracklane.resources.users import UserCreate, accept_url
-from tracklane.services.demo import DemoNetwork, DemoProgram, admin_link, create_demo, create_network
+from tracklane.services.demo import (
+    DemoNetwork,
+    DemoProgram,
+    admin_link,
+    create_demo,
+    create_network,
+    traffic_rules,
+)
 from tracklane.services.demo_traffic import MAX_CLICKS, MAX_DAYS, TrafficPlan, TrafficReport, record_traffic
 from tracklane.services.ports import Page
 from tracklane.settings import Settings
@@ -169,10 +176,10 @@ def _fill_demo(settings: Settings, plan: TrafficPlan) -> None:
     container = build(settings)
     started = time.monotonic()
     try:
-        network, report = asyncio.run(_fill(container, plan))
+        network, report, blocked = asyncio.run(_fill(container, plan))
     finally:
         container.close()
-    click.echo(traffic_text(network, report, plan, time.monotonic() - started))
+    click.echo(traffic_text(network, report, plan, time.monotonic() - started, blocked))
 
 
 def _admin_link_text(base: str, link: tuple[User, LinkKind, str | None]) -> str:
@@ -187,15 +194,17 @@ def _admin_link_text(base: str, link: tuple[User, LinkKind, str | None]) -> str:
     )
 
 
-async def _fill(container: Container, plan: TrafficPlan) -> tuple[DemoNetwork, TrafficReport]:
+async def _fill(container: Container, plan: TrafficPlan) -> tuple[DemoNetwork, TrafficReport, int]:
     network = await create_network(container.catalog, container.sources, container.settings.base_url)
     label = f"Recording {plan.clicks:,} clicks of the last {plan.days} days"
     with click.progressbar(length=plan.clicks, label=label, file=sys.stderr) as bar:
         report = await record_traffic(container.db, network, plan, bar.update)
-    return network, report
+    return network, report, len(await traffic_rules(container.traffic))
 
 
-def traffic_text(network: DemoNetwork, report: TrafficReport, plan: TrafficPlan, seconds: float) -> str:
+def traffic_text(
+    network: DemoNetwork, report: TrafficReport, plan: TrafficPlan, seconds: float, blocked: int = 0
+) -> str:
     pending = sum(p.status is PartnerStatus.PENDING for p in network.partners.values())
     currencies = ", ".join(sorted({o.currency for o in network.offers.values()}))
     return "\n".join([
@@ -205,6 +214,7 @@ def traffic_text(network: DemoNetwork, report: TrafficReport, plan: TrafficPlan,
         f"Recorded {report.clicks:,} clicks ({report.rejected_clicks:,} refused, {report.bot_clicks:,} bots), "
         f"{report.postbacks:,} postbacks, {report.segment_calls:,} Segment calls and {report.reviews:,} reviews "
         f"in {seconds:.1f} s; --seed {plan.seed} draws the same traffic again.",
+        f"Traffic rules: {blocked} sub ids newly blocked for converting under 0.5 % (see /ui/traffic).",
     ])  # fmt: skip
 
 

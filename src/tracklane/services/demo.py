@@ -30,6 +30,7 @@ from tracklane.domain.model import (
 )
 from tracklane.domain.money import PriceType
 from tracklane.domain.segment.model import Source
+from tracklane.domain.traffic import RuleKind, TrafficBlock, TrafficVariable
 from tracklane.resources.advertisers import AdvertiserCreate
 from tracklane.resources.fields import Amount
 from tracklane.resources.offers import (
@@ -42,10 +43,12 @@ from tracklane.resources.offers import (
 )
 from tracklane.resources.partners import PartnerCreate, PartnerUpdate, Verdict, decided_by_system
 from tracklane.resources.sources import SourceCreate
+from tracklane.resources.traffic import TrafficRuleCreate
 from tracklane.resources.users import UserCreate
 from tracklane.services.catalog import CatalogService
 from tracklane.services.ports import Page
 from tracklane.services.sources import SourceService
+from tracklane.services.traffic import TrafficService
 from tracklane.services.users import UserService
 
 DEMO_ADVERTISER = "Demo Advertiser (Acme Outdoor)"
@@ -332,3 +335,26 @@ async def admin_link(users: UserService) -> tuple[User, LinkKind, str | None]:
     if user.status is UserStatus.DISABLED:
         return user, kind, None
     return user, kind, await users.one_time_link(user.id, kind)
+
+
+#: The network's traffic rules: a block list of a known scraper's source, and an optimization rule that
+#: blocks the sub ids that bring clicks without customers.
+SCRAPER_RULE = "Known scrapers"
+OPTIMIZATION_RULE = "Placements that do not convert"
+
+
+async def traffic_rules(traffic: TrafficService) -> list[TrafficBlock]:
+    """Create the demo's traffic rules (a second run reuses them) and evaluate the optimization rule on the
+    traffic recorded so far; the blocks it made this time."""
+    rules = {r.name: r for r in await traffic.rules(Page(limit=LISTED))}
+    if SCRAPER_RULE not in rules:
+        await traffic.create(TrafficRuleCreate(kind=RuleKind.BLOCK, name=SCRAPER_RULE,
+                                               variable=TrafficVariable.SOURCE_ID, values=["scraper-net"]))  # fmt: skip
+    optimizing = rules.get(OPTIMIZATION_RULE)
+    if optimizing is None:
+        optimizing = await traffic.create(TrafficRuleCreate(
+            kind=RuleKind.OPTIMIZE, name=OPTIMIZATION_RULE, variable=TrafficVariable.SUB1, min_clicks=30,
+            cvr_below_percent=Amount("0.5"), window_days=30,
+        ))  # fmt: skip
+    _, blocks = await traffic.evaluate(optimizing.id)
+    return blocks
