@@ -398,6 +398,12 @@ def test_the_admin_blocks_and_optimizes_traffic_in_the_console(
     named = [f"{offer['name']} (#{offer['id']})", f"{partner['name']} (#{partner['id']})"]
     assert cells[1:6] == [*named, "12", "0", "0.00 %"], cells
     admin.shot("admin-traffic")
+    partner_page = _open(chromium, server, person(server, Role.PARTNER, partner["id"]))
+    partner_page.go("/ui/p/")
+    turned_away = partner_page.page.locator("section", has_text="Traffic turned away (1)")
+    assert "popunder" in turned_away.inner_text() and "0.00 %" in turned_away.inner_text()
+    partner_page.shot("partner-home-blocked")
+    assert partner_page.problems == []
     with httpx.Client(base_url=server.base_url, headers={"User-Agent": BROWSER_UA}) as visitor:
         turned = visitor.get(f"/r/{offer['id']}/{partner['id']}", params={"sub1": "popunder"})
         assert turned.headers["location"] == "https://fallback.example/"

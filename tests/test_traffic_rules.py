@@ -14,8 +14,10 @@ import pytest
 
 from tests import factories
 from tests.conftest import BROWSER_UA
+from tests.console import person, signed_in
 from tests.receiver import DELIVERY, Receiver
 from tests.servers import RunningServer, running_server
+from tracklane.domain.model import Role
 
 FALLBACK = "https://fallback.example/offers"
 
@@ -44,6 +46,11 @@ def clicked(visitor: httpx.Client, offer: dict[str, Any], partner: dict[str, Any
     assert answer.status_code == 200, answer.text
     body: dict[str, Any] = answer.json()
     return body
+
+
+def partner_key(admin: httpx.Client, server: RunningServer, partner: dict[str, Any]) -> httpx.Client:
+    key = factories.created(admin.post("/api/v1/api-keys", json={"role": "partner", "partner_id": partner["id"]}))
+    return httpx.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {key['key']}"})
 
 
 def rule(admin: httpx.Client, **body: Any) -> dict[str, Any]:
@@ -88,7 +95,7 @@ def test_a_block_rule_sends_matching_clicks_to_the_fallback_with_the_reason_reco
 
 
 def test_an_optimization_rule_blocks_a_weak_sub1_and_emits_traffic_optimized_until_lifted(
-    admin: httpx.Client, visitor: httpx.Client, receiver: Receiver
+    admin: httpx.Client, visitor: httpx.Client, receiver: Receiver, optimizing: RunningServer
 ) -> None:
     hook = factories.created(admin.post("/api/v1/webhooks", json={
         "url": receiver.url + "/hook", "event_types": ["traffic.optimized"]}))  # fmt: skip
@@ -124,6 +131,17 @@ def test_an_optimization_rule_blocks_a_weak_sub1_and_emits_traffic_optimized_unt
     (block,) = admin.get("/api/v1/traffic-blocks", params={"rule_id": optimizer["id"]}).json()["data"]
     assert (block["id"], block["status"], block["clicks"]) == (blocked["block_id"], "active", 11)
     assert admin.get(f"/api/v1/traffic-rules/{optimizer['id']}").json()["last_evaluated_at"] is not None
+
+    with partner_key(admin, optimizing, weak) as own, partner_key(admin, optimizing, small) as other:
+        assert [b["id"] for b in own.get("/api/v1/traffic-blocks").json()["data"]] == [block["id"]], "its own"
+        assert other.get("/api/v1/traffic-blocks").json()["data"] == [], "another partner's are not listed"
+        assert other.get(f"/api/v1/traffic-blocks/{block['id']}").status_code == 404, "nor found"
+        asked = other.get("/api/v1/traffic-blocks", params={"partner_id": weak["id"]})
+        assert asked.status_code == 403, asked.text
+        assert own.post(f"/api/v1/traffic-blocks/{block['id']}/lift", json={"reason": "mine"}).status_code == 403
+    with signed_in(optimizing, person(optimizing, Role.PARTNER, weak["id"])) as portal:
+        home = portal.get("/ui/p/").text
+        assert "Traffic turned away (1)" in home and "popunder" in home, "the partner learns what is blocked"
 
     turned = visitor.get(f"/r/{offer['id']}/{weak['id']}", params={"sub1": "PopUnder"})
     assert (turned.status_code, turned.headers["location"]) == (302, FALLBACK)
@@ -203,11 +221,11 @@ def test_only_an_admin_manages_traffic(admin: httpx.Client, optimizing: RunningS
             admin.post("/api/v1/api-keys", json={"role": "advertiser", "advertiser_id": advertiser["id"]})
         ),
     ]
-    for key in keys:
+    for key, blocks in zip(keys, (200, 403), strict=True):
         headers = {"Authorization": f"Bearer {key['key']}"}
         with httpx.Client(base_url=optimizing.base_url, headers=headers) as client:
             assert client.get("/api/v1/traffic-rules").status_code == 403
-            assert client.get("/api/v1/traffic-blocks").status_code == 403
+            assert client.get("/api/v1/traffic-blocks").status_code == blocks, "a partner reads its own blocks"
             made = client.post("/api/v1/traffic-rules", json={"kind": "block", "variable": "sub1", "values": ["y"]})
             assert made.status_code == 403
     assert httpx.get(optimizing.base_url + "/api/v1/traffic-rules").status_code == 401

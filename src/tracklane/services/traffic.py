@@ -1,6 +1,7 @@
 """Use cases of traffic rules: create, change, pause and delete block lists and optimization rules; evaluate an
 optimization rule (on demand, and periodically in every server process and `tracklane worker`); list and
-lift the blocks it made. Only the admin manages traffic.
+lift the blocks it made. Only the admin manages traffic; a partner reads the blocks that apply to it (so that
+it stops sending what is turned away), an advertiser none.
 
 An evaluation and the blocks it makes are one write, with `traffic.optimized` queued in it when anything new
 was blocked. Evaluations in several processes at once are harmless: a block is unique per rule, offer,
@@ -13,10 +14,13 @@ import asyncio
 import logging
 from collections.abc import Callable
 from contextlib import suppress
+from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import partial
 
-from tracklane.domain.errors import InvalidParameter, NotFound
+from tracklane.domain.errors import Forbidden, InvalidParameter, NotFound
+from tracklane.domain.model import Role
+from tracklane.domain.tenancy import Scope, narrow, owns
 from tracklane.domain.traffic import RuleKind, TrafficBlock, TrafficRule, TrafficStat, over_threshold
 from tracklane.domain.webhooks import EventType
 from tracklane.resources.traffic import (
@@ -110,11 +114,19 @@ class TrafficService:
         except DuplicateKey:  # another process evaluated the rule at the same moment
             return []
 
-    async def blocks(self, page: Page) -> list[TrafficBlock]:
-        return await self._db.read(lambda repo: repo.list_traffic_blocks(page))
+    async def blocks(self, scope: Scope, page: Page) -> list[TrafficBlock]:
+        """Every block (the admin), or the partner key's own; a filter naming another partner is `Forbidden`."""
+        _reading_blocks(scope)
+        narrowed = replace(page, filters=narrow(scope, page.filters))
+        return await self._db.read(lambda repo: repo.list_traffic_blocks(narrowed))
 
-    async def block(self, block_id: int) -> TrafficBlock:
-        return await self._db.read(lambda repo: _block(repo, block_id))
+    async def block(self, scope: Scope, block_id: int) -> TrafficBlock:
+        """One block; another partner's is not found, exactly like one that does not exist."""
+        _reading_blocks(scope)
+        found = await self._db.read(lambda repo: _block(repo, block_id))
+        if not owns(scope, None, found.partner_id):
+            raise NotFound(f"traffic block {block_id} does not exist")
+        return found
 
     async def lift(self, block_id: int, by: str, reason: str) -> TrafficBlock:
         """Let the value through again, for good: the rule will not block it again."""
@@ -149,6 +161,11 @@ class TrafficOptimizer:
                 log.exception("traffic optimization failed; retrying")
             with suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), self._interval)
+
+
+def _reading_blocks(scope: Scope) -> None:
+    if scope.role is Role.ADVERTISER:
+        raise Forbidden("traffic blocks are read by an admin or by the partner they apply to")
 
 
 def _check_scope(repo: Repository, offer_id: int | None, partner_id: int | None) -> None:

@@ -1,5 +1,5 @@
-"""Routes of traffic rules and the blocks optimization rules make: admin keys only (a block list is the network's
-decision; `tracklane.services.traffic`)."""
+"""Routes of traffic rules and the blocks optimization rules make: admin keys manage them (a block list is the
+network's decision; `tracklane.services.traffic`); a partner key reads the blocks that apply to its partner."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from tracklane.resources.traffic import (
     traffic_rule_view,
 )
 from tracklane.services.ports import Page
-from tracklane.web.api.auth import Admin, Services
+from tracklane.web.api.auth import Admin, Caller, Services
 from tracklane.web.api.contract import body, documented, encoded, listing
 from tracklane.web.api.listing import PathId, QueryId, listed, page, with_filters
 
@@ -100,22 +100,23 @@ async def evaluate_traffic_rule(rule_id: PathId, _: Admin, services: Services) -
 @router.get("/traffic-blocks", openapi_extra=documented(responses={200: TrafficBlockList}))
 async def list_traffic_blocks(
     services: Services,
-    _: Admin,
+    scope: Caller,
     paging: Paging,
     rule_id: QueryId = None,
     offer_id: QueryId = None,
     partner_id: QueryId = None,
     status: Annotated[BlockStatus | None, Query()] = None,
 ) -> Response:
-    """The values optimization rules blocked, newest first, with the clicks and conversions that blocked them."""
+    """The values optimization rules blocked, newest first, with the clicks and conversions that blocked them:
+    every one with an admin key, its own with a partner key (an advertiser key: 403)."""
     filters = {"rule_id": rule_id, "offer_id": offer_id, "partner_id": partner_id, "status": status and status.value}
-    items = await services.traffic.blocks(with_filters(paging, **filters))
+    items = await services.traffic.blocks(scope, with_filters(paging, **filters))
     return encoded(listed(items, [traffic_block_view(b) for b in items], paging.limit))
 
 
 @router.get("/traffic-blocks/{block_id}", openapi_extra=documented(responses={200: TrafficBlockView}))
-async def get_traffic_block(block_id: PathId, services: Services, _: Admin) -> Response:
-    return encoded(traffic_block_view(await services.traffic.block(block_id)))
+async def get_traffic_block(block_id: PathId, services: Services, scope: Caller) -> Response:
+    return encoded(traffic_block_view(await services.traffic.block(scope, block_id)))
 
 
 @router.post(

@@ -30,6 +30,7 @@ from tracklane.domain.model import (
     Visibility,
 )
 from tracklane.domain.partner_postbacks import FiresOn, PostbackStatus
+from tracklane.domain.traffic import BlockStatus
 from tracklane.resources.decoding import convert
 from tracklane.resources.deliveries import delivery_view
 from tracklane.resources.offers import OfferAccessCreate, OfferPartnerView, offer_event_view_for, offer_partner_view
@@ -134,6 +135,7 @@ async def home(request: Request, viewer: PartnerViewer) -> Response:
                         change(now.per_click(currency), before.per_click(currency))))  # fmt: skip
         kpis.append(Kpi("Pending payout", now.pending_amount(currency), currency))
     latest = await services.conversions.list(scope, Page(limit=10))
+    blocked = await services.traffic.blocks(scope, Page(limit=50, filters={"status": BlockStatus.ACTIVE.value}))
     return page(
         request,
         viewer,
@@ -143,6 +145,7 @@ async def home(request: Request, viewer: PartnerViewer) -> Response:
         chart=portal.day_chart(chart_rows, chart_range, "payout", "Payout"),
         chart_range=chart_range,
         latest=latest,
+        blocked=blocked,
         offer_names=await portal.offer_names(services, scope),
     )
 

@@ -40,7 +40,7 @@ async def _traffic_page(request: Request, viewer: Viewer, status: int = 200, err
                         values: dict[str, str] | None = None) -> Response:  # fmt: skip
     services = services_of(request)
     rules = await services.traffic.rules(Page(limit=PAGE_SIZE))
-    blocks = await services.traffic.blocks(Page(limit=PAGE_SIZE))
+    blocks = await services.traffic.blocks(viewer.scope, Page(limit=PAGE_SIZE))
     names = await catalog_names(services)
     return page(request, viewer, "admin_traffic.html", status, rules=rules, blocks=blocks, names=names,
                 active_blocks=sum(b.status is BlockStatus.ACTIVE for b in blocks), error=error,
