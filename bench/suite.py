@@ -16,6 +16,7 @@ Prints one table: requests/s, units/s (clicks, conversions, events), p50 and p99
 to nginx, and the peak resident memory (VmRSS) of the server under that load.
 
     bench/run [--duration 10] [--connections 64] [--threads 2] [--batch 100] [--clicks N] [--database-url URL]
+              [--workers 1]
 """
 
 from __future__ import annotations
@@ -402,7 +403,7 @@ def run_tracklane(wrk: str, args: argparse.Namespace, workdir: Path, ids_file: P
         "TRACKLANE_SECRETS_KEY": os.environ.get("TRACKLANE_SECRETS_KEY") or secrets.token_urlsafe(32),
         "TRACKLANE_HOST": "127.0.0.1",
         "TRACKLANE_PORT": str(port),
-        "TRACKLANE_WORKERS": "1",
+        "TRACKLANE_WORKERS": str(args.workers),
         "TRACKLANE_LOG_LEVEL": "WARNING",
     }
     base = f"http://127.0.0.1:{port}"
@@ -468,6 +469,12 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds of each wrk run (default 10)")
     parser.add_argument("--connections", type=int, default=64, help="wrk connections (default 64)")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="tracklane serve processes (default 1; 2 on PostgreSQL measures two servers against one)",
+    )
     parser.add_argument("--timeout", type=float, default=10.0, help="wrk's request timeout (default 10 s)")
     parser.add_argument("--batch", type=int, default=100, help="events in each /v1/batch request (default 100)")
     parser.add_argument("--clicks", type=int, default=0, help="clicks prepared for postbacks (default: 1 run's worth)")
@@ -484,7 +491,7 @@ def main() -> None:
     print(f"machine: {machine()}")
     print(
         f"wrk: {args.connections} connections, {args.threads} threads, {args.duration:g} s a run; "
-        f"tracklane serve: 1 process on {database}; nginx: 1 worker"
+        f"tracklane serve: {args.workers} process{'es' if args.workers > 1 else ''} on {database}; nginx: 1 worker"
     )
     print(table(args, nginx_runs, tracklane_runs))
     for note in notes:
