@@ -10,6 +10,7 @@ from typing import Annotated
 import msgspec
 
 from tracklane.domain.errors import InvalidParameter
+from tracklane.domain.ids import MAX_ID
 from tracklane.domain.targeting import MatchKind
 from tracklane.domain.traffic import (
     MAX_VALUES,
@@ -33,8 +34,8 @@ MinClicks = Annotated[int, msgspec.Meta(ge=1, le=1_000_000_000, description="opt
                                         "before its conversion rate is judged")]  # fmt: skip
 WindowDays = Annotated[int, msgspec.Meta(ge=1, le=MAX_WINDOW_DAYS, description="optimization rules: the days judged")]
 CVR_HELP = "optimization rules: a value converting under this percentage of its clicks is blocked (0 < x <= 100)"
-OfferScope = Annotated[int, msgspec.Meta(ge=1, description="one offer; null or absent: every offer")]
-PartnerScope = Annotated[int, msgspec.Meta(ge=1, description="one partner; null or absent: every partner")]
+OfferScope = Annotated[int, msgspec.Meta(ge=1, le=MAX_ID, description="one offer; null or absent: every offer")]
+PartnerScope = Annotated[int, msgspec.Meta(ge=1, le=MAX_ID, description="one partner; null or absent: every partner")]
 
 
 def _percent(value: Decimal, field: str) -> Decimal:
