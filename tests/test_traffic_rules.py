@@ -14,7 +14,7 @@ import pytest
 
 from tests import factories
 from tests.conftest import BROWSER_UA
-from tests.console import person, signed_in
+from tests.console import csrf_of, person, signed_in
 from tests.receiver import DELIVERY, Receiver
 from tests.servers import RunningServer, running_server
 from tracklane.domain.model import Role
@@ -148,6 +148,14 @@ def test_an_optimization_rule_blocks_a_weak_sub1_and_emits_traffic_optimized_unt
     assert clicked(visitor, offer, weak, sub1="popunder")["reject_reason"] == "blocked:sub1"
     assert clicked(visitor, offer, weak, sub1="newsletter")["verdict"] == "accepted", "30 % converts: kept"
     assert clicked(visitor, offer, small, sub1="popunder")["verdict"] == "accepted", "too few clicks to judge"
+
+    with signed_in(optimizing, person(optimizing, Role.ADMIN)) as console:
+        token = csrf_of(console.get("/ui/traffic").text)
+        too_long = console.post(
+            f"/ui/traffic-blocks/{block['id']}/lift", data={"csrf_token": token, "reason": "x" * 501}
+        )
+        assert too_long.status_code == 400 and "reason" in too_long.text, "refused, never cut to fit"
+    assert admin.get(f"/api/v1/traffic-blocks/{block['id']}").json()["status"] == "active"
 
     lifted = admin.post(f"/api/v1/traffic-blocks/{block['id']}/lift", json={"reason": "placement reviewed"})
     assert lifted.status_code == 200, lifted.text

@@ -14,7 +14,7 @@ from tracklane.domain.errors import InvalidParameter
 from tracklane.domain.targeting import MatchKind
 from tracklane.domain.traffic import MAX_VALUES, OPTIMIZABLE, BlockStatus, RuleKind, RuleStatus, TrafficVariable
 from tracklane.resources.decoding import convert
-from tracklane.resources.traffic import TrafficRuleCreate, TrafficRuleUpdate
+from tracklane.resources.traffic import BlockLift, TrafficRuleCreate, TrafficRuleUpdate
 from tracklane.services.ports import Page
 from tracklane.web.api.listing import PathId
 from tracklane.web.ui.reports import NAMES_LIMIT, catalog_names
@@ -114,9 +114,13 @@ async def delete_rule(request: Request, viewer: AdminViewer, rule_id: PathId) ->
 async def lift_block(request: Request, viewer: AdminViewer, block_id: PathId) -> Response:
     form = await viewer_form(request, viewer)
     reason = _text(form, "reason")
-    if not reason:
-        return await _traffic_page(request, viewer, 400, "reason: say why the block is lifted")
-    block = await services_of(request).traffic.lift(block_id, f"{viewer.user.email} (console)", reason[:500])
+    try:
+        if not reason:
+            raise InvalidParameter("reason", "say why the block is lifted")
+        lift = convert({"reason": reason}, BlockLift)  # the API's bounds: a reason too long is refused, not cut
+    except InvalidParameter as refused:
+        return await _traffic_page(request, viewer, 400, str(refused))
+    block = await services_of(request).traffic.lift(block_id, f"{viewer.user.email} (console)", lift.reason)
     response = redirect("/ui/traffic")
     notify(request, response, f"{block.variable.value} {block.value!r} goes through again for this offer and partner.")
     return response
