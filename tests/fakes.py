@@ -77,7 +77,6 @@ from tracklane.resources.reports import (
     ReportLine,
     ReportQuery,
     ZoneOffsets,
-    ordered,
 )
 from tracklane.resources.sources import SourceUpdate
 from tracklane.resources.webhooks import WebhookCreate, WebhookUpdate
@@ -707,6 +706,9 @@ class FakeRepository:
     def report(self, query: ReportQuery) -> list[ReportLine]:
         return _performance_report(self.t, query)
 
+    def report_with_totals(self, query: ReportQuery) -> tuple[list[ReportLine], list[ReportLine]]:
+        return _performance_report(self.t, query), _performance_report(self.t, replace(query, group_by=()))
+
     # sources
     @contextmanager
     def savepoint(self) -> Iterator[None]:
@@ -1194,17 +1196,32 @@ class _PerformanceReport:
                      pending_revenue=conversion["revenue"] if pending else _ZERO,
                      pending_payout=conversion["payout"] if pending else _ZERO,
                      sale_amount=(conversion["amount"] or _ZERO) if counted else _ZERO)  # fmt: skip
-        lines = [ReportLine(**line) for line in self.found.values()]
-        return ordered([_quantized(line) for line in lines], self.query.group_by)
+        lines = [_line(found) for found in self.found.values()]
+        return _ordered(lines, self.query.group_by)
 
 
-def _quantized(line: ReportLine) -> ReportLine:
-    def exact(amount: Decimal) -> Decimal:
-        return Decimal(amount).quantize(_PLACES)
+def _line(found: dict[str, Any]) -> ReportLine:
+    """A line of what was counted: money in storage units, the group without the currency (the line's own)."""
+    group = {name: value for name, value in found.pop("group").items() if name != "currency"}
+    units = {name: int(Decimal(found[name]) * _SCALE) for name in _MONEY_METRICS if name in found}
+    return ReportLine(group, **{**found, **units})
 
-    return replace(line, revenue=exact(line.revenue), payout=exact(line.payout),
-                   pending_revenue=exact(line.pending_revenue), pending_payout=exact(line.pending_payout),
-                   sale_amount=exact(line.sale_amount))  # fmt: skip
+
+_MONEY_METRICS = ("revenue", "payout", "pending_revenue", "pending_payout", "sale_amount")
+
+
+def _ordered(lines: list[ReportLine], group_by: Sequence[str]) -> list[ReportLine]:
+    """Lines in the order of their groups' values (time buckets in time, none last), then of their currency."""
+
+    def order(dimension: str, value: object) -> tuple[bool, Any]:
+        if value is None:
+            return True, ""
+        if dimension in TIME_DIMENSIONS and dimension != "date":
+            return False, datetime.fromisoformat(str(value))
+        return False, value
+
+    names = [d for d in group_by if d != "currency"]
+    return sorted(lines, key=lambda line: (*(order(d, line.group.get(d)) for d in names), line.currency or ""))
 
 
 _CUSTOMER_DIMENSIONS = {"partner": "partner_id", "offer": "offer_id", "source": "source_id"}

@@ -486,8 +486,8 @@ MINOR_UNITS = [("JPY", ("1234", "617")), ("USD", ("1234.00", "617.00")), ("KWD",
 
 @pytest.mark.parametrize(("currency", "shown"), MINOR_UNITS)
 def test_money_is_shown_in_its_currencys_minor_unit(currency: str, shown: tuple[str, str]) -> None:
-    line = ReportLine(currency=currency, clicks=2, conversions=2, orders=2, revenue=Decimal(1234),
-                      sale_amount=Decimal(1234), payout=Decimal("617"))  # fmt: skip
+    line = ReportLine(currency=currency, clicks=2, conversions=2, orders=2, revenue=1234_0000, sale_amount=1234_0000,
+                      payout=617_0000)  # money in storage units  # fmt: skip
     view = msgspec.to_builtins(report_view_for(Scope(Role.ADMIN), [line], [line]))
     assert (view["totals"]["revenue"], view["totals"]["aov"]) == (shown[0], shown[1])
     assert (view["rows"][0]["payout"], view["rows"][0]["currency"]) == (shown[1], currency)

@@ -207,12 +207,13 @@ def test_the_report_sums_clicks_and_conversions_per_dimension(store: Store) -> N
                 amount=None, revenue=Decimal("1"), payout=Decimal("0.5"))  # fmt: skip
     _conversion(store, rejected, status=ConversionStatus.REJECTED, amount=Decimal("5"))
     report = store.read(lambda repo: repo.report(ReportQuery(("partner",))))
-    # each line is of one currency: the clicks' their offer's (USD, offer 1 does not exist), the conversions' EUR
+    # each line is of one currency: the clicks' their offer's (USD, offer 1 does not exist), the conversions' EUR;
+    # money in storage units
     assert report == [
-        ReportLine({"partner": 1}, "EUR", conversions=1, events=1, orders=1, pending=1, pending_revenue=Decimal(1),
-                   pending_payout=Decimal("0.5"), sale_amount=Decimal(20), revenue=Decimal(4), payout=Decimal(3)),
-        ReportLine({"partner": 1}, "USD", gross_clicks=2, unique_clicks=1, clicks=1, bot_clicks=1,
-                   revenue=Decimal("0.5"), payout=Decimal("0.2")),
+        ReportLine({"partner": 1}, "EUR", conversions=1, events=1, orders=1, pending=1, pending_revenue=1_0000,
+                   pending_payout=5000, sale_amount=20_0000, revenue=4_0000, payout=3_0000),
+        ReportLine({"partner": 1}, "USD", gross_clicks=2, unique_clicks=1, clicks=1, bot_clicks=1, revenue=5000,
+                   payout=2000),
         ReportLine({"partner": 2}, "EUR", rejected=1),
         ReportLine({"partner": 2}, "USD", gross_clicks=1, unique_clicks=1, rejected_clicks=1),
     ]  # fmt: skip

@@ -123,8 +123,8 @@ def test_a_partner_reads_the_amount_only_where_the_offer_shares_it(shares: bool,
 
 
 def test_each_role_reads_its_side_of_the_report() -> None:
-    line = ReportLine(group={"offer": 1}, clicks=4, gross_clicks=5, conversions=1, revenue=Decimal("10"),
-                      payout=Decimal("6"), sale_amount=Decimal("50"))  # fmt: skip
+    line = ReportLine(group={"offer": 1}, clicks=4, gross_clicks=5, conversions=1, revenue=10_0000, payout=6_0000,
+                      sale_amount=50_0000)  # money in storage units  # fmt: skip
     admin = msgspec.to_builtins(report_view_for(Scope(Role.ADMIN), [line], line))
     assert admin["rows"][0] == {**admin["totals"], "offer": 1}
     assert (admin["totals"]["profit"], admin["totals"]["epc"], admin["totals"]["cvr"]) == ("4.00", "1.50", "25.00")

@@ -112,6 +112,21 @@ def format_money(amount: Decimal, currency: str) -> str:
     return _formatted(amount, currency)
 
 
+def format_units(units: int, currency: str) -> str:
+    """`format_money` of an amount given in storage units (`STORAGE_PLACES` places), in integer arithmetic:
+    a report formats tens of thousands of amounts."""
+    places = minor_units(currency)
+    whole, fraction = divmod(-units if units < 0 else units, _SCALE)
+    digits = f"{fraction:0{STORAGE_PLACES}d}".rstrip("0") if fraction else ""
+    if len(digits) < places:
+        digits += "0" * (places - len(digits))
+    text = f"{whole}.{digits}" if digits else str(whole)
+    return "-" + text if units < 0 else text
+
+
+_SCALE = 10**STORAGE_PLACES
+
+
 @lru_cache(maxsize=65_536)
 def _formatted(amount: Decimal, currency: str) -> str:
     if not amount and amount.is_finite():

@@ -24,12 +24,12 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
-from decimal import Decimal
 from functools import cache
-from typing import Annotated, Any, Final, Literal, get_args
+from types import MappingProxyType
+from typing import Annotated, Final, Literal, NamedTuple, TypeVar, get_args
 from zoneinfo import ZoneInfo, available_timezones
 
 import msgspec
@@ -37,11 +37,12 @@ import msgspec
 from tracklane.domain.errors import InvalidParameter
 from tracklane.domain.ids import MAX_ID, id_or_none
 from tracklane.domain.model import ConversionStatus, Origin, Role
-from tracklane.domain.money import format_money, parse_currency, round_money
+from tracklane.domain.money import STORAGE_PLACES, format_units, minor_units, parse_currency
 from tracklane.domain.tenancy import Scope
 from tracklane.resources.fields import UNSET, MoneyText, Unset, View
 
 REPORT_CURRENCY: Final = "USD"  # the currency of a click whose offer does not exist
+EMPTY_GROUP: Final[Mapping[str, object]] = MappingProxyType({})  # the group of a currency's totals
 
 # The dimensions a report groups by, and the filters it takes (each a dimension too).
 OWN_DIMENSIONS: Final = ("offer", "partner", "advertiser")
@@ -312,18 +313,18 @@ def _change(zone: tzinfo, before: datetime, after: datetime, offset: int) -> dat
 # --- what the storage counts -------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class ReportLine:
+class ReportLine(NamedTuple):
     """What the storage counted for one group (its dimension values in `group`, time buckets by their key) in
     one currency, or the totals of a currency (`group` empty).
 
-    Money: approved conversions and events plus CPC clicks; `pending_*` is what is held for review.
-    `unique_clicks` counts the clicks that were the first from their IP address for their offer and partner in
-    24 hours (flagged when recorded, so it adds up across groups); `orders` the conversions and events, not
-    rejected, that carry a sale amount (the AOV's divisor).
+    Money is in storage units (`STORAGE_PLACES` places: 12.50 is 125000), summed exactly as stored: approved
+    conversions and events plus CPC clicks; `pending_*` is what is held for review. `unique_clicks` counts the
+    clicks that were the first from their IP address for their offer and partner in 24 hours (flagged when
+    recorded, so it adds up across groups); `orders` the conversions and events, not rejected, that carry a
+    sale amount (the AOV's divisor). The counts come in the order of the views' first fields.
     """
 
-    group: Mapping[str, object] = field(default_factory=dict)
+    group: Mapping[str, object] = EMPTY_GROUP
     currency: str | None = REPORT_CURRENCY
     gross_clicks: int = 0
     unique_clicks: int = 0
@@ -332,34 +333,18 @@ class ReportLine:
     rejected_clicks: int = 0
     conversions: int = 0
     events: int = 0
-    orders: int = 0
     pending: int = 0
     rejected: int = 0
-    revenue: Decimal = Decimal(0)
-    payout: Decimal = Decimal(0)
-    pending_revenue: Decimal = Decimal(0)
-    pending_payout: Decimal = Decimal(0)
-    sale_amount: Decimal = Decimal(0)
+    orders: int = 0
+    revenue: int = 0
+    payout: int = 0
+    pending_revenue: int = 0
+    pending_payout: int = 0
+    sale_amount: int = 0
 
 
-def ordered(lines: Iterable[ReportLine], group_by: Sequence[str]) -> list[ReportLine]:
-    """Lines in the order of their groups' values (time buckets in time, none last), then of their currency."""
-
-    instants: dict[object, datetime] = {}  # each time bucket's key read once: a report repeats them
-
-    def order(dimension: str, value: object) -> tuple[bool, Any]:
-        if value is None:
-            return True, ""
-        if dimension in TIME_DIMENSIONS and dimension != "date":
-            if (instant := instants.get(value)) is None:
-                instant = instants[value] = datetime.fromisoformat(str(value))
-            return False, instant
-        return False, value
-
-    def key(line: ReportLine) -> tuple[Any, ...]:
-        return (*(order(d, line.group.get(d)) for d in group_by), line.currency or "")
-
-    return sorted(lines, key=key)
+#: The metrics of a line, in its order (after its group).
+LINE_METRICS: Final = ReportLine._fields[2:]
 
 
 # --- each role's view --------------------------------------------------------------------------------------------
@@ -508,54 +493,94 @@ class ReportView(View, frozen=True):
 
 
 ReportRoleView = ReportView | ReportAdvertiserView | ReportPartnerView
+RowT = TypeVar("RowT", bound=View)
+TotalT = TypeVar("TotalT", bound=View)
 
 
-def _money(value: Decimal, currency: str | None) -> str:
-    return format_money(value, currency or REPORT_CURRENCY)
+# Each row's money and ratios come from integer arithmetic on the stored units, exactly as `Decimal` would
+# compute them (half-even to 0.01 for a percentage and to 0.0001 per click; half-up to the minor unit for the
+# AOV), each text made once per report: a report has tens of thousands of rows, and repeats its amounts.
 
 
-def _percent(part: Decimal, whole: Decimal) -> str | None:
-    return f"{(part * 100 / whole).quantize(Decimal('0.01'))}" if whole else None
+class _MoneyTexts(dict[int, str]):
+    """The texts of one currency's amounts by their storage units, each formatted once."""
+
+    def __init__(self, currency: str) -> None:
+        super().__init__()
+        self.currency = currency
+        self.step = 10 ** (STORAGE_PLACES - minor_units(currency))  # the minor unit, in storage units
+
+    def __missing__(self, units: int) -> str:
+        text = self[units] = format_units(units, self.currency)
+        return text
 
 
-def _per_click(amount: Decimal, line: ReportLine) -> str | None:
-    """Money per billable click (EPC on the payout side, RPC on the revenue side), to 4 places at most."""
-    return _money((amount / line.clicks).quantize(Decimal("0.0001")), line.currency) if line.clicks else None
+class _Texts(dict[str | None, _MoneyTexts]):
+    """Each currency's money texts (a line of no currency is shown in `REPORT_CURRENCY`)."""
+
+    def __missing__(self, currency: str | None) -> _MoneyTexts:
+        texts = self[currency] = _MoneyTexts(currency or REPORT_CURRENCY)
+        return texts
 
 
-def _counts(line: ReportLine) -> dict[str, Any]:
-    return {
-        "currency": line.currency, "gross_clicks": line.gross_clicks, "unique_clicks": line.unique_clicks,
-        "clicks": line.clicks, "bot_clicks": line.bot_clicks, "rejected_clicks": line.rejected_clicks,
-        "conversions": line.conversions, "events": line.events, "pending": line.pending, "rejected": line.rejected,
-        "cvr": _percent(Decimal(line.conversions), Decimal(line.clicks)),
-    }  # fmt: skip
+class _Percents(dict[tuple[int, int], str | None]):
+    """`part` as a percentage of `whole` by (part, whole): to 2 places, half-even; None when `whole` is 0."""
+
+    def __missing__(self, key: tuple[int, int]) -> str | None:
+        part, whole = key
+        if not whole:
+            text = None
+        else:
+            hundredths = _half_even(abs(part) * 10_000, abs(whole))
+            sign = "-" if (part < 0) != (whole < 0) else ""  # as Decimal signs a quotient, zero included
+            text = f"{sign}{hundredths // 100}.{hundredths % 100:02d}"
+        self[key] = text
+        return text
 
 
-def _partner_metrics(line: ReportLine) -> dict[str, Any]:
-    return {**_counts(line), "payout": _money(line.payout, line.currency),
-            "pending_payout": _money(line.pending_payout, line.currency),
-            "epc": _per_click(line.payout, line)}  # fmt: skip
+def _half_even(numerator: int, denominator: int) -> int:
+    quotient, remainder = divmod(numerator, denominator)
+    if 2 * remainder > denominator or (2 * remainder == denominator and quotient & 1):
+        quotient += 1
+    return quotient
 
 
-def _advertiser_metrics(line: ReportLine) -> dict[str, Any]:
-    aov = round_money(line.sale_amount / line.orders, line.currency or REPORT_CURRENCY) if line.orders else None
-    return {**_counts(line), "revenue": _money(line.revenue, line.currency),
-            "pending_revenue": _money(line.pending_revenue, line.currency),
-            "sale_amount": _money(line.sale_amount, line.currency), "rpc": _per_click(line.revenue, line),
-            "aov": None if aov is None else _money(aov, line.currency)}  # fmt: skip
+def _per_click(units: int, clicks: int) -> int:
+    """Money per click, to the storage unit (0.0001), half-even."""
+    quotient = _half_even(abs(units), clicks)
+    return -quotient if units < 0 else quotient
 
 
-def _admin_metrics(line: ReportLine) -> dict[str, Any]:
-    profit = line.revenue - line.payout
-    return {**_advertiser_metrics(line), "payout": _money(line.payout, line.currency),
-            "pending_payout": _money(line.pending_payout, line.currency), "profit": _money(profit, line.currency),
-            "margin": _percent(profit, line.revenue), "epc": _per_click(line.payout, line)}  # fmt: skip
+def _average(units: int, orders: int, step: int) -> int:
+    """The average order value in storage units, rounded half-up to the currency's minor unit (`step` units)."""
+    whole = abs(orders) * step
+    quotient, remainder = divmod(abs(units), whole)
+    quotient += 2 * remainder >= whole
+    return quotient * step * (-1 if (units < 0) != (orders < 0) else 1)
 
 
-def _group(line: ReportLine) -> dict[str, Any]:
-    """The row's dimension values, by the name of the dimension (the row type's field); its currency is a metric."""
-    return {name: value for name, value in line.group.items() if name != "currency"}
+def _partner_metrics(line: ReportLine, texts: _Texts, percents: _Percents) -> tuple[object, ...]:
+    """A partner's row fields in order: the counts, the CVR, payout, pending payout and EPC."""
+    money, clicks = texts[line.currency], line.clicks
+    return (*line[1:11], percents[line.conversions, clicks], money[line.payout], money[line.pending_payout],
+            money[_per_click(line.payout, clicks)] if clicks else None)  # fmt: skip
+
+
+def _advertiser_metrics(line: ReportLine, texts: _Texts, percents: _Percents) -> tuple[object, ...]:
+    """An advertiser's row fields in order: the counts, the CVR, revenue, pending revenue, sale amount, RPC and
+    AOV."""
+    money, clicks, orders = texts[line.currency], line.clicks, line.orders
+    return (*line[1:11], percents[line.conversions, clicks], money[line.revenue], money[line.pending_revenue],
+            money[line.sale_amount], money[_per_click(line.revenue, clicks)] if clicks else None,
+            money[_average(line.sale_amount, orders, money.step)] if orders else None)  # fmt: skip
+
+
+def _admin_metrics(line: ReportLine, texts: _Texts, percents: _Percents) -> tuple[object, ...]:
+    """The admin's row fields in order: the advertiser's, then payout, pending payout, profit, margin and EPC."""
+    money, clicks, revenue, payout = texts[line.currency], line.clicks, line.revenue, line.payout
+    profit = revenue - payout
+    return (*_advertiser_metrics(line, texts, percents), money[payout], money[line.pending_payout], money[profit],
+            percents[profit, revenue], money[_per_click(payout, clicks)] if clicks else None)  # fmt: skip
 
 
 def _one_total(totals: Sequence[ReportLine]) -> ReportLine | None:
@@ -565,31 +590,38 @@ def _one_total(totals: Sequence[ReportLine]) -> ReportLine | None:
     return totals[0] if totals else ReportLine(currency=None)
 
 
-def report_view(lines: Sequence[ReportLine], totals: Sequence[ReportLine]) -> ReportView:
+_Metrics = Callable[[ReportLine, _Texts, _Percents], tuple[object, ...]]
+
+
+def _role_parts(
+    row: type[RowT], total: type[TotalT], metrics: _Metrics, lines: Sequence[ReportLine], totals: Sequence[ReportLine]
+) -> tuple[list[RowT], TotalT | None, list[TotalT]]:
+    """A role's rows, its one total and its totals by currency: each line as the role's row type (its metrics
+    positionally, its dimensions by name)."""
+    texts, percents = _Texts(), _Percents()
     one = _one_total(totals)
-    return ReportView(
-        rows=[ReportRow(**_admin_metrics(line), **_group(line)) for line in lines],
-        totals=None if one is None else ReportTotals(**_admin_metrics(one)),
-        totals_by_currency=[ReportTotals(**_admin_metrics(t)) for t in totals],
+    return (
+        [row(*metrics(line, texts, percents), **line.group) for line in lines],
+        None if one is None else total(*metrics(one, texts, percents)),
+        [total(*metrics(line, texts, percents)) for line in totals],
     )
+
+
+def report_view(lines: Sequence[ReportLine], totals: Sequence[ReportLine]) -> ReportView:
+    rows, one, by_currency = _role_parts(ReportRow, ReportTotals, _admin_metrics, lines, totals)
+    return ReportView(rows=rows, totals=one, totals_by_currency=by_currency)
 
 
 def report_advertiser_view(lines: Sequence[ReportLine], totals: Sequence[ReportLine]) -> ReportAdvertiserView:
-    one = _one_total(totals)
-    return ReportAdvertiserView(
-        rows=[ReportAdvertiserRow(**_advertiser_metrics(line), **_group(line)) for line in lines],
-        totals=None if one is None else ReportAdvertiserTotals(**_advertiser_metrics(one)),
-        totals_by_currency=[ReportAdvertiserTotals(**_advertiser_metrics(t)) for t in totals],
+    rows, one, by_currency = _role_parts(
+        ReportAdvertiserRow, ReportAdvertiserTotals, _advertiser_metrics, lines, totals
     )
+    return ReportAdvertiserView(rows=rows, totals=one, totals_by_currency=by_currency)
 
 
 def report_partner_view(lines: Sequence[ReportLine], totals: Sequence[ReportLine]) -> ReportPartnerView:
-    one = _one_total(totals)
-    return ReportPartnerView(
-        rows=[ReportPartnerRow(**_partner_metrics(line), **_group(line)) for line in lines],
-        totals=None if one is None else ReportPartnerTotals(**_partner_metrics(one)),
-        totals_by_currency=[ReportPartnerTotals(**_partner_metrics(t)) for t in totals],
-    )
+    rows, one, by_currency = _role_parts(ReportPartnerRow, ReportPartnerTotals, _partner_metrics, lines, totals)
+    return ReportPartnerView(rows=rows, totals=one, totals_by_currency=by_currency)
 
 
 def report_view_for(

@@ -232,7 +232,12 @@ class TrackingRepository(Protocol):
         ...
 
     def report(self, query: ReportQuery) -> list[ReportLine]:
-        """One line per group and currency with data, in the order of the group's values (`ordered`)."""
+        """One line per group and currency with data, in the order of the group's values (time buckets in
+        time, none last), then of their currency."""
+        ...
+
+    def report_with_totals(self, query: ReportQuery) -> tuple[list[ReportLine], list[ReportLine]]:
+        """The report's lines and its totals, a line per currency (what `report` gives grouped by nothing)."""
         ...
 
 

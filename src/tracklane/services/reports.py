@@ -18,7 +18,6 @@ from tracklane.resources.clicks import ClickRoleView, click_view_for
 from tracklane.resources.reports import (
     DIMENSIONS,
     REPORT_CURRENCY,
-    ReportLine,
     ReportQuery,
     ReportRoleView,
     report_view_for,
@@ -38,10 +37,7 @@ class ReportService:
         asked = {"offer_id": query.offer_id, "partner_id": query.partner_id, "advertiser_id": query.advertiser_id}
         narrowed = replace(query, **narrow(scope, asked))
 
-        def work(repo: Repository) -> tuple[list[ReportLine], list[ReportLine]]:
-            return repo.report(narrowed), repo.report(replace(narrowed, group_by=()))
-
-        lines, totals = await self._db.read(work)
+        lines, totals = await self._db.read(lambda repo: repo.report_with_totals(narrowed))
         return report_view_for(scope, lines, totals)
 
     async def clicks(self, scope: Scope, page: Page) -> list[ClickRoleView]:

@@ -1,5 +1,10 @@
-"""SQL for the performance report: clicks and conversions grouped by the asked dimensions and by currency, then
-merged into one `ReportLine` per group and currency.
+"""SQL for the performance report: clicks and conversions grouped by the asked dimensions and by currency into
+one `ReportLine` per group and currency, with the totals of each currency, in one statement.
+
+The clicks' and the conversions' counts (from the rollup cells, and the raw rows where no cell answers) are
+parts of one `UNION ALL`, grouped again into the lines; the totals are summed from those lines, and the
+database orders them all: the whole report is counted, merged and ordered in SQL, and the rows arrive as
+the lines are (money in storage units, never through `Decimal`).
 
 Everything is counted in SQL, distinct IP addresses included. A time bucket is grouped by its label (the local
 wall time it starts at, as `bucket_label` writes it), computed in SQL from the zone's offsets over the span of
@@ -13,9 +18,8 @@ A click's currency is its offer's (`REPORT_CURRENCY` when the offer does not exi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
@@ -30,6 +34,7 @@ from sqlalchemy import (
     String,
     and_,
     case,
+    cast,
     func,
     literal,
     literal_column,
@@ -37,19 +42,21 @@ from sqlalchemy import (
     or_,
     select,
     type_coerce,
+    union_all,
 )
 
 from tracklane.resources.reports import (
     CLICK_DIMENSIONS,
+    EMPTY_GROUP,
+    LINE_METRICS,
     REPORT_CURRENCY,
+    TIME_DIMENSIONS,
     ReportLine,
     ReportQuery,
     ZoneOffsets,
-    ordered,
 )
 from tracklane.storage.rollups import DAY, SHAPE_OF_DIMENSION, Span, cover
 from tracklane.storage.schema import click_rollups, clicks, conversion_rollups, conversions, offers
-from tracklane.storage.types import from_units
 
 OWN_COLUMNS = {"offer": "offer_id", "partner": "partner_id", "advertiser": "advertiser_id"}
 #: The click column of each click dimension (`device` and its earlier name `device_type` are the same).
@@ -67,31 +74,35 @@ class SqlReports:
 
     def report(self, query: ReportQuery, from_rollups: bool = True) -> list[ReportLine]:
         """The report's lines: from the rollup cells where they can answer it and the raw rows elsewhere."""
+        return self._counted(query, from_rollups, with_totals=False)[0]
+
+    def report_with_totals(self, query: ReportQuery) -> tuple[list[ReportLine], list[ReportLine]]:
+        """The report's lines and its totals (a line per currency), counted in one statement."""
+        return self._counted(query, True, with_totals=bool(query.group_by))
+
+    def _counted(
+        self, query: ReportQuery, from_rollups: bool, with_totals: bool
+    ) -> tuple[list[ReportLine], list[ReportLine]]:
         planned = self._plan(query) if from_rollups else None
         if planned is None:
             offsets = self._offsets(query) if query.times else None
-            selects = [self._click_query(query, offsets), self._conversion_query(query, offsets)]
+            parts = [self._click_query(query, offsets), self._conversion_query(query, offsets)]
         else:
             offsets, spans, shape = planned
             cells = [span for span in spans if span[0]]
-            selects = [self._click_cells(query, offsets, cells, shape),
-                       self._conversion_cells(query, offsets, cells, shape)]  # fmt: skip
+            parts = [self._click_cells(query, offsets, cells, shape),
+                     self._conversion_cells(query, offsets, cells, shape)]  # fmt: skip
             if raw := [(start, end) for grain, start, end in spans if not grain]:
-                selects += [self._click_query(query, offsets, raw), self._conversion_query(query, offsets, raw)]
-        merged: dict[tuple[Any, ...], dict[str, Any]] = {}
-        times = frozenset(query.times) if offsets is not None else frozenset()
-        for select_ in selects:
-            for row in self.conn.execute(select_):
-                mapping = dict(row._mapping)
-                group = _group(mapping, query.group_by, times, offsets)
-                key = (*group.values(), mapping["currency"])
-                if (line := merged.get(key)) is None:
-                    merged[key] = {"group": group, **mapping}
-                else:
-                    for name in _METRICS:
-                        if name in mapping:
-                            line[name] = (line.get(name) or 0) + (mapping[name] or 0)
-        return ordered((_line(row) for row in merged.values()), query.group_by)
+                parts += [self._click_query(query, offsets, raw), self._conversion_query(query, offsets, raw)]
+        layout = _Layout(query, offsets)
+        group, first = layout.group, layout.first_metric
+        result = self.conn.execute(layout.statement(parts, self.conn.dialect.name))
+        try:  # the driver's plain tuples: every column is an int or a text, with nothing to convert
+            rows = result.cursor.fetchall()
+        finally:
+            result.close()
+        lines = [ReportLine(group(row), *row[first:]) for row in rows]
+        return lines, (_totals(lines) if with_totals else lines)
 
     # --- the rollup cells
 
@@ -140,15 +151,11 @@ class SqlReports:
             **_cell_owners(r, query), **{d: func.nullif(r.value, "") for d in query.group_by if d in CLICK_COLUMNS},
             **self._times(query, r.bucket, offsets), "currency": currency,
         }  # fmt: skip
-        empty = [null().label(d) for d in query.group_by if d in CONVERSION_COLUMNS]
-        sums = [func.sum(r[m]).label(m) for m in ("gross_clicks", "unique_clicks", "clicks", "bot_clicks",
-                                                 "rejected_clicks")]  # fmt: skip
-        select_: Select[Any] = (
-            select(*(column.label(name) for name, column in grouped.items()), *empty, *sums,
-                   func.sum(r.revenue).label("click_revenue"), func.sum(r.payout).label("click_payout"))
-            .select_from(click_rollups.outerjoin(offers, offers.c.id == r.offer_id))
-            .group_by(*grouped.values())
-        )  # fmt: skip
+        metrics = {m: r[m] for m in ("gross_clicks", "unique_clicks", "clicks", "bot_clicks", "rejected_clicks",
+                                     "revenue", "payout")}  # fmt: skip
+        select_: Select[Any] = select(*_columns(query, grouped, metrics)).select_from(
+            click_rollups.outerjoin(offers, offers.c.id == r.offer_id)
+        )
         select_ = _in_cells(select_, r, query, cells, shape)
         if "currency" in query.filters:
             select_ = select_.where(currency == query.filters["currency"])
@@ -167,26 +174,21 @@ class SqlReports:
         }  # fmt: skip
 
         def where(condition: ColumnElement[bool], column: ColumnElement[Any]) -> ColumnElement[Any]:
-            return func.sum(case((condition, column), else_=0), type_=BigInteger)
+            return case((condition, column), else_=0)
 
-        select_: Select[Any] = (
-            select(
-                *(column.label(name) for name, column in grouped.items()),
-                where(and_(r.is_event.is_(False), counted), r.conversions).label("conversions"),
-                where(and_(r.is_event.is_(True), counted), r.conversions).label("events"),
-                where(counted, r.with_amount).label("orders"),
-                where(pending, r.conversions).label("pending"),
-                where(r.status == "rejected", r.conversions).label("rejected"),
-                where(approved, r.revenue).label("conversion_revenue"),
-                where(approved, r.payout).label("conversion_payout"),
-                where(pending, r.revenue).label("pending_revenue"),
-                where(pending, r.payout).label("pending_payout"),
-                where(counted, r.amount).label("sale_amount"),
-            )
-            .select_from(conversion_rollups)
-            .group_by(*grouped.values())
-            .having(func.sum(r.conversions) != 0)  # a group whose conversions all moved to other statuses
-        )
+        metrics = {
+            "conversions": where(and_(r.is_event.is_(False), counted), r.conversions),
+            "events": where(and_(r.is_event.is_(True), counted), r.conversions),
+            "pending": where(pending, r.conversions),
+            "rejected": where(r.status == "rejected", r.conversions),
+            "orders": where(counted, r.with_amount),
+            "revenue": where(approved, r.revenue),
+            "payout": where(approved, r.payout),
+            "pending_revenue": where(pending, r.revenue),
+            "pending_payout": where(pending, r.payout),
+            "sale_amount": where(counted, r.amount),
+        }
+        select_: Select[Any] = select(*_columns(query, grouped, metrics)).select_from(conversion_rollups)
         select_ = _in_cells(select_, r, query, cells, shape)
         for name, column in conversion_dimensions.items():
             if name in query.filters:
@@ -253,21 +255,20 @@ class SqlReports:
             "currency": currency,
         }
         # a click has no event, status or origin: it is counted under none of them
-        empty = [null().label(d) for d in query.group_by if d in CONVERSION_COLUMNS]
+        metrics = {
+            "gross_clicks": func.count(),
+            "unique_clicks": func.sum(_flag(c.is_unique.is_(True))),
+            "clicks": func.sum(_flag(billable)),
+            "bot_clicks": func.sum(_flag(c.is_bot.is_(True))),
+            "rejected_clicks": func.sum(_flag(c.verdict == "rejected")),
+            "revenue": _units(c.revenue),
+            "payout": _units(c.payout),
+        }
         select_: Select[Any] = (
-            select(
-                *(column.label(name) for name, column in grouped.items()), *empty,
-                func.count().label("gross_clicks"),
-                func.sum(_flag(c.is_unique.is_(True))).label("unique_clicks"),
-                func.sum(_flag(billable)).label("clicks"),
-                func.sum(_flag(c.is_bot.is_(True))).label("bot_clicks"),
-                func.sum(_flag(c.verdict == "rejected")).label("rejected_clicks"),
-                _units(c.revenue).label("click_revenue"),
-                _units(c.payout).label("click_payout"),
-            )
+            select(*_columns(query, grouped, metrics))
             .select_from(clicks.outerjoin(offers, offers.c.id == c.offer_id))
             .group_by(*grouped.values())
-        )  # fmt: skip
+        )
         select_ = _restrict(select_, clicks.c, c.created_at, query, within)
         if "currency" in query.filters:
             select_ = select_.where(currency == query.filters["currency"])
@@ -287,20 +288,20 @@ class SqlReports:
             **self._times(query, basis, offsets),
             "currency": c.currency,
         }
+        metrics = {
+            "conversions": func.sum(_flag(and_(base, counted))),
+            "events": func.sum(_flag(and_(c.event_id.is_not(None), counted))),
+            "pending": func.sum(_flag(pending)),
+            "rejected": func.sum(_flag(c.status == "rejected")),
+            "orders": func.sum(_flag(and_(c.amount.is_not(None), counted))),
+            "revenue": _units(case((approved, c.revenue), else_=0)),
+            "payout": _units(case((approved, c.payout), else_=0)),
+            "pending_revenue": _units(case((pending, c.revenue), else_=0)),
+            "pending_payout": _units(case((pending, c.payout), else_=0)),
+            "sale_amount": _units(case((counted, c.amount), else_=0)),
+        }
         select_: Select[Any] = (
-            select(
-                *(column.label(name) for name, column in grouped.items()),
-                func.sum(_flag(and_(base, counted))).label("conversions"),
-                func.sum(_flag(and_(c.event_id.is_not(None), counted))).label("events"),
-                func.sum(_flag(and_(c.amount.is_not(None), counted))).label("orders"),
-                func.sum(_flag(pending)).label("pending"),
-                func.sum(_flag(c.status == "rejected")).label("rejected"),
-                _units(case((approved, c.revenue), else_=0)).label("conversion_revenue"),
-                _units(case((approved, c.payout), else_=0)).label("conversion_payout"),
-                _units(case((pending, c.revenue), else_=0)).label("pending_revenue"),
-                _units(case((pending, c.payout), else_=0)).label("pending_payout"),
-                _units(case((counted, c.amount), else_=0)).label("sale_amount"),
-            )
+            select(*_columns(query, grouped, metrics))
             .select_from(conversions.join(clicks, clicks.c.id == c.click_id))
             .group_by(*grouped.values())
         )
@@ -378,20 +379,6 @@ def _restrict(
     return select_
 
 
-def _group(
-    mapping: dict[str, Any], group_by: Sequence[str], times: frozenset[str], offsets: ZoneOffsets | None
-) -> dict[str, Any]:
-    """A row's dimension values by name, each time bucket by its key."""
-    group = {}
-    for dimension in group_by:
-        value = mapping.get(dimension)
-        if dimension in times and value is not None:
-            assert offsets is not None
-            value = offsets.key(dimension, value, mapping.get(_OFFSET))
-        group[dimension] = value
-    return group
-
-
 def _units(expression: ColumnElement[Any]) -> ColumnElement[Any]:
     """Sum money as raw integer units (not through the Money type), converted once in `_line`."""
     return func.sum(type_coerce(expression, BigInteger), type_=BigInteger)
@@ -401,38 +388,97 @@ def _flag(condition: ColumnElement[bool]) -> Case[int]:
     return case((condition, 1), else_=0)
 
 
-_COUNTS = ("gross_clicks", "unique_clicks", "clicks", "bot_clicks", "rejected_clicks", "conversions", "events",
-           "orders", "pending", "rejected")  # fmt: skip
-_MONEY = (
-    "click_revenue",
-    "click_payout",
-    "conversion_revenue",
-    "conversion_payout",
-    "pending_revenue",
-    "pending_payout",
-    "sale_amount",
-)
+_ZERO = literal_column("0", BigInteger)
+_NEVER_NONE = frozenset({"offer", "partner", *TIME_DIMENSIONS})  # the dimensions every click and conversion has
 
 
-_METRICS = (*_COUNTS, *_MONEY)
+def _totals(lines: list[ReportLine]) -> list[ReportLine]:
+    """Each currency's totals, in currency order: the sums of its lines (they part the report between them)."""
+    currencies = sorted({line.currency or "" for line in lines})
+    totals = []
+    for currency in currencies:
+        of_currency = lines if len(currencies) == 1 else [line for line in lines if line.currency == currency]
+        sums = [sum(column) for column in list(zip(*of_currency, strict=True))[2:]]
+        totals.append(ReportLine(EMPTY_GROUP, currency, *sums))
+    return totals
 
 
-def _line(row: dict[str, Any]) -> ReportLine:
-    """Absent metrics are zero; the money is approved conversions plus CPC clicks (added up as stored units)."""
-    get = row.get
-    return ReportLine(
-        row["group"], row["currency"],
-        **{name: int(get(name) or 0) for name in _COUNTS},
-        revenue=_money(int(get("click_revenue") or 0) + int(get("conversion_revenue") or 0)),
-        payout=_money(int(get("click_payout") or 0) + int(get("conversion_payout") or 0)),
-        pending_revenue=_money(int(get("pending_revenue") or 0)),
-        pending_payout=_money(int(get("pending_payout") or 0)),
-        sale_amount=_money(int(get("sale_amount") or 0)),
-    )  # fmt: skip
+def _columns(
+    query: ReportQuery, grouped: Mapping[str, ColumnElement[Any]], metrics: Mapping[str, ColumnElement[Any]]
+) -> list[ColumnElement[Any]]:
+    """A part's columns, as every part of the report has them: the dimensions (null where the part has none,
+    as a click has no event), an hour's offset where the zone's changes, the currency, then the metrics of a
+    line (0 where the part counts none of them)."""
+    columns = [grouped.get(d, null()).label(d) for d in _names(query)]
+    if _OFFSET in grouped:
+        columns.append(grouped[_OFFSET].label(_OFFSET))
+    columns.append(grouped["currency"].label("currency"))
+    return columns + [metrics.get(m, _ZERO).label(m) for m in LINE_METRICS]
 
 
-_ZERO = from_units(0)
+def _names(query: ReportQuery) -> tuple[str, ...]:
+    """The dimensions a line's group holds: every one it is grouped by but its currency (the line's own)."""
+    return tuple(d for d in query.group_by if d != "currency")
 
 
-def _money(units: int) -> Decimal:
-    return from_units(units) if units else _ZERO
+class _Layout:
+    """The report's statement and how its rows are read: the dimensions, an hour's offset where the zone's
+    changes, the currency, the metrics of a line."""
+
+    def __init__(self, query: ReportQuery, offsets: ZoneOffsets | None) -> None:
+        self.names = _names(query)
+        self.offset = "hour" in query.times and offsets is not None and offsets.fixed is None
+        self.first_metric = len(self.names) + self.offset  # the currency, then the metrics
+        self.group = self._reader(offsets)
+
+    def statement(self, parts: list[Select[Any]], dialect: str) -> Select[Any]:
+        """The parts' rows grouped into the lines, in the report's order. On SQLite the lines are grouped by the
+        terms they are ordered by, so that one sort does both."""
+        counted = union_all(*parts).subquery("counted")
+        c = counted.c
+        keys = [c[n] for n in (*self.names, *((_OFFSET,) if self.offset else ()), "currency")]
+        order = self._order(c, dialect)
+        sums = [_sum(c[m]).label(m) for m in LINE_METRICS]
+        kept = or_(func.sum(c.gross_clicks) != 0, func.sum(c.conversions + c.events + c.rejected) != 0)
+        return (
+            select(*keys, *sums)
+            .group_by(*(keys if dialect == "postgresql" else order))
+            .having(kept)  # not a group whose conversions all moved to other statuses (their cells net to 0)
+            .order_by(*order)
+        )
+
+    def _order(self, columns: Any, dialect: str) -> list[ColumnElement[Any]]:
+        """Groups in the order of their values (none last; text by code point, on PostgreSQL too; time buckets
+        in time: a repeated local hour first at its earlier offset), then by currency."""
+        terms: list[ColumnElement[Any]] = []
+        for name in self.names:
+            column = columns[name]
+            if name not in _NEVER_NONE:
+                terms.append(column.is_(None))
+            terms.append(column.collate("C") if dialect == "postgresql" and name not in OWN_COLUMNS else column)
+            if name == "hour" and self.offset:
+                terms.append(-columns[_OFFSET])  # later offsets first: the earlier instant
+        return [*terms, columns.currency]
+
+    def _reader(self, offsets: ZoneOffsets | None) -> Callable[[Any], Mapping[str, object]]:
+        """The group of a row: its dimension values by name, an hour by its key (made once per label)."""
+        names, end = self.names, len(self.names)
+        if "hour" not in names or offsets is None:
+            return lambda row: dict(zip(names, row[:end], strict=True))
+        keys: dict[tuple[str, int | None], str] = {}
+        offset_at = end if self.offset else None
+
+        def group(row: Any) -> Mapping[str, object]:
+            values = dict(zip(names, row[:end], strict=True))
+            label, offset = values["hour"], None if offset_at is None else row[offset_at]
+            if (key := keys.get((label, offset))) is None:
+                key = keys[(label, offset)] = offsets.key("hour", label, offset)
+            values["hour"] = key
+            return values
+
+        return group
+
+
+def _sum(column: ColumnElement[Any]) -> ColumnElement[Any]:
+    """A sum as an integer (PostgreSQL sums integers as numeric), 0 for none (a conversion without an amount)."""
+    return cast(func.coalesce(func.sum(column), 0), BigInteger)
