@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import (
@@ -96,6 +97,8 @@ class SqlReports:
                 parts += [self._click_query(query, offsets, raw), self._conversion_query(query, offsets, raw)]
         layout = _Layout(query, offsets)
         group, first = layout.group, layout.first_metric
+        if self.conn.dialect.name == "postgresql":  # the report's sort in memory, not in temporary files
+            self.conn.exec_driver_sql(f"SET LOCAL work_mem = '{_REPORT_WORK_MEM}'")
         result = self.conn.execute(layout.statement(parts, self.conn.dialect.name))
         try:  # the driver's plain tuples: every column is an int or a text, with nothing to convert
             rows = result.cursor.fetchall()
@@ -223,8 +226,14 @@ class SqlReports:
             if dimension in ("week", "month"):
                 wall = func.date_trunc(dimension, wall)
             return func.to_char(wall, _POSTGRES_FORMATS[dimension])
+        text = type_coerce(column, String())  # stored as `YYYY-MM-DD HH:MM:SS.ffffff` in UTC
+        if offsets.fixed == 0 and dimension != "week":  # the label is part of the text: no date arithmetic
+            day = func.substr(text, 1, 10)
+            if dimension == "hour":
+                return day + "T" + func.substr(text, 12, 2) + ":00"
+            return func.substr(text, 1, 8) + "01" if dimension == "month" else day
         # SQLite reads a time to the millisecond, rounded: whole seconds, so that no time rounds into the next bucket
-        seconds = func.substr(type_coerce(column, String()), 1, 19)
+        seconds = func.substr(text, 1, 19)
         modifier = _by_offset(column, offsets, lambda s: literal(f"{s:+d} seconds", String))
         steps = ("-6 days", "weekday 1") if dimension == "week" else ()
         return func.strftime(_SQLITE_FORMATS[dimension], seconds, modifier, *steps)
@@ -389,6 +398,7 @@ def _flag(condition: ColumnElement[bool]) -> Case[int]:
 
 
 _ZERO = literal_column("0", BigInteger)
+_REPORT_WORK_MEM = "64MB"  # a report of 100,000 lines sorts in about 30 MB
 _NEVER_NONE = frozenset({"offer", "partner", *TIME_DIMENSIONS})  # the dimensions every click and conversion has
 
 
@@ -398,7 +408,7 @@ def _totals(lines: list[ReportLine]) -> list[ReportLine]:
     totals = []
     for currency in currencies:
         of_currency = lines if len(currencies) == 1 else [line for line in lines if line.currency == currency]
-        sums = [sum(column) for column in list(zip(*of_currency, strict=True))[2:]]
+        sums = [sum(map(itemgetter(index), of_currency)) for index in range(2, len(ReportLine._fields))]
         totals.append(ReportLine(EMPTY_GROUP, currency, *sums))
     return totals
 
@@ -432,17 +442,16 @@ class _Layout:
         self.group = self._reader(offsets)
 
     def statement(self, parts: list[Select[Any]], dialect: str) -> Select[Any]:
-        """The parts' rows grouped into the lines, in the report's order. On SQLite the lines are grouped by the
-        terms they are ordered by, so that one sort does both."""
-        counted = union_all(*parts).subquery("counted")
-        c = counted.c
-        keys = [c[n] for n in (*self.names, *((_OFFSET,) if self.offset else ()), "currency")]
+        """The parts' rows grouped into the lines, in the report's order: grouped by the terms they are ordered
+        by, so that one sort does both."""
+        c = union_all(*parts).subquery("counted").c
+        values = [_ordered(c[n], n, dialect).label(n) for n in self.names]
+        offset = [c[_OFFSET]] if self.offset else []
         order = self._order(c, dialect)
-        sums = [_sum(c[m]).label(m) for m in LINE_METRICS]
         kept = or_(func.sum(c.gross_clicks) != 0, func.sum(c.conversions + c.events + c.rejected) != 0)
         return (
-            select(*keys, *sums)
-            .group_by(*(keys if dialect == "postgresql" else order))
+            select(*values, *offset, c.currency, *(_sum(c[m]).label(m) for m in LINE_METRICS))
+            .group_by(*order, *offset)
             .having(kept)  # not a group whose conversions all moved to other statuses (their cells net to 0)
             .order_by(*order)
         )
@@ -452,10 +461,9 @@ class _Layout:
         in time: a repeated local hour first at its earlier offset), then by currency."""
         terms: list[ColumnElement[Any]] = []
         for name in self.names:
-            column = columns[name]
             if name not in _NEVER_NONE:
-                terms.append(column.is_(None))
-            terms.append(column.collate("C") if dialect == "postgresql" and name not in OWN_COLUMNS else column)
+                terms.append(columns[name].is_(None))
+            terms.append(_ordered(columns[name], name, dialect))
             if name == "hour" and self.offset:
                 terms.append(-columns[_OFFSET])  # later offsets first: the earlier instant
         return [*terms, columns.currency]
@@ -477,6 +485,12 @@ class _Layout:
             return values
 
         return group
+
+
+def _ordered(column: ColumnElement[Any], name: str, dialect: str) -> ColumnElement[Any]:
+    """A dimension's column as it is grouped and ordered: text by code point (PostgreSQL's `C` collation; the
+    database's own may order by language rules)."""
+    return column.collate("C") if dialect == "postgresql" and name not in OWN_COLUMNS else column
 
 
 def _sum(column: ColumnElement[Any]) -> ColumnElement[Any]:
