@@ -33,6 +33,7 @@ from sqlalchemy import Connection, Table, delete, select, text
 from tracklane.domain.money import STORAGE_PLACES
 from tracklane.resources.reports import ZoneOffsets
 from tracklane.storage.schema import click_rollups, clicks, conversion_rollups, conversions
+from tracklane.storage.types import stored_time
 
 DAY, HOUR = 1440, 60
 #: Each shape by its name, with the click column it splits cells by.
@@ -101,7 +102,7 @@ class RollupDeltas:
         dialect = conn.dialect.name
         for table, cells in ((click_rollups, self.clicks), (conversion_rollups, self.conversions)):
             if cells:
-                stored = _stored_time(dialect)
+                stored = stored_time(dialect)
                 rows = [(*key[:2], stored(key[2]), *key[3:], *cells[key]) for key in sorted(cells)]
                 conn.exec_driver_sql(_upsert(table, dialect), rows)
         self.clear()
@@ -120,13 +121,6 @@ def _count(
         key = (shape, grain, starts[grain], *owner, (getattr(click, column) or "") if column else "", *rest)
         found = cells.get(key)
         cells[key] = list(metrics) if found is None else [a + b for a, b in zip(found, metrics, strict=True)]
-
-
-def _stored_time(dialect: str) -> Any:
-    """A naive UTC time as the driver takes it for a UtcDateTime column (SQLite: SQLAlchemy's text form)."""
-    if dialect == "sqlite":
-        return lambda moment: moment.isoformat(" ", "microseconds")
-    return lambda moment: moment
 
 
 _UPSERTS: dict[tuple[str, str], str] = {}

@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, exists, insert, select, update
+from sqlalchemy import Connection, bindparam, exists, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -16,19 +16,19 @@ from tracklane.domain.model import Click, Conversion, ConversionStatus
 from tracklane.domain.trace import TraceStep, stored_steps
 from tracklane.services.ports import DuplicateKey, NewClick, NewConversion, Page
 from tracklane.storage import rows
+from tracklane.storage.driver import DriverStatement
 from tracklane.storage.paging import paged
 from tracklane.storage.rollups import UNIQUE_CLICK_WINDOW, RollupDeltas
 from tracklane.storage.schema import cap_counters, clicks, conversions
+from tracklane.storage.types import naive_utc, stored_time, stored_units
 
 # Built once so that SQLAlchemy reuses their compiled form on the hot path.
-_INSERT_CLICK = insert(clicks).returning(clicks.c.id)
-_SEEN_VISITOR = select(
-    exists().where(
-        clicks.c.offer_id == bindparam("offer_id"),
-        clicks.c.partner_id == bindparam("partner_id"),
-        clicks.c.ip == bindparam("ip"),
-        clicks.c.created_at > bindparam("since"),
-    )
+_CLICK_COLUMNS = tuple(c.name for c in clicks.columns if c.name != "id")
+_INSERT_CLICK = DriverStatement(
+    f"INSERT INTO clicks ({', '.join(_CLICK_COLUMNS)}) VALUES ({', '.join('?' * len(_CLICK_COLUMNS))}) RETURNING id"
+)
+_SEEN_VISITOR = DriverStatement(  # by ix_clicks_visitor
+    "SELECT EXISTS (SELECT 1 FROM clicks WHERE offer_id = ? AND partner_id = ? AND ip = ? AND created_at > ?)"
 )
 _CLICK_DIMENSIONS = select(clicks.c.sub1, clicks.c.country, clicks.c.device_type).where(
     clicks.c.id == bindparam("click_id")
@@ -75,7 +75,9 @@ class SqlTracking:
         }  # fmt: skip
         values.update({f"sub{i}": sub for i, sub in enumerate(click.subs, start=1)})
         values["is_unique"] = self._is_unique(click)
-        click_id = self.conn.execute(_INSERT_CLICK, values).scalar_one()
+        stored = {**values, "revenue": stored_units(click.revenue), "payout": stored_units(click.payout),
+                  "created_at": stored_time(self.conn.dialect.name)(naive_utc(click.created_at))}  # fmt: skip
+        (click_id,) = _INSERT_CLICK.execute(self.conn, [stored[name] for name in _CLICK_COLUMNS]).fetchone()
         inserted = _AttrRow({**values, "id": click_id})
         self.rollups.add_click(inserted)
         return rows.click(inserted)  # type: ignore[arg-type]
@@ -84,9 +86,9 @@ class SqlTracking:
         """The first click from its IP address for its offer and partner in `UNIQUE_CLICK_WINDOW`."""
         if click.ip is None:
             return False
-        params = {"offer_id": click.offer_id, "partner_id": click.partner_id, "ip": click.ip,
-                  "since": click.created_at - UNIQUE_CLICK_WINDOW}  # fmt: skip
-        return not self.conn.execute(_SEEN_VISITOR, params).scalar()
+        since = stored_time(self.conn.dialect.name)(naive_utc(click.created_at - UNIQUE_CLICK_WINDOW))
+        (seen,) = _SEEN_VISITOR.execute(self.conn, (click.offer_id, click.partner_id, click.ip, since)).fetchone()
+        return not seen
 
     def get_click(self, transaction_id: str) -> Click | None:
         row = self.conn.execute(_CLICK_BY_TRANSACTION, {"transaction_id": transaction_id}).one_or_none()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -22,15 +23,18 @@ class Money(TypeDecorator[Decimal]):
     cache_ok = True
 
     def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> int | None:
-        if value is None:
-            return None
-        scaled = value * _SCALE
-        if scaled != scaled.to_integral_value():
-            raise ValueError(f"money {value} has more than {STORAGE_PLACES} decimal places")
-        return int(scaled)
+        return None if value is None else stored_units(value)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
         return None if value is None else from_units(value)
+
+
+def stored_units(amount: Decimal) -> int:
+    """An amount as it is stored: an integer count of 1/10,000 units."""
+    scaled = amount * _SCALE
+    if scaled != scaled.to_integral_value():
+        raise ValueError(f"money {amount} has more than {STORAGE_PLACES} decimal places")
+    return int(scaled)
 
 
 def from_units(value: int | Decimal) -> Decimal:
@@ -45,11 +49,22 @@ class UtcDateTime(TypeDecorator[datetime]):
     cache_ok = True
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetimes are not stored; pass an aware UTC datetime")
-        return value.astimezone(UTC).replace(tzinfo=None)
+        return None if value is None else naive_utc(value)
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         return None if value is None else value.replace(tzinfo=UTC)
+
+
+def stored_time(dialect: str) -> Callable[[datetime], datetime | str]:
+    """How the driver takes a naive UTC time for a `UtcDateTime` column: on SQLite the text SQLAlchemy writes
+    (`YYYY-MM-DD HH:MM:SS.ffffff`, compared as text), on PostgreSQL the time itself."""
+    if dialect == "sqlite":
+        return lambda moment: moment.isoformat(" ", "microseconds")
+    return lambda moment: moment
+
+
+def naive_utc(moment: datetime) -> datetime:
+    """An aware time as the naive UTC time a `UtcDateTime` column holds."""
+    if moment.tzinfo is None:
+        raise ValueError("naive datetimes are not stored; pass an aware UTC datetime")
+    return moment.astimezone(UTC).replace(tzinfo=None)
