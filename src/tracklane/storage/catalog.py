@@ -41,6 +41,7 @@ from tracklane.resources.partners import PartnerUpdate
 from tracklane.services.ports import Page
 from tracklane.storage import rows
 from tracklane.storage.catalog_cache import CatalogCache
+from tracklane.storage.driver import DriverStatement
 from tracklane.storage.paging import paged
 from tracklane.storage.schema import (
     advertisers,
@@ -54,6 +55,8 @@ from tracklane.storage.schema import (
     partners,
 )
 from tracklane.storage.secret_box import box_of
+
+_HAS_PARTNER_PAYOUTS = DriverStatement("SELECT EXISTS (SELECT 1 FROM partner_payouts WHERE offer_id = ?)")
 
 
 def _columns(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -283,6 +286,10 @@ class SqlCatalog:
         return rows.partner_payout(row)
 
     def list_partner_payouts(self, offer_id: int) -> list[PartnerPayout]:
+        """The offer's partner-specific payouts (most offers have none: asked first, on the driver's cursor, for
+        each conversion and CPC click)."""
+        if not _HAS_PARTNER_PAYOUTS.execute(self.conn, (offer_id,)).fetchone()[0]:
+            return []
         query = select(partner_payouts).where(partner_payouts.c.offer_id == offer_id).order_by(partner_payouts.c.id)
         return [rows.partner_payout(r) for r in self.conn.execute(query)]
 

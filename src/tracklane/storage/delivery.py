@@ -37,6 +37,7 @@ from tracklane.services.ports import (
     SecretRotation,
 )
 from tracklane.storage import rows
+from tracklane.storage.driver import DriverStatement
 from tracklane.storage.paging import paged
 from tracklane.storage.schema import deliveries, delivery_attempts, partner_postbacks, webhook_endpoints
 
@@ -45,6 +46,7 @@ _PENDING = DeliveryStatus.PENDING.value
 #: The status of a deleted partner postback's row (not a `PostbackStatus`: no reader ever sees it).
 DELETED_POSTBACK = "deleted"
 _live = partner_postbacks.c.status != DELETED_POSTBACK
+_HAS_POSTBACKS = DriverStatement("SELECT EXISTS (SELECT 1 FROM partner_postbacks WHERE partner_id = ? AND status != ?)")
 
 
 def new_message_id() -> str:
@@ -131,6 +133,10 @@ class SqlDelivery:
         return [rows.partner_postback(r) for r in self.conn.execute(query)]
 
     def postbacks_of_partner(self, partner_id: int) -> list[PartnerPostback]:
+        """The partner's postbacks, not deleted (most partners have none: asked first, on the driver's cursor, for
+        each conversion)."""
+        if not _HAS_POSTBACKS.execute(self.conn, (partner_id, DELETED_POSTBACK)).fetchone()[0]:
+            return []
         query = select(partner_postbacks).where(partner_postbacks.c.partner_id == partner_id, _live)
         return [rows.partner_postback(r) for r in self.conn.execute(query.order_by(partner_postbacks.c.id))]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, bindparam, exists, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -30,9 +30,7 @@ _INSERT_CLICK = DriverStatement(
 _SEEN_VISITOR = DriverStatement(  # by ix_clicks_visitor
     "SELECT EXISTS (SELECT 1 FROM clicks WHERE offer_id = ? AND partner_id = ? AND ip = ? AND created_at > ?)"
 )
-_CLICK_DIMENSIONS = select(clicks.c.sub1, clicks.c.country, clicks.c.device_type).where(
-    clicks.c.id == bindparam("click_id")
-)
+_CLICK_DIMENSIONS = DriverStatement("SELECT sub1, country, device_type FROM clicks WHERE id = ?")
 _CLICK_BY_TRANSACTION = select(clicks).where(clicks.c.transaction_id == bindparam("transaction_id"))
 _CONVERSION_BY_DEDUP_KEY = select(conversions).where(conversions.c.dedup_key == bindparam("key"))
 _HAS_BASE_CONVERSION = select(
@@ -137,8 +135,9 @@ class SqlTracking:
         self.rollups.add_conversion(row, self._click_dimensions(conversion.click_id))
         return rows.conversion(row)
 
-    def _click_dimensions(self, click_id: int) -> Any:
-        return self.conn.execute(_CLICK_DIMENSIONS, {"click_id": click_id}).one()
+    def _click_dimensions(self, click_id: int) -> _Dimensions:
+        """What a conversion's rollup cells are split by, of its click."""
+        return _Dimensions(*_CLICK_DIMENSIONS.execute(self.conn, (click_id,)).fetchone())
 
     def get_conversion(self, conversion_id: int) -> Conversion | None:
         row = self.conn.execute(select(conversions).where(conversions.c.id == conversion_id)).one_or_none()
@@ -182,6 +181,12 @@ class SqlTracking:
             dimensions = self._click_dimensions(before.click_id)
             self.rollups.add_conversion(before, dimensions, sign=-1)
             self.rollups.add_conversion(after, dimensions)
+
+
+class _Dimensions(NamedTuple):
+    sub1: str | None
+    country: str | None
+    device_type: str
 
 
 class _CapFull(Exception):
