@@ -472,12 +472,12 @@ class _Layout:
         """The group of a row: its dimension values by name, an hour by its key (made once per label)."""
         names, end = self.names, len(self.names)
         if "hour" not in names or offsets is None:
-            return lambda row: dict(zip(names, row[:end], strict=True))
+            return lambda row: dict(zip(names, row, strict=False))  # the dimensions come first
         keys: dict[tuple[str, int | None], str] = {}
         offset_at = end if self.offset else None
 
         def group(row: Any) -> Mapping[str, object]:
-            values = dict(zip(names, row[:end], strict=True))
+            values = dict(zip(names, row, strict=False))
             label, offset = values["hour"], None if offset_at is None else row[offset_at]
             if (key := keys.get((label, offset))) is None:
                 key = keys[(label, offset)] = offsets.key("hour", label, offset)
