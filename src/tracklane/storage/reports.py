@@ -426,7 +426,7 @@ def _totals(lines: list[ReportLine]) -> list[ReportLine]:
     currencies = sorted({line.currency or "" for line in lines})
     totals = []
     for currency in currencies:
-        of_currency = lines if len(currencies) == 1 else [line for line in lines if line.currency == currency]
+        of_currency = lines if len(currencies) == 1 else [line for line in lines if (line.currency or "") == currency]
         sums = [sum(map(itemgetter(index), of_currency)) for index in range(2, len(ReportLine._fields))]
         totals.append(ReportLine(EMPTY_GROUP, currency, *sums))
     return totals

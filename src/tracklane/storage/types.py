@@ -58,9 +58,15 @@ class UtcDateTime(TypeDecorator[datetime]):
 def stored_time(dialect: str) -> Callable[[datetime], datetime | str]:
     """How the driver takes a naive UTC time for a `UtcDateTime` column: on SQLite the text SQLAlchemy writes
     (`YYYY-MM-DD HH:MM:SS.ffffff`, compared as text), on PostgreSQL the time itself."""
-    if dialect == "sqlite":
-        return lambda moment: moment.isoformat(" ", "microseconds")
-    return lambda moment: moment
+    return _sqlite_text if dialect == "sqlite" else _as_is
+
+
+def _sqlite_text(moment: datetime) -> str:
+    return moment.isoformat(" ", "microseconds")
+
+
+def _as_is(moment: datetime) -> datetime:
+    return moment
 
 
 def naive_utc(moment: datetime) -> datetime:
