@@ -16,7 +16,7 @@ Prints one table: requests/s, units/s (clicks, conversions, events), p50 and p99
 to nginx, and the peak resident memory (VmRSS) of the server under that load.
 
     bench/run [--duration 10] [--connections 64] [--threads 2] [--batch 100] [--clicks N] [--database-url URL]
-              [--workers 1]
+              [--workers 1] [--profile DIR]
 """
 
 from __future__ import annotations
@@ -280,13 +280,33 @@ def peak_rss(pid: int) -> Iterator[list[int]]:
         sampler.join()
 
 
-def wrk_run(wrk: str, args: argparse.Namespace, base: str, script: str, workdir: Path, pid: int, conns: int) -> Run:
+@contextmanager
+def profiled(pid: int, seconds: float, output: Path | None) -> Iterator[None]:
+    """py-spy sampling `pid` (its threads, idle ones left out) while the block runs, as collapsed stacks in
+    `output` (nothing when it is None)."""
+    if output is None:
+        yield
+        return
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    command = [spy, "record", "--pid", str(pid), "--duration", f"{max(1, round(seconds))}", "--rate", "200"]
+    command += ["--format", "raw", "--threads", "--output", str(output)]
+    recorder = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield
+    finally:
+        recorder.wait(timeout=seconds + 30)
+
+
+def wrk_run(
+    wrk: str, args: argparse.Namespace, base: str, script: str, workdir: Path, pid: int, conns: int,
+    profile: Path | None = None,
+) -> Run:  # fmt: skip
     path = workdir / f"script-{secrets.token_hex(4)}.lua"
     path.write_text(LUA_COMMON % {"user_agent": USER_AGENT} + script)
     command = [wrk, "--latency", "-t", str(args.threads), "-c", str(conns or args.connections)]
     # a request unanswered after --timeout is counted as an error and left out of the latencies
     command += ["-d", f"{args.duration:g}s", "--timeout", f"{args.timeout:g}s"]
-    with peak_rss(pid) as peak:
+    with peak_rss(pid) as peak, profiled(pid, args.duration, profile):
         output = subprocess.run([*command, "-s", str(path), base], capture_output=True, text=True, check=True).stdout
     line = next((line for line in output.splitlines() if line.startswith("BENCH ")), None)
     if line is None:
@@ -414,7 +434,7 @@ def run_tracklane(wrk: str, args: argparse.Namespace, workdir: Path, ids_file: P
         values = {"path": f"/r/{offer_id}/{partner_id}", "ids_file": ids_file, "threads": args.threads}
         values |= {"token": token, "batch": args.batch, "run": secrets.token_hex(4), "write_key": write_key}
         lua = scripts(values)
-        redirects = wrk_run(wrk, args, base, lua[0], workdir, proc.pid, 0)
+        redirects = wrk_run(wrk, args, base, lua[0], workdir, proc.pid, 0, profile_of(args, 0))
         accepted = accepted_clicks(base)
         notes.append(f"clicks recorded accepted (metrics): {accepted}; wrk counted {redirects.requests}")
         count = args.clicks or max(5000, round(redirects.per_second * args.duration))
@@ -423,12 +443,22 @@ def run_tracklane(wrk: str, args: argparse.Namespace, workdir: Path, ids_file: P
         ids_file.write_text("\n".join(ids) + "\n")
         notes.append(f"prepared {len(ids)} clicks through /clk in {time.perf_counter() - began:.1f} s")
         later = []
-        for phase in PHASES[1:]:
+        for number, phase in enumerate(PHASES[1:], start=1):
             settle(base)
-            later.append(wrk_run(wrk, args, base, lua[phase.script], workdir, proc.pid, phase.connections))
+            profile = profile_of(args, number)
+            later.append(wrk_run(wrk, args, base, lua[phase.script], workdir, proc.pid, phase.connections, profile))
         if later[0].checked > len(ids):
             notes.append("postbacks outnumbered the prepared clicks: the repeats answered 'duplicate' (use --clicks)")
     return [redirects, *later], notes
+
+
+def profile_of(args: argparse.Namespace, number: int) -> Path | None:
+    """Where the profile of the server during phase `number` goes with `--profile DIR`."""
+    if args.profile is None:
+        return None
+    phase = PHASES[number]
+    name = f"{number + 1}-{phase.name.split()[0]}-{phase.connections or args.connections}.txt"
+    return Path(args.profile) / name
 
 
 def table(args: argparse.Namespace, nginx: list[Run], tracklane: list[Run]) -> str:
@@ -479,7 +509,15 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=100, help="events in each /v1/batch request (default 100)")
     parser.add_argument("--clicks", type=int, default=0, help="clicks prepared for postbacks (default: 1 run's worth)")
     parser.add_argument("--database-url", default=None, help="an empty PostgreSQL database (default: SQLite file)")
+    parser.add_argument(
+        "--profile",
+        metavar="DIR",
+        default=None,
+        help="record the server with py-spy during each Tracklane phase: collapsed stacks, a file a phase in DIR",
+    )
     args = parser.parse_args()
+    if args.profile:
+        Path(args.profile).mkdir(parents=True, exist_ok=True)
     wrk, nginx = require_tools()
     if args.database_url:
         check_empty(args.database_url)
