@@ -21,8 +21,10 @@ class DriverStatement:
 
     __slots__ = ("_sql",)
 
-    def __init__(self, sql: str) -> None:
-        self._sql = {"sqlite": sql, "postgresql": sql.replace("?", "%s")}
+    def __init__(self, sql: str, *, postgresql: str | None = None) -> None:
+        """`sql` with `?` markers, run as written on SQLite and with `%s` markers on PostgreSQL, unless
+        `postgresql` gives that dialect's own text (already with `%s`), e.g. casting a JSON value's text."""
+        self._sql = {"sqlite": sql, "postgresql": postgresql or sql.replace("?", "%s")}
 
     def execute(self, conn: Connection, values: Sequence[Any]) -> Any:
         """Run it with `values` (in their stored form) and return the driver's cursor, to fetch from. A driver

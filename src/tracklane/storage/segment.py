@@ -4,11 +4,13 @@ report per partner, offer or source, and the custom events report."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import fields
 from datetime import datetime
 from decimal import Decimal
+from functools import cache
 from typing import Any
 
 from sqlalchemy import (
@@ -41,6 +43,8 @@ from tracklane.services.ports import (
     NewSource,
     Page,
 )
+from tracklane.storage.catalog_cache import CatalogCache
+from tracklane.storage.driver import DriverStatement
 from tracklane.storage.paging import paged
 from tracklane.storage.rows import set_fields
 from tracklane.storage.schema import (
@@ -52,24 +56,46 @@ from tracklane.storage.schema import (
     sources,
 )
 from tracklane.storage.secret_box import FernetBox, box_of
-from tracklane.storage.types import from_units
+from tracklane.storage.types import from_units, naive_utc, stored_time
 
 CUSTOMER_DIMENSIONS = {"partner": "partner_id", "offer": "offer_id", "source": "source_id"}
 EVENT_DIMENSIONS = {**CUSTOMER_DIMENSIONS, "customer": "customer_id"}
 
-# Statements run for every message are built once, so SQLAlchemy reuses their compiled form.
+# The statements run for every message go to the driver's cursor (`storage/driver.py`), with their values in
+# stored form: times as `stored_time` gives them, JSON as its text (cast on PostgreSQL, as SQLAlchemy does).
 # A duplicate (source, messageId) inserts nothing and returns no row: no savepoint, no error to undo.
-_INSERT_MESSAGE = {
-    name: upsert(segment_messages)
-    .on_conflict_do_nothing(index_elements=["source_id", "message_id"])
-    .returning(segment_messages.c.id)
-    for name, upsert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
-}
-_UPDATE_MESSAGE = (
-    update(segment_messages)
-    .where(segment_messages.c.id == bindparam("row_id"))
-    .values(**{name: bindparam(name) for name in ("outcome", "detail", "conversion_id", "customer_id", "mapped")})
+_MESSAGE_COLUMNS = (
+    "source_id", "message_id", "type", "event", "user_id", "anonymous_id", "timestamp", "original_timestamp",
+    "sent_at", "received_at", "relayed", "created_at", "outcome", "payload", "mapped",
+)  # fmt: skip
+_MESSAGE_TIMES = ("timestamp", "original_timestamp", "sent_at", "received_at", "created_at")
+_INSERT_MESSAGE_SQL = (
+    f"INSERT INTO segment_messages ({', '.join(_MESSAGE_COLUMNS)}) VALUES ({', '.join('?' * 13)}, {{json}}, {{json}}) "
+    "ON CONFLICT (source_id, message_id) DO NOTHING RETURNING id"
 )
+_INSERT_MESSAGE = DriverStatement(
+    _INSERT_MESSAGE_SQL.format(json="?"),
+    postgresql=_INSERT_MESSAGE_SQL.replace("?", "%s").format(json="%s::json"),
+)
+_UPDATE_MESSAGE_SQL = (
+    "UPDATE segment_messages SET outcome = ?, detail = ?, conversion_id = ?, customer_id = ?, mapped = {json} "
+    "WHERE id = ?"
+)
+_UPDATE_MESSAGE = DriverStatement(
+    _UPDATE_MESSAGE_SQL.format(json="?"), postgresql=_UPDATE_MESSAGE_SQL.replace("?", "%s").format(json="%s::json")
+)
+_SAVEPOINT = "tracklane_savepoint"  # one name: nested savepoints of one name are undone innermost first
+
+
+@cache
+def _has_identity(count: int) -> DriverStatement:
+    """Whether a source knows any of `count` identities (by the primary key of `customer_identities`)."""
+    markers = ", ".join("?" * count)
+    return DriverStatement(
+        f"SELECT EXISTS (SELECT 1 FROM customer_identities WHERE source_id = ? AND identity IN ({markers}))"
+    )
+
+
 _CUSTOMERS_BY_IDENTITY = (
     select(customers)
     .where(
@@ -121,11 +147,24 @@ def jsonable(value: Any) -> Any:
 
 class SqlSegment:
     conn: Connection
+    cache: CatalogCache | None
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:
-        with self.conn.begin_nested():
+        """A SAVEPOINT issued on the driver's connection (SQLAlchemy's nested transaction costs as much as the
+        message's own statements); undone when the block raises, which then goes on."""
+        driver = self.conn.connection.driver_connection
+        assert driver is not None, "a connection in use has its driver's connection"
+        driver.execute(f"SAVEPOINT {_SAVEPOINT}")
+        try:
             yield
+        except BaseException:
+            driver.execute(f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}")
+            driver.execute(f"RELEASE SAVEPOINT {_SAVEPOINT}")
+            if self.cache is not None:  # what the undone writes changed may have been cached
+                self.cache.clear()
+            raise
+        driver.execute(f"RELEASE SAVEPOINT {_SAVEPOINT}")
 
     # sources
     def insert_source(self, source: NewSource, now: datetime) -> Source:
@@ -158,21 +197,23 @@ class SqlSegment:
     # messages
     def insert_segment_message(self, message: NewSegmentMessage) -> int | None:
         """Store a message; None when the source already has one with this messageId (a duplicate)."""
-        stored = {**_values(message), "payload": jsonable(message.payload), "outcome": MessageOutcome.IGNORED.value,
-                  "detail": None, "mapped": {}}  # fmt: skip
-        message_id: int | None = self.conn.execute(_INSERT_MESSAGE[self.conn.dialect.name], stored).scalar()
-        return message_id
+        as_stored = stored_time(self.conn.dialect.name)
+        values = _values(message)
+        for name in _MESSAGE_TIMES:
+            if values[name] is not None:
+                values[name] = as_stored(naive_utc(values[name]))
+        values["outcome"] = MessageOutcome.IGNORED.value
+        values["payload"] = json.dumps(jsonable(message.payload))
+        values["mapped"] = "{}"
+        row = _INSERT_MESSAGE.execute(self.conn, [values[name] for name in _MESSAGE_COLUMNS]).fetchone()
+        return None if row is None else int(row[0])
 
     def update_segment_message(self, row_id: int, result: MessageResult) -> None:
-        values = {
-            "outcome": result.outcome.value,
-            "detail": result.detail,
-            "conversion_id": result.conversion_id,
-            "customer_id": result.customer_id,
-            "mapped": jsonable(result.mapped),
-            "row_id": row_id,
-        }
-        self.conn.execute(_UPDATE_MESSAGE, values)
+        values = (
+            result.outcome.value, result.detail, result.conversion_id, result.customer_id,
+            json.dumps(jsonable(result.mapped)), row_id,
+        )  # fmt: skip
+        _UPDATE_MESSAGE.execute(self.conn, values)
 
     def list_segment_messages(self, page: Page) -> list[StoredMessage]:
         query = paged(select(segment_messages), segment_messages, page)
@@ -181,6 +222,10 @@ class SqlSegment:
     # customers
     def find_customers(self, source_id: int, identities: Sequence[str]) -> list[Customer]:
         if not identities:
+            return []
+        # Most messages are about someone already known or nobody worth a customer: asked on the driver first.
+        (known,) = _has_identity(len(identities)).execute(self.conn, (source_id, *identities)).fetchone()
+        if not known:
             return []
         rows = self.conn.execute(_CUSTOMERS_BY_IDENTITY, {"source_id": source_id, "identities": list(identities)})
         return self._customers(list(rows))
