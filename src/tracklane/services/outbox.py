@@ -7,7 +7,7 @@ per subscribed endpoint; an endpoint that is disabled gets its delivery as `skip
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,30 +22,33 @@ from tracklane.resources.partner_postbacks import macro_values, postback_convers
 from tracklane.services.ports import NewDelivery, Repository
 
 
-def emit(repo: Repository, event_type: EventType, data: View | Mapping[str, Any], now: datetime) -> int:
+Data = View | Mapping[str, Any]
+
+
+def emit(repo: Repository, event_type: EventType, data: Data | Callable[[], Data], now: datetime) -> int:
     """Queue one webhook message per endpoint subscribed to `event_type`; return how many were queued.
 
-    `data` is the admin's view of the resource (webhook endpoints are the network's own integrations).
+    `data` is the admin's view of the resource (webhook endpoints are the network's own integrations), or
+    what builds it, called only when some endpoint subscribes (most conversions have none to go to).
     """
-    body = envelope(event_type, now, msgspec.to_builtins(data))
-    queued = 0
-    for endpoint in repo.all_webhook_endpoints():
-        if not endpoint.subscribes(event_type.value):
-            continue
+    endpoints = [e for e in repo.all_webhook_endpoints() if e.subscribes(event_type.value)]
+    if not endpoints:
+        return 0
+    body = envelope(event_type, now, msgspec.to_builtins(data() if callable(data) else data))
+    for endpoint in endpoints:
         active = endpoint.status is EndpointStatus.ACTIVE
         repo.insert_delivery(NewDelivery(
             kind=DeliveryKind.WEBHOOK, event_type=event_type.value, method="POST", body=body,
             status=DeliveryStatus.PENDING if active else DeliveryStatus.SKIPPED, next_attempt_at=now,
             created_at=now, endpoint_id=endpoint.id,
         ))  # fmt: skip
-        queued += 1
-    return queued
+    return len(endpoints)
 
 
 def conversion_registered(repo: Repository, conversion: Conversion, click: Click | None, now: datetime) -> None:
     """`conversion.registered` or `event.registered`, and the partner's postbacks."""
     kind = EventType.EVENT_REGISTERED if conversion.event_id is not None else EventType.CONVERSION_REGISTERED
-    emit(repo, kind, conversion_data(conversion, click), now)
+    emit(repo, kind, lambda: conversion_data(conversion, click), now)
     fire_postbacks(repo, conversion, click, now)
 
 

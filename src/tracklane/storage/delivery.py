@@ -46,6 +46,7 @@ _PENDING = DeliveryStatus.PENDING.value
 #: The status of a deleted partner postback's row (not a `PostbackStatus`: no reader ever sees it).
 DELETED_POSTBACK = "deleted"
 _live = partner_postbacks.c.status != DELETED_POSTBACK
+_HAS_WEBHOOK_ENDPOINTS = DriverStatement("SELECT EXISTS (SELECT 1 FROM webhook_endpoints)")
 _HAS_POSTBACKS = DriverStatement("SELECT EXISTS (SELECT 1 FROM partner_postbacks WHERE partner_id = ? AND status != ?)")
 
 
@@ -90,6 +91,10 @@ class SqlDelivery:
         return [rows.webhook_endpoint(r) for r in self.conn.execute(query)]
 
     def all_webhook_endpoints(self) -> list[WebhookEndpoint]:
+        """Every endpoint (asked first on the driver's cursor: each conversion, click or change emits, and a
+        network has few endpoints or none)."""
+        if not _HAS_WEBHOOK_ENDPOINTS.execute(self.conn, ()).fetchone()[0]:
+            return []
         query = select(webhook_endpoints).order_by(webhook_endpoints.c.id)
         return [rows.webhook_endpoint(r) for r in self.conn.execute(query)]
 

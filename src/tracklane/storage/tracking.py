@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, NamedTuple
 
@@ -16,11 +16,11 @@ from tracklane.domain.model import Click, Conversion, ConversionStatus
 from tracklane.domain.trace import TraceStep, stored_steps
 from tracklane.services.ports import DuplicateKey, NewClick, NewConversion, Page
 from tracklane.storage import rows
-from tracklane.storage.driver import DriverStatement
+from tracklane.storage.driver import DriverRow, DriverStatement, DriverTable
 from tracklane.storage.paging import paged
 from tracklane.storage.rollups import UNIQUE_CLICK_WINDOW, RollupDeltas
 from tracklane.storage.schema import cap_counters, clicks, conversions
-from tracklane.storage.types import naive_utc, stored_time, stored_units
+from tracklane.storage.types import from_units, naive_utc, stored_time, stored_units
 
 # Built once so that SQLAlchemy reuses their compiled form on the hot path.
 _CLICK_COLUMNS = tuple(c.name for c in clicks.columns if c.name != "id")
@@ -31,15 +31,15 @@ _SEEN_VISITOR = DriverStatement(  # by ix_clicks_visitor
     "SELECT EXISTS (SELECT 1 FROM clicks WHERE offer_id = ? AND partner_id = ? AND ip = ? AND created_at > ?)"
 )
 _CLICK_DIMENSIONS = DriverStatement("SELECT sub1, country, device_type FROM clicks WHERE id = ?")
-_CLICK_BY_TRANSACTION = select(clicks).where(clicks.c.transaction_id == bindparam("transaction_id"))
-_CONVERSION_BY_DEDUP_KEY = select(conversions).where(conversions.c.dedup_key == bindparam("key"))
+_CLICK_ROWS = DriverTable(clicks)
+_CLICK_BY_TRANSACTION = _CLICK_ROWS.select("transaction_id = ?")
+_CONVERSION_ROWS = DriverTable(conversions)
+_CONVERSION_BY_DEDUP_KEY = _CONVERSION_ROWS.select("dedup_key = ?")
+# A conversion whose dedup key another writer (another process) took first inserts nothing and returns no row.
+_INSERT_CONVERSION = _CONVERSION_ROWS.insert("ON CONFLICT (dedup_key) DO NOTHING")
 _HAS_BASE_CONVERSION = select(
     exists().where(conversions.c.click_id == bindparam("click_id"), conversions.c.event_id.is_(None))
 )
-_INSERT_CONVERSION = {
-    name: upsert(conversions).on_conflict_do_nothing(index_elements=["dedup_key"]).returning(*conversions.c)
-    for name, upsert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
-}
 _ENSURE_COUNTER = {
     name: upsert(cap_counters)
     .values(cap_id=bindparam("k_cap"), scope=bindparam("k_scope"), period_start=bindparam("k_period"), used=0)
@@ -76,7 +76,7 @@ class SqlTracking:
         stored = {**values, "revenue": stored_units(click.revenue), "payout": stored_units(click.payout),
                   "created_at": stored_time(self.conn.dialect.name)(naive_utc(click.created_at))}  # fmt: skip
         (click_id,) = _INSERT_CLICK.execute(self.conn, [stored[name] for name in _CLICK_COLUMNS]).fetchone()
-        inserted = _AttrRow({**values, "id": click_id})
+        inserted = DriverRow({**values, "id": click_id})
         self.rollups.add_click(inserted)
         return rows.click(inserted)  # type: ignore[arg-type]
 
@@ -89,8 +89,8 @@ class SqlTracking:
         return not seen
 
     def get_click(self, transaction_id: str) -> Click | None:
-        row = self.conn.execute(_CLICK_BY_TRANSACTION, {"transaction_id": transaction_id}).one_or_none()
-        return None if row is None else rows.click(row)
+        row = _CLICK_BY_TRANSACTION.execute(self.conn, (transaction_id,)).fetchone()
+        return None if row is None else rows.click(_CLICK_ROWS.row(self.conn.dialect.name, row))  # type: ignore[arg-type]
 
     def list_clicks(self, page: Page) -> list[Click]:
         return [rows.click(r) for r in self.conn.execute(paged(select(clicks), clicks, page))]
@@ -115,8 +115,10 @@ class SqlTracking:
         return bool(self.conn.execute(_TAKE_FROM_COUNTER, params).rowcount)
 
     def find_conversion_by_dedup_key(self, key: str) -> Conversion | None:
-        row = self.conn.execute(_CONVERSION_BY_DEDUP_KEY, {"key": key}).one_or_none()
-        return None if row is None else rows.conversion(row)
+        row = _CONVERSION_BY_DEDUP_KEY.execute(self.conn, (key,)).fetchone()
+        if row is None:
+            return None
+        return rows.conversion(_CONVERSION_ROWS.row(self.conn.dialect.name, row))  # type: ignore[arg-type]
 
     def has_base_conversion(self, click_id: int) -> bool:
         return bool(self.conn.execute(_HAS_BASE_CONVERSION, {"click_id": click_id}).scalar())
@@ -129,11 +131,18 @@ class SqlTracking:
         values["trace"] = stored_steps(conversion.trace)
         values["updated_at"] = conversion.created_at
         values.update({f"adv{i}": adv for i, adv in enumerate(conversion.advs, start=1)})
-        row = self.conn.execute(_INSERT_CONVERSION[self.conn.dialect.name], values).one_or_none()
-        if row is None:  # a concurrent writer (another process) took the dedup key first
+        dialect = self.conn.dialect.name
+        inserted = _INSERT_CONVERSION.execute(self.conn, _CONVERSION_ROWS.values_of(dialect, values)).fetchone()
+        if inserted is None:  # a concurrent writer (another process) took the dedup key first
             raise DuplicateKey(str(conversion.dedup_key))
+        # The row as it reads back: money with its stored places, the times in UTC.
+        row = DriverRow({
+            **values, "id": inserted[0], "revenue": _stored(values["revenue"]), "payout": _stored(values["payout"]),
+            "amount": _stored(values["amount"]), "created_at": _utc(values["created_at"]),
+            "updated_at": _utc(values["updated_at"]),
+        })  # fmt: skip
         self.rollups.add_conversion(row, self._click_dimensions(conversion.click_id))
-        return rows.conversion(row)
+        return rows.conversion(row)  # type: ignore[arg-type]
 
     def _click_dimensions(self, click_id: int) -> _Dimensions:
         """What a conversion's rollup cells are split by, of its click."""
@@ -193,8 +202,10 @@ class _CapFull(Exception):
     """Raised inside the cap savepoint to undo the counters already taken."""
 
 
-class _AttrRow:
-    """A dict read through attributes, so a freshly inserted click maps like a fetched row."""
+def _stored(amount: Decimal | None) -> Decimal | None:
+    """An amount as it reads back from its column (with the stored places)."""
+    return None if amount is None else from_units(stored_units(amount))
 
-    def __init__(self, values: dict[str, Any]) -> None:
-        self.__dict__.update(values)
+
+def _utc(moment: datetime) -> datetime:
+    return naive_utc(moment).replace(tzinfo=UTC)
