@@ -21,7 +21,6 @@ from tracklane.resources.fields import View
 from tracklane.resources.partner_postbacks import macro_values, postback_conversion
 from tracklane.services.ports import NewDelivery, Repository
 
-
 Data = View | Mapping[str, Any]
 
 
