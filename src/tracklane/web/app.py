@@ -42,6 +42,7 @@ from tracklane.web.api import (
     traffic,
     users,
 )
+from tracklane.web.front import FrontApp
 from tracklane.web.ui import routing as ui_routing
 from tracklane.web.ui import site as ui_site
 
@@ -78,7 +79,7 @@ def build_app(build: Callable[[], Services]) -> FastAPI:
             services.close()
             metrics.process_stopping()
 
-    app = FastAPI(
+    app = FrontApp(
         title="Tracklane management API",
         version=__version__,
         description=API_DESCRIPTION,
@@ -111,6 +112,7 @@ def build_app(build: Callable[[], Services]) -> FastAPI:
     metrics.name_routes(app.router.routes, [*((api.prefix, router) for router in routers), *(("", r) for r in pages)])
     app.add_middleware(edge.Edge)  # inside the fault handler that `errors.install` puts in front of it
     errors.install(app)
+    app.open_front()
     return app
 
 

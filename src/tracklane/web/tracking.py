@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import re
 from typing import Any
 
 from starlette.requests import Request
@@ -58,11 +59,16 @@ def _countries(request: Request) -> Countries:
     return countries
 
 
+# Control characters and lone surrogates (a JSON `\ud800` escape; no database stores one) are dropped.
+_UNSTORED = re.compile("[\x00-\x1f\ud800-\udfff]")
+
+
 def _clip(value: Any, limit: int = 255) -> str | None:
     if value is None or (text := str(value).strip()) == "":
         return None
-    # control characters and lone surrogates (a JSON `\ud800` escape; no database stores one) are dropped
-    return "".join(ch for ch in text if ord(ch) >= 32 and not 0xD800 <= ord(ch) <= 0xDFFF)[:limit] or None
+    if _UNSTORED.search(text):
+        text = _UNSTORED.sub("", text)
+    return text[:limit] or None
 
 
 def _click_request(request: Request, params: dict[str, Any], offer_id: int, partner_id: int) -> ClickRequest:
@@ -114,15 +120,13 @@ async def redirect_click(request: Request) -> Response:
 
 
 def _set_click_cookie(request: Request, response: Response, outcome: ClickOutcome) -> None:
-    response.set_cookie(
-        f"tl_{outcome.click.offer_id}",
-        outcome.click.transaction_id,
-        max_age=outcome.cookie_days * 86400,
-        path="/",
-        samesite="lax",
-        secure=request.url.scheme == "https",
-        httponly=False,
-    )
+    """`tl_{offer_id}` = the transaction id (hex: no quoting), written as Starlette's `set_cookie` writes it
+    (`http.cookies` costs a tenth of a click)."""
+    click = outcome.click
+    cookie = f"tl_{click.offer_id}={click.transaction_id}; Max-Age={outcome.cookie_days * 86400}; Path=/; SameSite=lax"
+    if request.scope.get("scheme") == "https":
+        cookie += "; Secure"
+    response.raw_headers.append((b"set-cookie", cookie.encode("latin-1")))
 
 
 async def create_click(request: Request) -> Response:
