@@ -743,14 +743,21 @@ class FakeRepository:
         self.t.update("sources", lambda r: r["id"] == source_id, {**values, "updated_at": now})
 
     # messages
-    def insert_segment_message(self, message: NewSegmentMessage) -> int | None:
+    def insert_segment_message(self, message: NewSegmentMessage, result: MessageResult | None = None) -> int | None:
         """Store a message; None when the source already has one with this messageId (a duplicate)."""
         values = {**_fields(message), "payload": jsonable(message.payload), "outcome": MessageOutcome.IGNORED,
-                  "detail": None, "mapped": {}}  # fmt: skip
+                  "detail": None, "conversion_id": None, "customer_id": None, "mapped": {}}  # fmt: skip
+        if result is not None:
+            values |= {**_fields(result), "mapped": jsonable(result.mapped)}
         if self._one("segment_messages", source_id=message.source_id, message_id=message.message_id):
             return None
         row_id: int = self.t.insert("segment_messages", values)["id"]
         return row_id
+
+    def stored_message_ids(self, source_id: int, message_ids: Sequence[str]) -> set[str]:
+        wanted = set(message_ids)
+        rows_ = self.t.select("segment_messages")
+        return {r["message_id"] for r in rows_ if r["source_id"] == source_id and r["message_id"] in wanted}
 
     def update_segment_message(self, row_id: int, result: MessageResult) -> None:
         changes = {**_fields(result), "mapped": jsonable(result.mapped)}

@@ -336,8 +336,13 @@ class SegmentRepository(Protocol):
         """Apply the fields sent (settings already checked against the source's preset)."""
         ...
 
-    def insert_segment_message(self, message: NewSegmentMessage) -> int | None:
-        """The stored row's id, or None when the source already has this messageId."""
+    def insert_segment_message(self, message: NewSegmentMessage, result: MessageResult | None = None) -> int | None:
+        """The stored row's id, or None when the source already has this messageId; stored with `result`
+        when it is known, else as `ignored` until `update_segment_message`."""
+        ...
+
+    def stored_message_ids(self, source_id: int, message_ids: Sequence[str]) -> set[str]:
+        """Which of these messageIds the source has already stored."""
         ...
 
     def update_segment_message(self, row_id: int, result: MessageResult) -> None: ...

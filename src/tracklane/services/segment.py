@@ -181,7 +181,9 @@ def _preview(repo: Repository, source: Source, message: Message, now: datetime) 
     settings = source_settings(source.preset, source.settings)
     try:
         with repo.savepoint():
-            meaning, applied = _apply_once(repo, source, settings, message, now)
+            done = _apply_once(repo, source, settings, message, now)
+            assert done is not None, "a preview stores no message, so none is stored meanwhile"
+            meaning, applied = done
             conversion = repo.get_conversion(applied.conversion_id) if applied.conversion_id else None
             raise _Undone(MessagePreview(
                 outcome=applied.outcome, detail=applied.detail,
@@ -239,54 +241,77 @@ def _ingest(
     relayed: bool,
     now: datetime,
 ) -> tuple[int, int, int]:
-    """(stored, duplicates, stored as refused)."""
+    """(stored, duplicates, stored as refused). Each message is stored once, with what it did; the
+    messageIds the source already has are asked for once, so that a retried batch costs one query."""
     stored = duplicates = refused = 0
+    known = repo.stored_message_ids(source.id, [_message_id(message) for message in work])
     for message in work:
-        if isinstance(message, _RefusedMessage):
-            row_id = repo.insert_segment_message(message.row)
-            if row_id is None:
-                duplicates += 1
-                continue
-            stored, refused = stored + 1, refused + 1
-            repo.update_segment_message(row_id, MessageResult(
-                outcome=MessageOutcome.REFUSED, detail=message.detail[:2000], conversion_id=None, customer_id=None,
-                mapped={},
-            ))  # fmt: skip
+        if _message_id(message) in known:
+            duplicates += 1
             continue
-        row_id = repo.insert_segment_message(_received(source, message, relayed, now))
-        if row_id is None:
+        known.add(_message_id(message))
+        if isinstance(message, _RefusedMessage):
+            result = MessageResult(MessageOutcome.REFUSED, message.detail[:2000], None, None, {})
+            outcome: MessageOutcome | None = result.outcome
+            if repo.insert_segment_message(message.row, result) is None:
+                outcome = None
+        else:
+            done = _apply_once(repo, source, settings, message, now, _received(source, message, relayed, now))
+            outcome = None if done is None else done[1].outcome
+        if outcome is None:  # stored meanwhile by another process
             duplicates += 1
             continue
         stored += 1
-        meaning, applied = _apply_once(repo, source, settings, message, now)
-        refused += applied.outcome is MessageOutcome.REFUSED
-        mapped = {} if meaning is None else {
-            "summary": meaning.summary, "click_reference": meaning.click_reference, "click_path": meaning.click_path,
-            "parameters": dict(meaning.parameters), "items": [dict(i) for i in meaning.items],
-        }  # fmt: skip
-        repo.update_segment_message(row_id, MessageResult(
-            outcome=applied.outcome, detail=applied.detail[:2000], conversion_id=applied.conversion_id,
-            customer_id=applied.customer_id, mapped=mapped,
-        ))  # fmt: skip
+        refused += outcome is MessageOutcome.REFUSED
     return stored, duplicates, refused
 
 
+def _message_id(message: Message | _RefusedMessage) -> str:
+    return message.row.message_id if isinstance(message, _RefusedMessage) else message.message_id
+
+
+class _StoredMeanwhile(Exception):
+    """Raised inside a message's savepoint when its messageId was stored by another process meanwhile."""
+
+
 def _apply_once(
-    repo: Repository, source: Source, settings: SourceSettings, message: Message, now: datetime
-) -> tuple[Meaning | None, _Applied]:
-    """Map and apply the message in its own savepoint; when another process created the same customer at
-    the same moment, the savepoint is undone and the message applied again to the customer now visible."""
+    repo: Repository, source: Source, settings: SourceSettings, message: Message, now: datetime,
+    row: NewSegmentMessage | None = None,
+) -> tuple[Meaning | None, _Applied] | None:  # fmt: skip
+    """Map and apply the message in its own savepoint, and store `row` (the message as received) with what it
+    did; None, with nothing kept, when its messageId was stored meanwhile. When another process created the
+    same customer at the same moment, the savepoint is undone and the message applied again to the customer
+    now visible."""
     meaning: Meaning | None = None
     for _ in range(MAX_RACE_RETRIES):
         try:
             with repo.savepoint():
                 meaning = map_message(message, settings)
-                return meaning, _apply(repo, source, message, meaning, now)
+                applied = _apply(repo, source, message, meaning, now)
+                if row is not None and repo.insert_segment_message(row, _result(meaning, applied)) is None:
+                    raise _StoredMeanwhile
+                return meaning, applied
+        except _StoredMeanwhile:
+            return None
         except DuplicateKey:
             continue
         except TracklaneError as error:
-            return meaning, _Applied(MessageOutcome.REFUSED, f"{error.code}: {error.message}")
+            applied = _Applied(MessageOutcome.REFUSED, f"{error.code}: {error.message}")
+            if row is not None and repo.insert_segment_message(row, _result(meaning, applied)) is None:
+                return None
+            return meaning, applied
     raise PostbackRefused("busy", "the customer is being changed concurrently; retry")
+
+
+def _result(meaning: Meaning | None, applied: _Applied) -> MessageResult:
+    mapped = {} if meaning is None else {
+        "summary": meaning.summary, "click_reference": meaning.click_reference, "click_path": meaning.click_path,
+        "parameters": dict(meaning.parameters), "items": [dict(i) for i in meaning.items],
+    }  # fmt: skip
+    return MessageResult(
+        outcome=applied.outcome, detail=applied.detail[:2000], conversion_id=applied.conversion_id,
+        customer_id=applied.customer_id, mapped=mapped,
+    )  # fmt: skip
 
 
 def _received(source: Source, message: Message, relayed: bool, now: datetime) -> NewSegmentMessage:

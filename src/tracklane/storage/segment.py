@@ -66,11 +66,12 @@ EVENT_DIMENSIONS = {**CUSTOMER_DIMENSIONS, "customer": "customer_id"}
 # A duplicate (source, messageId) inserts nothing and returns no row: no savepoint, no error to undo.
 _MESSAGE_COLUMNS = (
     "source_id", "message_id", "type", "event", "user_id", "anonymous_id", "timestamp", "original_timestamp",
-    "sent_at", "received_at", "relayed", "created_at", "outcome", "payload", "mapped",
+    "sent_at", "received_at", "relayed", "created_at", "outcome", "detail", "conversion_id", "customer_id",
+    "payload", "mapped",
 )  # fmt: skip
 _MESSAGE_TIMES = ("timestamp", "original_timestamp", "sent_at", "received_at", "created_at")
 _INSERT_MESSAGE_SQL = (
-    f"INSERT INTO segment_messages ({', '.join(_MESSAGE_COLUMNS)}) VALUES ({', '.join('?' * 13)}, {{json}}, {{json}}) "
+    f"INSERT INTO segment_messages ({', '.join(_MESSAGE_COLUMNS)}) VALUES ({', '.join('?' * 16)}, {{json}}, {{json}}) "
     "ON CONFLICT (source_id, message_id) DO NOTHING RETURNING id"
 )
 _INSERT_MESSAGE = DriverStatement(
@@ -85,6 +86,17 @@ _UPDATE_MESSAGE = DriverStatement(
     _UPDATE_MESSAGE_SQL.format(json="?"), postgresql=_UPDATE_MESSAGE_SQL.replace("?", "%s").format(json="%s::json")
 )
 _SAVEPOINT = "tracklane_savepoint"  # one name: nested savepoints of one name are undone innermost first
+
+
+@cache
+def _stored_ids(count: int) -> DriverStatement:
+    """Which of `count` messageIds a source has stored (by its unique key on source and messageId)."""
+    markers = ", ".join("?" * count)
+    return DriverStatement(f"SELECT message_id FROM segment_messages WHERE source_id = ? AND message_id IN ({markers})")
+
+
+#: messageIds asked for at a time (well under either database's limit on parameters).
+_IDS_AT_A_TIME = 500
 
 
 @cache
@@ -195,16 +207,21 @@ class SqlSegment:
         self.conn.execute(update(sources).where(sources.c.id == source_id).values(**values, updated_at=now))
 
     # messages
-    def insert_segment_message(self, message: NewSegmentMessage) -> int | None:
-        """Store a message; None when the source already has one with this messageId (a duplicate)."""
+    def insert_segment_message(self, message: NewSegmentMessage, result: MessageResult | None = None) -> int | None:
+        """Store a message (with its result when known, else as `ignored`); None when the source already has
+        one with this messageId (a duplicate)."""
         as_stored = stored_time(self.conn.dialect.name)
         values = _values(message)
         for name in _MESSAGE_TIMES:
             if values[name] is not None:
                 values[name] = as_stored(naive_utc(values[name]))
-        values["outcome"] = MessageOutcome.IGNORED.value
         values["payload"] = json.dumps(jsonable(message.payload))
-        values["mapped"] = "{}"
+        if result is None:
+            values |= {"outcome": MessageOutcome.IGNORED.value, "detail": None, "conversion_id": None,
+                       "customer_id": None, "mapped": "{}"}  # fmt: skip
+        else:
+            values |= {"outcome": result.outcome.value, "detail": result.detail, "conversion_id": result.conversion_id,
+                       "customer_id": result.customer_id, "mapped": json.dumps(jsonable(result.mapped))}  # fmt: skip
         row = _INSERT_MESSAGE.execute(self.conn, [values[name] for name in _MESSAGE_COLUMNS]).fetchone()
         return None if row is None else int(row[0])
 
@@ -214,6 +231,14 @@ class SqlSegment:
             json.dumps(jsonable(result.mapped)), row_id,
         )  # fmt: skip
         _UPDATE_MESSAGE.execute(self.conn, values)
+
+    def stored_message_ids(self, source_id: int, message_ids: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        wanted = list(dict.fromkeys(message_ids))
+        for start in range(0, len(wanted), _IDS_AT_A_TIME):
+            chunk = wanted[start : start + _IDS_AT_A_TIME]
+            found.update(row[0] for row in _stored_ids(len(chunk)).execute(self.conn, (source_id, *chunk)).fetchall())
+        return found
 
     def list_segment_messages(self, page: Page) -> list[StoredMessage]:
         query = paged(select(segment_messages), segment_messages, page)
