@@ -44,7 +44,7 @@ from tracklane.services.ports import (
     Page,
 )
 from tracklane.storage.catalog_cache import CatalogCache
-from tracklane.storage.driver import DriverStatement
+from tracklane.storage.driver import DriverStatement, DriverTable
 from tracklane.storage.paging import paged
 from tracklane.storage.rows import set_fields
 from tracklane.storage.schema import (
@@ -56,7 +56,7 @@ from tracklane.storage.schema import (
     sources,
 )
 from tracklane.storage.secret_box import FernetBox, box_of
-from tracklane.storage.types import from_units, naive_utc, stored_time
+from tracklane.storage.types import from_units
 
 CUSTOMER_DIMENSIONS = {"partner": "partner_id", "offer": "offer_id", "source": "source_id"}
 EVENT_DIMENSIONS = {**CUSTOMER_DIMENSIONS, "customer": "customer_id"}
@@ -64,20 +64,8 @@ EVENT_DIMENSIONS = {**CUSTOMER_DIMENSIONS, "customer": "customer_id"}
 # The statements run for every message go to the driver's cursor (`storage/driver.py`), with their values in
 # stored form: times as `stored_time` gives them, JSON as its text (cast on PostgreSQL, as SQLAlchemy does).
 # A duplicate (source, messageId) inserts nothing and returns no row: no savepoint, no error to undo.
-_MESSAGE_COLUMNS = (
-    "source_id", "message_id", "type", "event", "user_id", "anonymous_id", "timestamp", "original_timestamp",
-    "sent_at", "received_at", "relayed", "created_at", "outcome", "detail", "conversion_id", "customer_id",
-    "payload", "mapped",
-)  # fmt: skip
-_MESSAGE_TIMES = ("timestamp", "original_timestamp", "sent_at", "received_at", "created_at")
-_INSERT_MESSAGE_SQL = (
-    f"INSERT INTO segment_messages ({', '.join(_MESSAGE_COLUMNS)}) VALUES ({', '.join('?' * 16)}, {{json}}, {{json}}) "
-    "ON CONFLICT (source_id, message_id) DO NOTHING RETURNING id"
-)
-_INSERT_MESSAGE = DriverStatement(
-    _INSERT_MESSAGE_SQL.format(json="?"),
-    postgresql=_INSERT_MESSAGE_SQL.replace("?", "%s").format(json="%s::json"),
-)
+_MESSAGE_ROWS = DriverTable(segment_messages)
+_INSERT_MESSAGE = _MESSAGE_ROWS.insert("ON CONFLICT (source_id, message_id) DO NOTHING")
 _UPDATE_MESSAGE_SQL = (
     "UPDATE segment_messages SET outcome = ?, detail = ?, conversion_id = ?, customer_id = ?, mapped = {json} "
     "WHERE id = ?"
@@ -210,19 +198,14 @@ class SqlSegment:
     def insert_segment_message(self, message: NewSegmentMessage, result: MessageResult | None = None) -> int | None:
         """Store a message (with its result when known, else as `ignored`); None when the source already has
         one with this messageId (a duplicate)."""
-        as_stored = stored_time(self.conn.dialect.name)
-        values = _values(message)
-        for name in _MESSAGE_TIMES:
-            if values[name] is not None:
-                values[name] = as_stored(naive_utc(values[name]))
-        values["payload"] = json.dumps(jsonable(message.payload))
+        values = {**_values(message), "payload": jsonable(message.payload)}
         if result is None:
             values |= {"outcome": MessageOutcome.IGNORED.value, "detail": None, "conversion_id": None,
-                       "customer_id": None, "mapped": "{}"}  # fmt: skip
+                       "customer_id": None, "mapped": {}}  # fmt: skip
         else:
             values |= {"outcome": result.outcome.value, "detail": result.detail, "conversion_id": result.conversion_id,
-                       "customer_id": result.customer_id, "mapped": json.dumps(jsonable(result.mapped))}  # fmt: skip
-        row = _INSERT_MESSAGE.execute(self.conn, [values[name] for name in _MESSAGE_COLUMNS]).fetchone()
+                       "customer_id": result.customer_id, "mapped": jsonable(result.mapped)}  # fmt: skip
+        row = _INSERT_MESSAGE.execute(self.conn, _MESSAGE_ROWS.values_of(self.conn.dialect.name, values)).fetchone()
         return None if row is None else int(row[0])
 
     def update_segment_message(self, row_id: int, result: MessageResult) -> None:
