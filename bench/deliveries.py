@@ -31,6 +31,8 @@ from sqlalchemy import func, select
 from standardwebhooks.webhooks import Webhook
 
 from tracklane.bootstrap import build, new_webhook_secret
+from tracklane.resources.advertisers import AdvertiserCreate
+from tracklane.resources.webhooks import WebhookCreate
 from tracklane.settings import Settings
 from tracklane.storage.schema import deliveries
 
@@ -114,16 +116,18 @@ async def direct(url: str, messages: int, concurrency: int) -> float:
 
 def outbox(url: str, database_url: str, messages: int, workers: int, concurrency: int) -> float:
     """The measured run: queue in the outbox, deliver with `tracklane worker` processes; seconds taken."""
-    settings = Settings(database_url=database_url, delivery_in_serve=False)  # type: ignore[call-arg]
+    settings = Settings(  # type: ignore[call-arg]
+        database_url=database_url, delivery_in_serve=False, allow_private_destinations="127.0.0.1/32"
+    )
     container = build(settings)
     try:
 
         async def queue() -> None:
-            await container.webhooks.create({"url": url, "event_types": ["advertiser.created"]})
+            await container.webhooks.create(WebhookCreate(url=url, event_types=["advertiser.created"]))
             for start in range(0, messages, 200):
                 await asyncio.gather(
                     *(
-                        container.catalog.create_advertiser({"name": f"A{i}"})
+                        container.catalog.create_advertiser(AdvertiserCreate(name=f"A{i}"))
                         for i in range(start, min(messages, start + 200))
                     )
                 )

@@ -25,7 +25,7 @@ from tests import factories
 from tests.receiver import DELIVERY, Receiver, poll, receiving
 from tests.servers import RunningServer, running_server
 from tracklane.bootstrap import utc_now
-from tracklane.delivery.guard import NameNotFound, PinnedTransport, Resolver
+from tracklane.delivery.guard import NameNotFound, PinnedResolver, Resolver
 from tracklane.delivery.sender import Sender
 from tracklane.delivery.worker import DeliveryWorker
 from tracklane.domain.delivery import Delivery, DeliveryKind, DeliveryStatus
@@ -85,7 +85,7 @@ PUBLIC = [
 ]
 
 
-def check(transport: PinnedTransport, url: str) -> str:
+def check(transport: PinnedResolver, url: str) -> str:
     return asyncio.run(transport.check(url))
 
 
@@ -93,13 +93,13 @@ def check(transport: PinnedTransport, url: str) -> str:
 def test_non_public_literal_addresses_are_refused(address: str, kind: str) -> None:
     host = f"[{address}]" if ":" in address else address
     with pytest.raises(RefusedDestination):
-        check(PinnedTransport(AllowList()), f"https://{host}/hook")
+        check(PinnedResolver(AllowList()), f"https://{host}/hook")
 
 
 @pytest.mark.parametrize("address", PUBLIC)
 def test_public_addresses_pass(address: str) -> None:
     host = f"[{address}]" if ":" in address else address
-    assert check(PinnedTransport(AllowList()), f"https://{host}/hook")
+    assert check(PinnedResolver(AllowList()), f"https://{host}/hook")
 
 
 def test_a_localhost_name_is_refused_without_being_resolved() -> None:
@@ -107,7 +107,7 @@ def test_a_localhost_name_is_refused_without_being_resolved() -> None:
         raise AssertionError(f"{host} must not be resolved")
 
     with pytest.raises(RefusedDestination, match="localhost is loopback"):
-        check(PinnedTransport(AllowList(), resolver), "http://localhost:8080/hook")
+        check(PinnedResolver(AllowList(), resolver), "http://localhost:8080/hook")
 
 
 def test_a_name_that_resolves_to_a_private_address_is_refused() -> None:
@@ -117,7 +117,7 @@ def test_a_name_that_resolves_to_a_private_address_is_refused() -> None:
     with pytest.raises(
         RefusedDestination, match=re.escape("hooks.partner.example resolves to 127.0.0.1, which is loopback")
     ):
-        check(PinnedTransport(AllowList(), resolver), "http://hooks.partner.example:8080/hook")
+        check(PinnedResolver(AllowList(), resolver), "http://hooks.partner.example:8080/hook")
 
 
 @pytest.mark.parametrize(
@@ -135,7 +135,7 @@ def test_every_resolved_address_is_vetted(answers: list[str], refused: bool) -> 
         assert (host, port) == ("hooks.partner.example", 443)
         return answers
 
-    transport = PinnedTransport(AllowList(), resolver)
+    transport = PinnedResolver(AllowList(), resolver)
     if refused:
         with pytest.raises(RefusedDestination):
             check(transport, "https://hooks.partner.example/x")
@@ -145,42 +145,41 @@ def test_every_resolved_address_is_vetted(answers: list[str], refused: bool) -> 
 
 def test_unknown_names_are_the_receivers_failure() -> None:
     with pytest.raises(NameNotFound):
-        check(PinnedTransport(AllowList()), "https://does-not-exist.invalid/x")
+        check(PinnedResolver(AllowList()), "https://does-not-exist.invalid/x")
 
 
 def test_allow_list_admits_chosen_networks_and_hosts_only() -> None:
     allow = parse_allow_list("127.0.0.1/32, ::1, internal-hooks")
-    assert check(PinnedTransport(allow), "http://127.0.0.1:9/x") == "127.0.0.1"
-    assert check(PinnedTransport(allow), "http://[::1]:9/x") == "::1"
+    assert check(PinnedResolver(allow), "http://127.0.0.1:9/x") == "127.0.0.1"
+    assert check(PinnedResolver(allow), "http://[::1]:9/x") == "::1"
     with pytest.raises(RefusedDestination):
-        check(PinnedTransport(allow), "http://10.0.0.1/x")
+        check(PinnedResolver(allow), "http://10.0.0.1/x")
 
     async def resolver(host: str, port: int) -> list[str]:
         return ["10.9.8.7"]
 
-    assert check(PinnedTransport(allow, resolver), "http://internal-hooks/x") == "10.9.8.7"
+    assert check(PinnedResolver(allow, resolver), "http://internal-hooks/x") == "10.9.8.7"
     with pytest.raises(RefusedDestination):
-        check(PinnedTransport(allow, resolver), "http://other-internal/x")
+        check(PinnedResolver(allow, resolver), "http://other-internal/x")
 
 
 def test_the_request_goes_to_the_vetted_address_with_the_original_host_header() -> None:
     """A name resolved by our resolver is dialled at the address we vetted, never re-resolved."""
+    asked: list[str] = []
 
     async def resolver(host: str, port: int) -> list[str]:
+        asked.append(host)
         return ["127.0.0.1"]
-
-    async def fetch(url: str) -> httpx.Response:
-        transport = PinnedTransport(parse_allow_list("127.0.0.1/32"), resolver)
-        async with httpx.AsyncClient(transport=transport, follow_redirects=False) as client:
-            return await client.get(url)
 
     with receiving() as receiver:
         port = receiver.url.rsplit(":", 1)[1]
-        response = asyncio.run(fetch(f"http://hooks.partner.example:{port}/pinned?x=1"))
-        assert response.status_code == 200
+        guard = PinnedResolver(parse_allow_list("127.0.0.1/32"), resolver)
+        (report,) = _send_all(guard, [f"http://hooks.partner.example:{port}/pinned?x=1"])
+        assert (report.result.status_code, report.result.error_class) == (200, None)
         (request,) = receiver.wait_for(1)
         assert request.headers["host"] == f"hooks.partner.example:{port}"
         assert request.target == "/pinned?x=1"
+        assert asked == ["hooks.partner.example"]
 
 
 def test_bad_allow_list_entries_are_named() -> None:
@@ -219,19 +218,16 @@ def test_https_to_the_pinned_address_keeps_sni_and_checks_the_certificate_agains
     async def resolver(host: str, port: int) -> list[str]:
         return ["127.0.0.1"]
 
-    async def fetch(url: str) -> httpx.Response:
-        inner = httpx.AsyncHTTPTransport(verify=ssl.create_default_context(cafile=str(cert)))
-        transport = PinnedTransport(parse_allow_list("127.0.0.1/32"), resolver, inner)
-        async with httpx.AsyncClient(transport=transport) as client:
-            return await client.get(url)
-
+    guard = PinnedResolver(parse_allow_list("127.0.0.1/32"), resolver)
+    trusting = ssl.create_default_context(cafile=str(cert))
     with receiving(tls=server_tls) as receiver:
-        response = asyncio.run(fetch(f"https://hooks.partner.example:{receiver.port}/tls"))
-        assert response.status_code == 200
+        (report,) = _send_all(guard, [f"https://hooks.partner.example:{receiver.port}/tls"], trusting)
+        assert (report.result.status_code, report.result.error_class) == (200, None)
         assert names == ["hooks.partner.example"]
         assert receiver.wait_for(1)[0].headers["host"] == f"hooks.partner.example:{receiver.port}"
-        with pytest.raises(httpx.ConnectError, match="certificate"):
-            asyncio.run(fetch(f"https://impostor.partner.example:{receiver.port}/tls"))
+        (impostor,) = _send_all(guard, [f"https://impostor.partner.example:{receiver.port}/tls"], trusting)
+        assert impostor.result.error_class == "tls"
+        assert "certificate" in (impostor.error or "")
 
 
 # Every spelling of a loopback destination: each is refused when saved and when sent (`{port}` is a real
@@ -305,9 +301,9 @@ def _message(url: str) -> OutboundMessage:
     return OutboundMessage(delivery, url, "GET", None)
 
 
-def _send_all(transport: PinnedTransport, urls: list[str]) -> list[Any]:
+def _send_all(guard: PinnedResolver, urls: list[str], tls: ssl.SSLContext | None = None) -> list[Any]:
     async def run() -> list[Any]:
-        sender = Sender(transport, 5, utc_now)
+        sender = Sender(guard, 5, utc_now, tls)
         try:
             return [await sender.send(_message(url)) for url in urls]
         finally:
@@ -318,7 +314,7 @@ def _send_all(transport: PinnedTransport, urls: list[str]) -> list[Any]:
 
 def test_every_spelling_is_refused_at_send_time_by_the_same_rules(receiver: Receiver) -> None:
     urls = [url_of(host, receiver.port) for host in LOOPBACK + DISGUISED]
-    reports = _send_all(PinnedTransport(AllowList()), urls)
+    reports = _send_all(PinnedResolver(AllowList()), urls)
     wrong = [(url, r.result.error_class, r.error) for url, r in zip(urls, reports, strict=True)
              if r.result.error_class != "refused_destination"]  # fmt: skip
     assert wrong == []
@@ -328,7 +324,7 @@ def test_every_spelling_is_refused_at_send_time_by_the_same_rules(receiver: Rece
 def test_a_spelling_of_an_allowed_address_reaches_it(receiver: Receiver) -> None:
     """Where 127.0.0.1 is allowed, its odd spellings are sent to it (not failed as our own error forever)."""
     hosts = ["0177.0.0.1", "127.000.000.001", "127.1", "2130706433", "0x7f000001", "127.0.0.1.", "%31%32%37.0.0.1"]
-    reports = _send_all(PinnedTransport(parse_allow_list("127.0.0.1/32")), [url_of(h, receiver.port) for h in hosts])
+    reports = _send_all(PinnedResolver(parse_allow_list("127.0.0.1/32")), [url_of(h, receiver.port) for h in hosts])
     assert [(r.result.status_code, r.result.error_class) for r in reports] == [(200, None)] * len(hosts)
     assert [r.target for r in receiver.wait_for(len(hosts))] == ["/hook?x=1"] * len(hosts)
     assert {r.headers["host"] for r in receiver.received} == {f"127.0.0.1:{receiver.port}"}
@@ -338,7 +334,7 @@ def _worker(hub: RunningServer, resolver: Resolver, allow: AllowList) -> Callabl
     """Start a delivery worker over the server's database whose SSRF guard resolves names with `resolver`;
     the function that stops it."""
     loop = asyncio.new_event_loop()
-    worker = DeliveryWorker(hub.container.deliveries, Sender(PinnedTransport(allow, resolver), 5, utc_now), 8, 0.05)
+    worker = DeliveryWorker(hub.container.deliveries, Sender(PinnedResolver(allow, resolver), 5, utc_now), 8, 0.05)
     thread = threading.Thread(target=loop.run_until_complete, args=(worker.run(),), daemon=True)
     thread.start()
 

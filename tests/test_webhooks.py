@@ -18,7 +18,7 @@ from tests import factories
 from tests.receiver import DELIVERY, Receiver, Reply, always, in_turn, poll
 from tests.servers import RunningServer, running_server
 from tracklane.bootstrap import utc_now
-from tracklane.delivery.guard import PinnedTransport, ResolverFailure
+from tracklane.delivery.guard import PinnedResolver, ResolverFailure
 from tracklane.delivery.sender import Sender
 from tracklane.delivery.worker import DeliveryWorker
 from tracklane.domain.destinations import parse_allow_list
@@ -321,7 +321,7 @@ def test_our_own_resolver_failure_spends_none_of_the_receivers_attempts(database
         return ["127.0.0.1"]
 
     async def run_worker(hub: RunningServer) -> None:
-        transport = PinnedTransport(parse_allow_list("127.0.0.1/32"), resolver)
+        transport = PinnedResolver(parse_allow_list("127.0.0.1/32"), resolver)
         worker = DeliveryWorker(hub.container.deliveries, Sender(transport, 5, utc_now), 4, 0.05)
         task = asyncio.create_task(worker.run())
         try:

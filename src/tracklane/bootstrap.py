@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 
 from fastapi import FastAPI
 
-from tracklane.delivery.guard import PinnedTransport
+from tracklane.delivery.guard import PinnedResolver
 from tracklane.delivery.sender import Sender
 from tracklane.delivery.worker import DeliveryWorker
 from tracklane.domain.destinations import parse_allow_list
@@ -201,8 +201,8 @@ def build(settings: Settings) -> Container:
 def delivery_worker(container: Container) -> DeliveryWorker:
     """An outbox worker over this container's database, with the SSRF guard of the settings."""
     settings = container.settings
-    transport = PinnedTransport(parse_allow_list(settings.allow_private_destinations))
-    sender = Sender(transport, settings.delivery_timeout_seconds, utc_now)
+    guard = PinnedResolver(parse_allow_list(settings.allow_private_destinations))
+    sender = Sender(guard, settings.delivery_timeout_seconds, utc_now)
     return DeliveryWorker(
         container.deliveries,
         sender,

@@ -1,12 +1,14 @@
 """The SSRF guard: resolve, vet every address, and connect to the vetted address itself (pinned).
 
-`PinnedTransport` wraps httpx's transport. For each request (so for every attempt: DNS may change) it reads
-the host with the parser and rules used when the URL was saved (`tracklane.domain.destinations`: an address
-in any spelling, a localhost name), resolves a name, refuses the request when any resolved address is not
-public (unless allowed by `TRACKLANE_ALLOW_PRIVATE_DESTINATIONS`), then dials the vetted IP while sending
-the original `Host` header and TLS SNI, so the certificate is still checked against the host name and a
-second DNS answer (rebinding) can never be used. Redirects are never followed (the client is built
-without them).
+`PinnedResolver` is the HTTP client's resolver (aiohttp's `AbstractResolver`). For every new connection
+(so for every attempt that opens one: DNS may change) it reads the host with the parser and rules used when
+the URL was saved (`tracklane.domain.destinations`: an address in any spelling, a localhost name), resolves a
+name, refuses the connection when any resolved address is not public (unless allowed by
+`TRACKLANE_ALLOW_PRIVATE_DESTINATIONS`), and answers the vetted address alone, so the client dials that
+address while it sends the original `Host` header and TLS SNI: the certificate is still checked against
+the host name, and a second DNS answer (rebinding) can never be used. A host written as an address is not
+resolved by the client, so the sender vets it first (`vetted`). Redirects are never followed (the sender
+sends without them).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import asyncio
 import socket
 from collections.abc import Awaitable, Callable
 
-import httpx
+from aiohttp.abc import AbstractResolver, ResolveResult
 
 from tracklane.domain.destinations import AllowList, Host, destination, host_refusal, parse_host, vet
 from tracklane.domain.errors import RefusedDestination
@@ -44,24 +46,20 @@ async def system_resolver(host: str, port: int) -> list[str]:
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
-class PinnedTransport(httpx.AsyncBaseTransport):
-    """An httpx transport that only ever connects to vetted addresses."""
+class PinnedResolver(AbstractResolver):
+    """The HTTP client's resolver: only ever vetted addresses."""
 
-    def __init__(
-        self, allow: AllowList, resolver: Resolver = system_resolver, inner: httpx.AsyncBaseTransport | None = None
-    ) -> None:
+    def __init__(self, allow: AllowList, resolver: Resolver = system_resolver) -> None:
         self._allow = allow
         self._resolve = resolver
-        self._inner = inner or httpx.AsyncHTTPTransport(retries=0)
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        host = parse_host(request.url.raw_host.decode("ascii"))
-        port = request.url.port or (443 if request.url.scheme == "https" else 80)
-        address = await self.vetted(host, port)
-        request.url = request.url.copy_with(host=address)
-        if request.url.scheme == "https":
-            request.extensions = {**request.extensions, "sni_hostname": host.name}
-        return await self._inner.handle_async_request(request)
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        address = await self.vetted(parse_host(host), port)
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        return [ResolveResult(hostname=host, host=address, port=port, family=family, proto=0,
+                              flags=socket.AI_NUMERICHOST)]  # fmt: skip
 
     async def vetted(self, host: Host, port: int) -> str:
         """The address to dial for `host`, or `RefusedDestination` saying why none may be."""
@@ -76,8 +74,8 @@ class PinnedTransport(httpx.AsyncBaseTransport):
         target = destination(url)
         return await self.vetted(target.host, target.port)
 
-    async def aclose(self) -> None:
-        await self._inner.aclose()
+    async def close(self) -> None:
+        return None
 
 
-__all__ = ["NameNotFound", "PinnedTransport", "RefusedDestination", "Resolver", "ResolverFailure", "system_resolver"]
+__all__ = ["NameNotFound", "PinnedResolver", "RefusedDestination", "Resolver", "ResolverFailure", "system_resolver"]
