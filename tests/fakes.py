@@ -909,6 +909,11 @@ class FakeRepository:
     def set_webhook_endpoint_state(self, endpoint_id: int, state: EndpointState, now: datetime) -> None:
         self._update("webhook_endpoints", endpoint_id, {**_fields(state), "updated_at": now})
 
+    def clear_webhook_endpoint_failure(self, endpoint_id: int, now: datetime) -> None:
+        endpoint = self.get_webhook_endpoint(endpoint_id)
+        if endpoint is not None and endpoint.failing_since is not None:
+            self._update("webhook_endpoints", endpoint_id, {"failing_since": None, "updated_at": now})
+
     def rotate_webhook_secret(self, endpoint_id: int, rotation: SecretRotation, now: datetime) -> None:
         self._update("webhook_endpoints", endpoint_id, {
             "secret": rotation.secret, "previous_secret": rotation.previous_secret,

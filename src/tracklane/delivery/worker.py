@@ -42,8 +42,11 @@ class DeliveryWorker:
         self._service = service
         self._sender = sender
         self._concurrency = concurrency
+        self._claim_batch = max(1, concurrency // 2)
         self._poll = poll_seconds
         self._stop = asyncio.Event()
+        self._unrecorded: list[tuple[OutboundMessage, AttemptReport, asyncio.Future[None]]] = []
+        self._recorder: asyncio.Task[None] | None = None
         self.sent = 0
 
     def stop(self) -> None:
@@ -56,7 +59,8 @@ class DeliveryWorker:
         try:
             while not self._stop.is_set():
                 free = self._concurrency - len(in_flight)
-                claimed = await self._claim(free) if free > 0 else []
+                # claimed in batches: a claim is a write of its own, worth making for half the slots
+                claimed = await self._claim(free) if free >= self._claim_batch or not in_flight else []
                 in_flight.update(asyncio.create_task(self._deliver(m)) for m in claimed)
                 if in_flight:
                     _, in_flight = await asyncio.wait(
@@ -89,6 +93,35 @@ class DeliveryWorker:
         await self._record(message, report)
 
     async def _record(self, message: OutboundMessage, report: AttemptReport) -> None:
+        """Record the attempt with the others that finish meanwhile (one write for all of them); return once
+        it is written, or given up."""
+        recorded = asyncio.get_running_loop().create_future()
+        self._unrecorded.append((message, report, recorded))
+        if self._recorder is None:
+            self._recorder = asyncio.create_task(self._record_waiting())
+        await recorded
+
+    async def _record_waiting(self) -> None:
+        """Write the waiting attempts, a batch at a time, until none waits."""
+        try:
+            while self._unrecorded:
+                batch, self._unrecorded = self._unrecorded, []
+                await self._write([(message, report) for message, report, _ in batch])
+                for _, _, recorded in batch:
+                    recorded.set_result(None)
+        finally:
+            self._recorder = None
+
+    async def _write(self, attempts: list[tuple[OutboundMessage, AttemptReport]]) -> None:
+        try:
+            await self._service.complete_all(self.worker_id, attempts)
+            return
+        except Exception:
+            log.exception("recording %d attempts together failed; recording each alone", len(attempts))
+        for message, report in attempts:
+            await self._write_one(message, report)
+
+    async def _write_one(self, message: OutboundMessage, report: AttemptReport) -> None:
         for attempt in range(1, RECORD_ATTEMPTS + 1):
             try:
                 await self._service.complete(self.worker_id, message, report)

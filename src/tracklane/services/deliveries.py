@@ -13,6 +13,7 @@ logged. A partner postback's test is sent once, even while the postback is off, 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -93,9 +94,9 @@ class DeliveryService:
         lease_until = now + self._policy.lease
 
         def work(repo: Repository) -> list[OutboundMessage]:
-            messages = []
+            messages, targets = [], _Targets(repo, now, self._box)
             for delivery in repo.claim_deliveries(worker, now, lease_until, limit):
-                message = _prepare(repo, delivery, now, self._box)
+                message = targets.message(delivery)
                 if message is None:
                     repo.release_delivery(delivery.id, worker, Release(DeliveryStatus.SKIPPED), now)
                 else:
@@ -106,28 +107,33 @@ class DeliveryService:
 
     async def complete(self, worker: str, message: OutboundMessage, report: AttemptReport) -> bool:
         """Record the attempt and apply its consequences; false when this worker had lost the lease."""
+        return (await self.complete_all(worker, [(message, report)]))[0]
+
+    async def complete_all(self, worker: str, attempts: Sequence[tuple[OutboundMessage, AttemptReport]]) -> list[bool]:
+        """`complete` for each attempt, in one write (a worker's attempts that finished together)."""
         now = self._clock()
-        verdict = judge(report.result)
-        jitter = self._random()
+        judged = [(message, report, judge(report.result), self._random()) for message, report in attempts]
+        return await self._db.write(lambda repo: [self._recorded(repo, worker, *attempt, now) for attempt in judged])
 
-        def work(repo: Repository) -> bool:
-            delivery = message.delivery
-            repo.insert_attempt(NewAttempt(
-                delivery_id=delivery.id, worker=worker, status_code=report.result.status_code,
-                error_class=report.result.error_class, error=report.error, latency_ms=report.latency_ms,
-                response_excerpt=report.response_excerpt, verdict=verdict.value, created_at=now,
-            ))  # fmt: skip
-            changes = self._outcome(delivery, verdict, report, jitter, now)
-            if not repo.release_delivery(delivery.id, worker, changes, now):
-                log.warning("delivery %s: lease lost before the attempt was recorded", delivery.id)
-                return False
-            if delivery.endpoint_id is not None:
-                _after_endpoint_attempt(repo, delivery.endpoint_id, verdict, now, self._policy.disable_after)
-            if delivery.postback_id is not None and not delivery.is_test:
-                _after_postback_attempt(repo, delivery.postback_id, verdict, now)
-            return True
-
-        return await self._db.write(work)
+    def _recorded(
+        self, repo: Repository, worker: str, message: OutboundMessage, report: AttemptReport, verdict: Verdict,
+        jitter: float, now: datetime,
+    ) -> bool:  # fmt: skip
+        delivery = message.delivery
+        repo.insert_attempt(NewAttempt(
+            delivery_id=delivery.id, worker=worker, status_code=report.result.status_code,
+            error_class=report.result.error_class, error=report.error, latency_ms=report.latency_ms,
+            response_excerpt=report.response_excerpt, verdict=verdict.value, created_at=now,
+        ))  # fmt: skip
+        changes = self._outcome(delivery, verdict, report, jitter, now)
+        if not repo.release_delivery(delivery.id, worker, changes, now):
+            log.warning("delivery %s: lease lost before the attempt was recorded", delivery.id)
+            return False
+        if delivery.endpoint_id is not None:
+            _after_endpoint_attempt(repo, delivery.endpoint_id, verdict, now, self._policy.disable_after)
+        if delivery.postback_id is not None and not delivery.is_test:
+            _after_postback_attempt(repo, delivery.postback_id, verdict, now)
+        return True
 
     def _outcome(
         self, delivery: Delivery, verdict: Verdict, report: AttemptReport, jitter: float, now: datetime
@@ -180,32 +186,54 @@ class DeliveryService:
         return await self._db.write(lambda repo: repo.requeue_deliveries(requeue, now))
 
 
-def _prepare(repo: Repository, delivery: Delivery, now: datetime, box: SecretBox) -> OutboundMessage | None:
-    if delivery.kind is DeliveryKind.WEBHOOK:
-        assert delivery.endpoint_id is not None
-        endpoint = repo.get_webhook_endpoint(delivery.endpoint_id)
-        if endpoint is None or endpoint.status is not EndpointStatus.ACTIVE:
+class _Targets:
+    """Where each claimed delivery goes, each endpoint (with its secrets opened) and postback read once per
+    claim: a claim of hundreds of deliveries has few of them."""
+
+    def __init__(self, repo: Repository, now: datetime, box: SecretBox) -> None:
+        self._repo, self._now, self._box = repo, now, box
+        self._endpoints: dict[int, tuple[WebhookEndpoint, tuple[str, ...]] | None] = {}
+        self._postbacks: dict[int, PartnerPostback | None] = {}
+
+    def message(self, delivery: Delivery) -> OutboundMessage | None:
+        """The message to send, or None when its endpoint or postback is gone or off (it is skipped)."""
+        if delivery.kind is DeliveryKind.WEBHOOK:
+            assert delivery.endpoint_id is not None
+            found = self._endpoint(delivery.endpoint_id)
+            if found is None:
+                return None
+            endpoint, secrets = found
+            return OutboundMessage(delivery, endpoint.url, "POST", delivery.body, secrets)
+        assert delivery.postback_id is not None and delivery.url is not None
+        if delivery.postback_id not in self._postbacks:
+            self._postbacks[delivery.postback_id] = self._repo.get_partner_postback(delivery.postback_id)
+        postback = self._postbacks[delivery.postback_id]
+        if postback is None or (postback.status is not PostbackStatus.ACTIVE and not delivery.is_test):
             return None
-        secrets = tuple(box.open(sealed) for sealed in endpoint.signing_secrets(now))
-        return OutboundMessage(delivery, endpoint.url, "POST", delivery.body, secrets)
-    assert delivery.postback_id is not None and delivery.url is not None
-    postback = repo.get_partner_postback(delivery.postback_id)
-    if postback is None or (postback.status is not PostbackStatus.ACTIVE and not delivery.is_test):
-        return None
-    return OutboundMessage(
-        delivery, delivery.url, delivery.method, delivery.body, success_body_contains=postback.success_body_contains
-    )
+        return OutboundMessage(
+            delivery, delivery.url, delivery.method, delivery.body, success_body_contains=postback.success_body_contains
+        )
+
+    def _endpoint(self, endpoint_id: int) -> tuple[WebhookEndpoint, tuple[str, ...]] | None:
+        if endpoint_id not in self._endpoints:
+            endpoint = self._repo.get_webhook_endpoint(endpoint_id)
+            active = endpoint is not None and endpoint.status is EndpointStatus.ACTIVE
+            self._endpoints[endpoint_id] = None if endpoint is None or not active else (
+                endpoint, tuple(self._box.open(sealed) for sealed in endpoint.signing_secrets(self._now))
+            )  # fmt: skip
+        return self._endpoints[endpoint_id]
 
 
 def _after_endpoint_attempt(
     repo: Repository, endpoint_id: int, verdict: Verdict, now: datetime, disable_after: timedelta
 ) -> None:
-    endpoint = repo.get_webhook_endpoint(endpoint_id)
-    if endpoint is None or verdict is Verdict.OURS:
+    if verdict is Verdict.OURS:
         return
-    if verdict is Verdict.SUCCESS:
-        if endpoint.failing_since is not None:
-            repo.set_webhook_endpoint_state(endpoint_id, replace(EndpointState.of(endpoint), failing_since=None), now)
+    if verdict is Verdict.SUCCESS:  # the common case, written without reading the endpoint
+        repo.clear_webhook_endpoint_failure(endpoint_id, now)
+        return
+    endpoint = repo.get_webhook_endpoint(endpoint_id)
+    if endpoint is None:
         return
     if endpoint.status is not EndpointStatus.ACTIVE:
         return

@@ -37,9 +37,10 @@ from tracklane.services.ports import (
     SecretRotation,
 )
 from tracklane.storage import rows
-from tracklane.storage.driver import DriverStatement
+from tracklane.storage.driver import DriverStatement, DriverTable
 from tracklane.storage.paging import paged
 from tracklane.storage.schema import deliveries, delivery_attempts, partner_postbacks, webhook_endpoints
+from tracklane.storage.types import naive_utc, stored_time
 
 _SENDING = DeliveryStatus.SENDING.value
 _PENDING = DeliveryStatus.PENDING.value
@@ -206,18 +207,20 @@ class SqlDelivery:
         return sorted((rows.delivery(r) for r in self.conn.execute(claim)), key=lambda d: d.next_attempt_at)
 
     def release_delivery(self, delivery_id: int, worker: str, release: Release, now: datetime) -> bool:
-        query = update(deliveries).where(
-            deliveries.c.id == delivery_id, deliveries.c.status == _SENDING, deliveries.c.lease_owner == worker
-        )
-        values = {**release.columns(), "lease_owner": None, "lease_expires_at": None, "updated_at": now}
-        return bool(self.conn.execute(query.values(**values)).rowcount)
+        dialect = self.conn.dialect.name
+        values = release.columns()
+        if "next_attempt_at" in values:
+            values["next_attempt_at"] = _stored_time(dialect, values["next_attempt_at"])  # type: ignore[arg-type]
+        statement = _release_statement(tuple(values))
+        cursor = statement.execute(self.conn, [*values.values(), _stored_time(dialect, now), delivery_id, worker])
+        return bool(cursor.rowcount)
 
     def insert_attempt(self, attempt: NewAttempt) -> None:
-        self.conn.execute(insert(delivery_attempts).values(
-            delivery_id=attempt.delivery_id, worker=attempt.worker, status_code=attempt.status_code,
-            error_class=attempt.error_class, error=attempt.error, latency_ms=attempt.latency_ms,
-            response_excerpt=attempt.response_excerpt, verdict=attempt.verdict, created_at=attempt.created_at,
-        ))  # fmt: skip
+        values = {name: getattr(attempt, name) for name in _ATTEMPTS.written}
+        _INSERT_ATTEMPT.execute(self.conn, _ATTEMPTS.values_of(self.conn.dialect.name, values))
+
+    def clear_webhook_endpoint_failure(self, endpoint_id: int, now: datetime) -> None:
+        _CLEAR_FAILURE.execute(self.conn, [_stored_time(self.conn.dialect.name, now), endpoint_id])
 
     def requeue_delivery(self, delivery_id: int, now: datetime) -> bool:
         """Send again (same message id) with a fresh series of attempts; not while it is being sent."""
@@ -246,3 +249,29 @@ def _fresh(now: datetime) -> dict[str, Any]:
         "lease_expires_at": None,
         "updated_at": now,
     }
+
+
+# The outbox worker's writes, one release and one attempt per delivery, on the driver's cursor
+# (`storage/driver.py`): through SQLAlchemy they were most of a delivery's cost.
+_ATTEMPTS = DriverTable(delivery_attempts)
+_INSERT_ATTEMPT = _ATTEMPTS.insert()
+_CLEAR_FAILURE = DriverStatement(
+    "UPDATE webhook_endpoints SET failing_since = NULL, updated_at = ? WHERE id = ? AND failing_since IS NOT NULL"
+)
+_RELEASES: dict[tuple[str, ...], DriverStatement] = {}
+
+
+def _release_statement(columns: tuple[str, ...]) -> DriverStatement:
+    """`UPDATE` of a leased delivery: `columns` (a `Release`'s), the lease given up, if `worker` holds it."""
+    statement = _RELEASES.get(columns)
+    if statement is None:
+        sets = "".join(f"{name} = ?, " for name in columns)
+        statement = _RELEASES[columns] = DriverStatement(
+            f"UPDATE deliveries SET {sets}lease_owner = NULL, lease_expires_at = NULL, updated_at = ?"
+            f" WHERE id = ? AND status = '{_SENDING}' AND lease_owner = ?"
+        )
+    return statement
+
+
+def _stored_time(dialect: str, moment: datetime) -> Any:
+    return stored_time(dialect)(naive_utc(moment))
