@@ -964,6 +964,12 @@ class FakeRepository:
     def set_partner_postback_state(self, postback_id: int, state: PostbackState, now: datetime) -> None:
         self._update("partner_postbacks", postback_id, {**_fields(state), "updated_at": now})
 
+    def clear_partner_postback_failures(self, postback_id: int, now: datetime) -> None:
+        postback = self.get_partner_postback(postback_id)
+        if postback is not None and postback.failure_count:
+            self._update("partner_postbacks", postback_id, {"failure_count": 0, "failure_started_at": None,
+                                                             "updated_at": now})  # fmt: skip
+
     # the outbox
     def insert_delivery(self, delivery: NewDelivery) -> Delivery | None:
         values = {

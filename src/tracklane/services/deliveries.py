@@ -261,13 +261,13 @@ def _disable(repo: Repository, endpoint: WebhookEndpoint, reason: str, now: date
 
 
 def _after_postback_attempt(repo: Repository, postback_id: int, verdict: Verdict, now: datetime) -> None:
-    postback = repo.get_partner_postback(postback_id)
-    if postback is None or verdict is Verdict.OURS:
+    if verdict is Verdict.OURS:
         return
-    if verdict is Verdict.SUCCESS:
-        if postback.failure_count:
-            state = replace(PostbackState.of(postback), failure_count=0, failure_started_at=None)
-            repo.set_partner_postback_state(postback_id, state, now)
+    if verdict is Verdict.SUCCESS:  # the common case, written without reading the postback
+        repo.clear_partner_postback_failures(postback_id, now)
+        return
+    postback = repo.get_partner_postback(postback_id)
+    if postback is None:
         return
     streak = FailureStreak(postback.failure_count, postback.failure_started_at).after_failure(now)
     state = replace(PostbackState.of(postback), failure_count=streak.count, failure_started_at=streak.started_at)

@@ -521,6 +521,10 @@ class DeliveryRepository(Protocol):
         ...
 
     def set_partner_postback_state(self, postback_id: int, state: PostbackState, now: datetime) -> None: ...
+    def clear_partner_postback_failures(self, postback_id: int, now: datetime) -> None:
+        """A success ends the postback's failure streak (nothing is written when it had none)."""
+        ...
+
     def delete_partner_postback(self, postback_id: int, now: datetime) -> None:
         """Delete the postback: no read finds it any more (get, lists, a partner's postbacks), so it never fires
         again; its deliveries are kept, with its id."""

@@ -17,7 +17,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, and_, insert, or_, select, update
+from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -188,23 +188,11 @@ class SqlDelivery:
         return [rows.delivery_attempt(r) for r in self.conn.execute(query.order_by(delivery_attempts.c.id))]
 
     def claim_deliveries(self, worker: str, now: datetime, lease_until: datetime, limit: int) -> list[Delivery]:
-        due = or_(
-            and_(deliveries.c.status == _PENDING, deliveries.c.next_attempt_at <= now),
-            and_(deliveries.c.status == _SENDING, deliveries.c.lease_expires_at < now),
-        )
-        # MATERIALIZED: evaluated once. As a plain `IN (subquery)` PostgreSQL may run the subquery again per
-        # row, and with SKIP LOCKED each run can pick other rows: far more than `limit` would be claimed.
-        candidates = (
-            select(deliveries.c.id).where(due).order_by(deliveries.c.next_attempt_at).limit(limit)
-            .with_for_update(skip_locked=True).cte("due_deliveries").prefix_with("MATERIALIZED")
-        )  # fmt: skip
-        claim = (
-            update(deliveries)
-            .where(deliveries.c.id == candidates.c.id, due)
-            .values(status=_SENDING, lease_owner=worker, lease_expires_at=lease_until, updated_at=now)
-            .returning(*deliveries.c)
-        )
-        return sorted((rows.delivery(r) for r in self.conn.execute(claim)), key=lambda d: d.next_attempt_at)
+        dialect = self.conn.dialect.name
+        moment, until = _stored_time(dialect, now), _stored_time(dialect, lease_until)
+        cursor = _CLAIM.execute(self.conn, [moment, moment, limit, worker, until, moment, moment, moment])
+        claimed = (rows.delivery(_DELIVERIES.row(dialect, fetched)) for fetched in cursor.fetchall())  # type: ignore[arg-type]
+        return sorted(claimed, key=lambda d: d.next_attempt_at)
 
     def release_delivery(self, delivery_id: int, worker: str, release: Release, now: datetime) -> bool:
         dialect = self.conn.dialect.name
@@ -221,6 +209,9 @@ class SqlDelivery:
 
     def clear_webhook_endpoint_failure(self, endpoint_id: int, now: datetime) -> None:
         _CLEAR_FAILURE.execute(self.conn, [_stored_time(self.conn.dialect.name, now), endpoint_id])
+
+    def clear_partner_postback_failures(self, postback_id: int, now: datetime) -> None:
+        _CLEAR_FAILURES.execute(self.conn, [_stored_time(self.conn.dialect.name, now), postback_id])
 
     def requeue_delivery(self, delivery_id: int, now: datetime) -> bool:
         """Send again (same message id) with a fresh series of attempts; not while it is being sent."""
@@ -253,10 +244,30 @@ def _fresh(now: datetime) -> dict[str, Any]:
 
 # The outbox worker's writes, one release and one attempt per delivery, on the driver's cursor
 # (`storage/driver.py`): through SQLAlchemy they were most of a delivery's cost.
+_DELIVERIES = DriverTable(deliveries)
+_DUE = f"((status = '{_PENDING}' AND next_attempt_at <= ?) OR (status = '{_SENDING}' AND lease_expires_at < ?))"
+# The due deliveries, leased: MATERIALIZED so that PostgreSQL evaluates the candidates once (as a plain
+# `IN (subquery)` it may run it again per row, and with SKIP LOCKED each run can pick other rows: far more
+# than `limit` would be claimed); SQLite has one writer and no row locks.
+_CLAIM_TAIL = (
+    f" UPDATE deliveries SET status = '{_SENDING}', lease_owner = ?, lease_expires_at = ?, updated_at = ?"
+    f" WHERE id IN (SELECT id FROM due_deliveries) AND {_DUE} RETURNING {', '.join(_DELIVERIES.columns)}"
+)
+_CLAIM = DriverStatement(
+    f"WITH due_deliveries AS (SELECT id FROM deliveries WHERE {_DUE} ORDER BY next_attempt_at LIMIT ?)" + _CLAIM_TAIL,
+    postgresql=(
+        f"WITH due_deliveries AS MATERIALIZED (SELECT id FROM deliveries WHERE {_DUE} ORDER BY next_attempt_at"
+        f" LIMIT ? FOR UPDATE SKIP LOCKED)" + _CLAIM_TAIL
+    ).replace("?", "%s"),
+)
 _ATTEMPTS = DriverTable(delivery_attempts)
 _INSERT_ATTEMPT = _ATTEMPTS.insert()
 _CLEAR_FAILURE = DriverStatement(
     "UPDATE webhook_endpoints SET failing_since = NULL, updated_at = ? WHERE id = ? AND failing_since IS NOT NULL"
+)
+_CLEAR_FAILURES = DriverStatement(
+    "UPDATE partner_postbacks SET failure_count = 0, failure_started_at = NULL, updated_at = ?"
+    " WHERE id = ? AND failure_count > 0"
 )
 _RELEASES: dict[tuple[str, ...], DriverStatement] = {}
 
