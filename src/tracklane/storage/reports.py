@@ -18,9 +18,7 @@ A click's currency is its offer's (`REPORT_CURRENCY` when the offer does not exi
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from operator import itemgetter
 from typing import Any
@@ -57,6 +55,7 @@ from tracklane.resources.reports import (
     ReportLine,
     ReportQuery,
     ZoneOffsets,
+    collector_paused,
 )
 from tracklane.storage.rollups import DAY, SHAPE_OF_DIMENSION, Span, cover
 from tracklane.storage.schema import click_rollups, clicks, conversion_rollups, conversions, offers
@@ -104,7 +103,7 @@ class SqlReports:
         result = self.conn.execute(layout.statement(parts, self.conn.dialect.name))
         # Tens of thousands of rows and lines are made at once, none of them garbage: the collector's passes
         # over them would cost a quarter of the read (measured at 10 M clicks).
-        with _collector_paused():
+        with collector_paused():
             try:  # the driver's plain tuples: every column is an int or a text, with nothing to convert
                 rows = result.cursor.fetchall()
             finally:
@@ -405,20 +404,6 @@ def _flag(condition: ColumnElement[bool]) -> Case[int]:
 _ZERO = literal_column("0", BigInteger)
 _REPORT_WORK_MEM = "64MB"  # a report of 100,000 lines sorts in about 30 MB
 _NEVER_NONE = frozenset({"offer", "partner", *TIME_DIMENSIONS})  # the dimensions every click and conversion has
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector (if it runs) while a report's rows are made; reference counting
-    still frees everything."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 def _totals(lines: list[ReportLine]) -> list[ReportLine]:
