@@ -12,11 +12,14 @@ wrk keeps CONNECTIONS keep-alive connections busy for DURATION seconds, with a b
 2. `GET /postback` on distinct clicks (made first through `/clk`), each conversion committed;
 3. `POST /v1/batch` with BATCH track events a request, each event committed.
 
+Then `bench/deliveries.py` on the same database: webhooks and partner postbacks delivered by one and by two
+`tracklane worker` processes to nginx, against direct signed POSTs (`--deliveries 0` leaves it out).
+
 Prints one table: requests/s, units/s (clicks, conversions, events), p50 and p99 latency, errors, the ratio
 to nginx, and the peak resident memory (VmRSS) of the server under that load.
 
     bench/run [--duration 10] [--connections 64] [--threads 2] [--batch 100] [--clicks N] [--database-url URL]
-              [--workers 1] [--profile DIR]
+              [--workers 1] [--deliveries 10000] [--profile DIR]
 """
 
 from __future__ import annotations
@@ -510,6 +513,12 @@ def main() -> None:
     parser.add_argument("--clicks", type=int, default=0, help="clicks prepared for postbacks (default: 1 run's worth)")
     parser.add_argument("--database-url", default=None, help="an empty PostgreSQL database (default: SQLite file)")
     parser.add_argument(
+        "--deliveries",
+        type=int,
+        default=10_000,
+        help="then webhook and partner postback deliveries a run, per worker (bench/deliveries.py; 0: none)",
+    )
+    parser.add_argument(
         "--profile",
         metavar="DIR",
         default=None,
@@ -534,6 +543,16 @@ def main() -> None:
     print(table(args, nginx_runs, tracklane_runs))
     for note in notes:
         print(note)
+    if args.deliveries:
+        print()
+        sys.stdout.flush()
+        deliveries = [
+            sys.executable,
+            str(Path(__file__).with_name("deliveries.py")),
+            "--messages",
+            str(args.deliveries),
+        ]
+        subprocess.run([*deliveries, *(["--database-url", args.database_url] if args.database_url else [])], check=True)
 
 
 if __name__ == "__main__":
