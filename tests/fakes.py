@@ -1018,8 +1018,12 @@ class FakeRepository:
         values = {**release.columns(), "lease_owner": None, "lease_expires_at": None, "updated_at": now}
         return bool(self.t.update("deliveries", held, values))
 
-    def insert_attempt(self, attempt: NewAttempt) -> None:
-        self.t.insert("delivery_attempts", _fields(attempt))
+    def release_deliveries(self, releases: Sequence[tuple[int, Release]], worker: str, now: datetime) -> list[bool]:
+        return [self.release_delivery(delivery_id, worker, release, now) for delivery_id, release in releases]
+
+    def insert_attempts(self, attempts: Sequence[NewAttempt]) -> None:
+        for attempt in attempts:
+            self.t.insert("delivery_attempts", _fields(attempt))
 
     def requeue_delivery(self, delivery_id: int, now: datetime) -> bool:
         """Send again (same message id) with a fresh series of attempts; not while it is being sent."""

@@ -164,6 +164,25 @@ def test_a_release_without_an_attempt_keeps_the_last_answer(store: Store) -> Non
     )
 
 
+def test_releases_of_several_apply_to_the_leases_still_held(store: Store) -> None:
+    """A worker's attempts recorded together: each release applies only where that worker holds the lease."""
+    taken_over, kept, kept_too = (_delivery(store, next_attempt_at=at(-3 + i)).id for i in range(3))
+    assert _claim(store, "w1") == [taken_over, kept, kept_too]
+    assert _claim(store, "w2", at(2), limit=1) == [taken_over]  # w1's leases expired at at(1)
+    done = Release(DeliveryStatus.SUCCEEDED, 1, 200, None)
+    retry = Release(DeliveryStatus.PENDING, 1, 503, "HTTP 503", next_attempt_at=at(30))
+    releases = [(kept, done), (taken_over, done), (kept_too, retry)]
+    assert store.write(lambda repo: repo.release_deliveries(releases, "w1", at(2.5))) == [True, False, True]
+    got = {i: _get(store, i) for i in (taken_over, kept, kept_too)}
+    assert (got[kept].status, got[kept].last_status_code, got[kept].updated_at) == (
+        DeliveryStatus.SUCCEEDED, 200, at(2.5))  # fmt: skip
+    assert got[taken_over].status is DeliveryStatus.SENDING  # still w2's
+    assert (got[kept_too].status, got[kept_too].next_attempt_at, got[kept_too].last_error) == (
+        DeliveryStatus.PENDING, at(30), "HTTP 503")  # fmt: skip
+    assert store.write(lambda repo: repo.release_deliveries([(taken_over, done)], "w2", at(3))) == [True]
+    assert store.write(lambda repo: repo.release_deliveries([], "w1", NOW)) == []
+
+
 def test_attempts_are_listed_in_order(store: Store) -> None:
     delivery, other = _delivery(store), _delivery(store)
     for i, code in enumerate((500, None, 200)):
@@ -171,7 +190,7 @@ def test_attempts_are_listed_in_order(store: Store) -> None:
                              error_class=None if code else "timeout", error=None if code else "read timed out",
                              latency_ms=10 * i, response_excerpt="ok" if code == 200 else None,
                              verdict="success" if code == 200 else "retry", created_at=at(i))  # fmt: skip
-        store.write(lambda repo, attempt=attempt: repo.insert_attempt(attempt))  # type: ignore[misc]
+        store.write(lambda repo, attempt=attempt: repo.insert_attempts([attempt]))  # type: ignore[misc]
     attempts = store.read(lambda repo: repo.list_attempts(delivery.id))
     assert [(a.status_code, a.error_class, a.latency_ms, a.created_at) for a in attempts] == [
         (500, None, 0, at(0)),

@@ -110,30 +110,27 @@ class DeliveryService:
         return (await self.complete_all(worker, [(message, report)]))[0]
 
     async def complete_all(self, worker: str, attempts: Sequence[tuple[OutboundMessage, AttemptReport]]) -> list[bool]:
-        """`complete` for each attempt, in one write (a worker's attempts that finished together)."""
+        """`complete` for each attempt, in one write (a worker's attempts that finished together): their rows
+        and releases in a statement each, then each one's consequences for its endpoint or postback, in
+        order."""
         now = self._clock()
-        judged = [(message, report, judge(report.result), self._random()) for message, report in attempts]
-        return await self._db.write(lambda repo: [self._recorded(repo, worker, *attempt, now) for attempt in judged])
+        judged = [(message, report, judge(report.result)) for message, report in attempts]
+        releases = [(m.delivery.id, self._outcome(m.delivery, v, r, self._random(), now)) for m, r, v in judged]
 
-    def _recorded(
-        self, repo: Repository, worker: str, message: OutboundMessage, report: AttemptReport, verdict: Verdict,
-        jitter: float, now: datetime,
-    ) -> bool:  # fmt: skip
-        delivery = message.delivery
-        repo.insert_attempt(NewAttempt(
-            delivery_id=delivery.id, worker=worker, status_code=report.result.status_code,
-            error_class=report.result.error_class, error=report.error, latency_ms=report.latency_ms,
-            response_excerpt=report.response_excerpt, verdict=verdict.value, created_at=now,
-        ))  # fmt: skip
-        changes = self._outcome(delivery, verdict, report, jitter, now)
-        if not repo.release_delivery(delivery.id, worker, changes, now):
-            log.warning("delivery %s: lease lost before the attempt was recorded", delivery.id)
-            return False
-        if delivery.endpoint_id is not None:
-            _after_endpoint_attempt(repo, delivery.endpoint_id, verdict, now, self._policy.disable_after)
-        if delivery.postback_id is not None and not delivery.is_test:
-            _after_postback_attempt(repo, delivery.postback_id, verdict, now)
-        return True
+        def work(repo: Repository) -> list[bool]:
+            repo.insert_attempts(
+                [_attempt(worker, message, report, verdict, now) for message, report, verdict in judged]
+            )
+            released = repo.release_deliveries(releases, worker, now)
+            consequences = _Consequences(repo, now, self._policy.disable_after)
+            for (message, _, verdict), kept in zip(judged, released, strict=True):
+                if kept:
+                    consequences.apply(message.delivery, verdict)
+                else:
+                    log.warning("delivery %s: lease lost before the attempt was recorded", message.delivery.id)
+            return released
+
+        return await self._db.write(work)
 
     def _outcome(
         self, delivery: Delivery, verdict: Verdict, report: AttemptReport, jitter: float, now: datetime
@@ -222,6 +219,42 @@ class _Targets:
                 endpoint, tuple(self._box.open(sealed) for sealed in endpoint.signing_secrets(self._now))
             )  # fmt: skip
         return self._endpoints[endpoint_id]
+
+
+def _attempt(
+    worker: str, message: OutboundMessage, report: AttemptReport, verdict: Verdict, now: datetime
+) -> NewAttempt:
+    return NewAttempt(
+        delivery_id=message.delivery.id, worker=worker, status_code=report.result.status_code,
+        error_class=report.result.error_class, error=report.error, latency_ms=report.latency_ms,
+        response_excerpt=report.response_excerpt, verdict=verdict.value, created_at=now,
+    )  # fmt: skip
+
+
+class _Consequences:
+    """What each recorded attempt means for its endpoint or postback, applied in the attempts' order; a
+    success after a success of the same one writes nothing more (its failure state is already clear)."""
+
+    def __init__(self, repo: Repository, now: datetime, disable_after: timedelta) -> None:
+        self._repo, self._now, self._disable_after = repo, now, disable_after
+        self._clear: set[tuple[str, int]] = set()
+
+    def apply(self, delivery: Delivery, verdict: Verdict) -> None:
+        endpoint_id, postback_id = delivery.endpoint_id, delivery.postback_id
+        if endpoint_id is not None and self._due(("endpoint", endpoint_id), verdict):
+            _after_endpoint_attempt(self._repo, endpoint_id, verdict, self._now, self._disable_after)
+        if postback_id is not None and not delivery.is_test and self._due(("postback", postback_id), verdict):
+            _after_postback_attempt(self._repo, postback_id, verdict, self._now)
+
+    def _due(self, target: tuple[str, int], verdict: Verdict) -> bool:
+        """Whether the attempt's consequence is still to apply: not a success right after a success."""
+        if verdict is Verdict.SUCCESS:
+            if target in self._clear:
+                return False
+            self._clear.add(target)
+        elif verdict is not Verdict.OURS:
+            self._clear.discard(target)
+        return True
 
 
 def _after_endpoint_attempt(

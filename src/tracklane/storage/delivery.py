@@ -12,7 +12,7 @@ returns such a row (`_live`), so it is found by nothing, lists with nothing and 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -190,22 +190,39 @@ class SqlDelivery:
     def claim_deliveries(self, worker: str, now: datetime, lease_until: datetime, limit: int) -> list[Delivery]:
         dialect = self.conn.dialect.name
         moment, until = _stored_time(dialect, now), _stored_time(dialect, lease_until)
-        cursor = _CLAIM.execute(self.conn, [moment, moment, limit, worker, until, moment, moment, moment])
+        values = [moment, limit, moment, limit, limit, worker, until, moment, moment, moment]
+        cursor = _CLAIM.execute(self.conn, values)
         claimed = (rows.delivery(_DELIVERIES.row(dialect, fetched)) for fetched in cursor.fetchall())  # type: ignore[arg-type]
         return sorted(claimed, key=lambda d: d.next_attempt_at)
 
     def release_delivery(self, delivery_id: int, worker: str, release: Release, now: datetime) -> bool:
-        dialect = self.conn.dialect.name
-        values = release.columns()
-        if "next_attempt_at" in values:
-            values["next_attempt_at"] = _stored_time(dialect, values["next_attempt_at"])  # type: ignore[arg-type]
-        statement = _release_statement(tuple(values))
-        cursor = statement.execute(self.conn, [*values.values(), _stored_time(dialect, now), delivery_id, worker])
-        return bool(cursor.rowcount)
+        return self.release_deliveries([(delivery_id, release)], worker, now)[0]
 
-    def insert_attempt(self, attempt: NewAttempt) -> None:
-        values = {name: getattr(attempt, name) for name in _ATTEMPTS.written}
-        _INSERT_ATTEMPT.execute(self.conn, _ATTEMPTS.values_of(self.conn.dialect.name, values))
+    def release_deliveries(self, releases: Sequence[tuple[int, Release]], worker: str, now: datetime) -> list[bool]:
+        if not releases:
+            return []
+        dialect = self.conn.dialect.name
+        ids = [delivery_id for delivery_id, _ in releases]
+        # Which leases this worker still holds (locked on PostgreSQL until the commit, so none is lost
+        # between this read and the updates): one read instead of a row count per update.
+        held = {row[0] for row in _held(dialect, len(ids)).execute(self.conn, [*ids, worker]).fetchall()}
+        updated = _stored_time(dialect, now)
+        by_columns: dict[tuple[str, ...], list[list[Any]]] = {}
+        for delivery_id, release in releases:
+            if delivery_id in held:
+                values = release.columns()
+                if "next_attempt_at" in values:
+                    values["next_attempt_at"] = _stored_time(dialect, values["next_attempt_at"])  # type: ignore[arg-type]
+                by_columns.setdefault(tuple(values), []).append([*values.values(), updated, delivery_id, worker])
+        for columns, rows_of in by_columns.items():
+            _release_statement(columns).execute_many(self.conn, rows_of)
+        return [delivery_id in held for delivery_id in ids]
+
+    def insert_attempts(self, attempts: Sequence[NewAttempt]) -> None:
+        dialect = self.conn.dialect.name
+        rows_of = [_ATTEMPTS.values_of(dialect, {n: getattr(a, n) for n in _ATTEMPTS.written}) for a in attempts]
+        if rows_of:
+            _INSERT_ATTEMPT.execute_many(self.conn, rows_of)
 
     def clear_webhook_endpoint_failure(self, endpoint_id: int, now: datetime) -> None:
         _CLEAR_FAILURE.execute(self.conn, [_stored_time(self.conn.dialect.name, now), endpoint_id])
@@ -246,22 +263,51 @@ def _fresh(now: datetime) -> dict[str, Any]:
 # (`storage/driver.py`): through SQLAlchemy they were most of a delivery's cost.
 _DELIVERIES = DriverTable(deliveries)
 _DUE = f"((status = '{_PENDING}' AND next_attempt_at <= ?) OR (status = '{_SENDING}' AND lease_expires_at < ?))"
-# The due deliveries, leased: MATERIALIZED so that PostgreSQL evaluates the candidates once (as a plain
-# `IN (subquery)` it may run it again per row, and with SKIP LOCKED each run can pick other rows: far more
-# than `limit` would be claimed); SQLite has one writer and no row locks.
-_CLAIM_TAIL = (
-    f" UPDATE deliveries SET status = '{_SENDING}', lease_owner = ?, lease_expires_at = ?, updated_at = ?"
-    f" WHERE id IN (SELECT id FROM due_deliveries) AND {_DUE} RETURNING {', '.join(_DELIVERIES.columns)}"
-)
+
+
+def _claim_statement(materialized: str, locked: str) -> str:
+    """The due deliveries, leased: the first pending ones and those whose lease expired, each read in the
+    order of the (status, next_attempt_at) index, so that a claim costs its own rows however deep the outbox
+    is (one condition with OR had every pending row sorted for each claim). On PostgreSQL the candidates are
+    MATERIALIZED (evaluated once: as a plain `IN (subquery)` they may be read again per row, and with SKIP
+    LOCKED each reading can pick other rows) and locked; SQLite has one writer and no row locks."""
+    candidates = "SELECT id, next_attempt_at FROM deliveries WHERE {} ORDER BY next_attempt_at LIMIT ?" + locked
+    pending = candidates.format(f"status = '{_PENDING}' AND next_attempt_at <= ?")
+    expired = candidates.format(f"status = '{_SENDING}' AND lease_expires_at < ?")
+    return (
+        f"WITH pending AS {materialized}({pending}), expired AS {materialized}({expired}),"
+        f" due_deliveries AS {materialized}(SELECT id FROM (SELECT * FROM pending UNION ALL SELECT * FROM expired)"
+        " AS candidates ORDER BY next_attempt_at LIMIT ?)"
+        f" UPDATE deliveries SET status = '{_SENDING}', lease_owner = ?, lease_expires_at = ?, updated_at = ?"
+        f" WHERE id IN (SELECT id FROM due_deliveries) AND {_DUE} RETURNING {', '.join(_DELIVERIES.columns)}"
+    )
+
+
 _CLAIM = DriverStatement(
-    f"WITH due_deliveries AS (SELECT id FROM deliveries WHERE {_DUE} ORDER BY next_attempt_at LIMIT ?)" + _CLAIM_TAIL,
-    postgresql=(
-        f"WITH due_deliveries AS MATERIALIZED (SELECT id FROM deliveries WHERE {_DUE} ORDER BY next_attempt_at"
-        f" LIMIT ? FOR UPDATE SKIP LOCKED)" + _CLAIM_TAIL
-    ).replace("?", "%s"),
+    _claim_statement("", ""),
+    postgresql=_claim_statement("MATERIALIZED ", " FOR UPDATE SKIP LOCKED").replace("?", "%s"),
 )
 _ATTEMPTS = DriverTable(delivery_attempts)
-_INSERT_ATTEMPT = _ATTEMPTS.insert()
+_INSERT_ATTEMPT = DriverStatement(  # no RETURNING: the driver runs it for many rows at once
+    f"INSERT INTO delivery_attempts ({', '.join(_ATTEMPTS.written)})"
+    f" VALUES ({', '.join('?' for _ in _ATTEMPTS.written)})"
+)
+_HELD: dict[tuple[str, int], DriverStatement] = {}
+
+
+def _held(dialect: str, count: int) -> DriverStatement:
+    """The ids among `count` deliveries whose lease a worker holds."""
+    statement = _HELD.get((dialect, count))
+    if statement is None:
+        markers = ", ".join("?" for _ in range(count))
+        sql = (
+            f"SELECT id FROM deliveries WHERE id IN ({markers}) AND status = '{_SENDING}' AND lease_owner = ?"
+            " ORDER BY id"
+        )  # two workers lock the rows they share in one order: no deadlock
+        statement = _HELD[(dialect, count)] = DriverStatement(sql, postgresql=(sql + " FOR UPDATE").replace("?", "%s"))
+    return statement
+
+
 _CLEAR_FAILURE = DriverStatement(
     "UPDATE webhook_endpoints SET failing_since = NULL, updated_at = ? WHERE id = ? AND failing_since IS NOT NULL"
 )

@@ -38,11 +38,18 @@ class DriverStatement:
         """Run it with `values` (in their stored form) and return the driver's cursor, to fetch from. A driver
         error is raised as SQLAlchemy raises it (an `IntegrityError`, an `OperationalError`, ...), so that it
         is translated like any other; a lost connection is invalidated, as SQLAlchemy does."""
+        return self._run(conn, values, lambda driver, sql: driver.execute(sql, values))
+
+    def execute_many(self, conn: Connection, rows: Sequence[Sequence[Any]]) -> None:
+        """Run it once per row of values (the driver's `executemany`: one round trip on PostgreSQL)."""
+        self._run(conn, rows, lambda driver, sql: driver.cursor().executemany(sql, rows))
+
+    def _run(self, conn: Connection, values: Sequence[Any], call: Callable[[Any, str], Any]) -> Any:
         driver, dialect = conn.connection.driver_connection, conn.dialect
         assert driver is not None, "a connection in use has its driver's connection"
         sql = self._sql[dialect.name]
         try:
-            return driver.execute(sql, values)
+            return call(driver, sql)
         except dialect.loaded_dbapi.Error as error:
             lost = dialect.is_disconnect(error, driver, None)
             if lost:
