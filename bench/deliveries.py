@@ -16,6 +16,9 @@ Prints deliveries/s per run and per worker, timed from the first delivery seen t
 from the workers' start, which adds about a second of imports), and the ratio to the baseline.
 
     .venv/bin/python bench/deliveries.py [--messages 10000] [--workers 1,2] [--concurrency 32] [--database-url URL]
+
+A PostgreSQL URL names an empty database, or one only these benchmarks have used (the endpoints they made
+are disabled after each run).
 """
 
 from __future__ import annotations
@@ -43,10 +46,11 @@ from tracklane.bootstrap import Container, build, new_webhook_secret
 from tracklane.domain.delivery import DeliveryKind, DeliveryStatus
 from tracklane.domain.model import PartnerStatus, Role
 from tracklane.domain.tenancy import Scope
+from tracklane.domain.webhooks import EndpointStatus
 from tracklane.resources.advertisers import AdvertiserCreate
 from tracklane.resources.partner_postbacks import PartnerPostbackCreate
 from tracklane.resources.partners import PartnerCreate
-from tracklane.resources.webhooks import WebhookCreate
+from tracklane.resources.webhooks import WebhookCreate, WebhookUpdate
 from tracklane.services.ports import NewDelivery, Repository
 from tracklane.settings import Settings
 from tracklane.storage.schema import deliveries
@@ -140,19 +144,26 @@ async def direct(url: str, messages: int, concurrency: int) -> float:
         return time.monotonic() - started
 
 
-def queue_webhooks(container: Container, url: str, messages: int) -> None:
-    """An endpoint for `advertiser.created`, then `messages` advertisers (each emits one)."""
+def queue_webhooks(container: Container, url: str, messages: int) -> Callable[[], None]:
+    """An endpoint for `advertiser.created`, then `messages` advertisers (each emits one); returns what
+    disables the endpoint after the run (so that the next run's advertisers are not sent to it too)."""
 
-    async def queue() -> None:
-        await container.webhooks.create(WebhookCreate(url=f"{url}/hook", event_types=["advertiser.created"]))
+    async def queue() -> int:
+        hook = await container.webhooks.create(WebhookCreate(url=f"{url}/hook", event_types=["advertiser.created"]))
         for start in range(0, messages, 200):
             names = [f"A{i}" for i in range(start, min(messages, start + 200))]
             await asyncio.gather(*(container.catalog.create_advertiser(AdvertiserCreate(name=n)) for n in names))
+        return hook.endpoint.id
 
-    asyncio.run(queue())
+    endpoint_id = asyncio.run(queue())
+
+    def disable() -> None:
+        asyncio.run(container.webhooks.update(endpoint_id, WebhookUpdate(status=EndpointStatus.DISABLED)))
+
+    return disable
 
 
-def queue_postbacks(container: Container, url: str, messages: int) -> None:
+def queue_postbacks(container: Container, url: str, messages: int) -> Callable[[], None]:
     """A partner with a postback, then `messages` of its deliveries, each with its own URL."""
 
     async def postback() -> int:
@@ -174,6 +185,7 @@ def queue_postbacks(container: Container, url: str, messages: int) -> None:
                 ))  # fmt: skip
 
         container.db.write_now(work)
+    return lambda: None  # each run has its own partner and postback
 
 
 def deliver(
@@ -227,8 +239,14 @@ def main() -> None:
                             allow_private_destinations="127.0.0.1/32", secrets_key=SECRETS_KEY)  # fmt: skip
         container = build(settings)
 
+        last_id = 0  # the runs count their own deliveries: an index range, however many an earlier run left
+
         def succeeded() -> int:
-            count = select(func.count()).select_from(deliveries).where(deliveries.c.status == "succeeded")
+            count = (
+                select(func.count())
+                .select_from(deliveries)
+                .where(deliveries.c.id > last_id, deliveries.c.status == "succeeded")
+            )
             return int(container.db.read_now(lambda repo: repo.conn.execute(count).scalar_one()))  # type: ignore[attr-defined]
 
         try:
@@ -238,11 +256,14 @@ def main() -> None:
             print(f"{'baseline: direct signed POSTs, one process':<44} {baseline:8,.0f} /s")
             for name, queue in (("webhooks", queue_webhooks), ("partner postbacks", queue_postbacks)):
                 for workers in counts:
+                    newest = select(func.coalesce(func.max(deliveries.c.id), 0))
+                    last_id = int(container.db.read_now(lambda repo: repo.conn.execute(newest).scalar_one()))  # type: ignore[attr-defined]  # noqa: B023
                     before = succeeded()
-                    queue(container, url, args.messages)
+                    finish = queue(container, url, args.messages)
                     total, steady, counted = deliver(
                         database_url, before + args.messages, workers, args.concurrency, succeeded
                     )
+                    finish()
                     rate = counted / steady
                     print(f"{f'{name}, {workers} worker(s)':<44} {rate:8,.0f} /s  {rate / workers:8,.0f} /s a worker"
                           f"  {rate / baseline:5.2f}x the baseline"
