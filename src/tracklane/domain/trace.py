@@ -21,6 +21,7 @@ class Side(StrEnum):
 
 #: The side of the steps recorded before steps carried one (only these two names are one-sided).
 _SIDE_OF_STEP = {"revenue": Side.REVENUE, "payout": Side.PAYOUT}
+_SIDES = {side.value: side for side in Side}
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +56,7 @@ class TraceStep:
             step=step,
             outcome=str(stored.get("outcome", "")),
             detail=str(stored.get("detail", "")),
-            side=Side(str(side)) if side in tuple(Side) else _SIDE_OF_STEP.get(step),
+            side=_SIDES[side] if isinstance(side, str) and side in _SIDES else _SIDE_OF_STEP.get(step),
             at=datetime.fromisoformat(at) if isinstance(at, str) else None,
         )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, NamedTuple
@@ -135,14 +136,15 @@ class SqlTracking:
         inserted = _INSERT_CONVERSION.execute(self.conn, _CONVERSION_ROWS.values_of(dialect, values)).fetchone()
         if inserted is None:  # a concurrent writer (another process) took the dedup key first
             raise DuplicateKey(str(conversion.dedup_key))
-        # The row as it reads back: money with its stored places, the times in UTC.
+        # The row as it reads back: money with its stored places, the times in UTC (and the trace it was
+        # given: its steps read back equal, and parsing them again cost more than the rest of the row).
         row = DriverRow({
             **values, "id": inserted[0], "revenue": _stored(values["revenue"]), "payout": _stored(values["payout"]),
             "amount": _stored(values["amount"]), "created_at": _utc(values["created_at"]),
-            "updated_at": _utc(values["updated_at"]),
+            "updated_at": _utc(values["updated_at"]), "trace": (),
         })  # fmt: skip
         self.rollups.add_conversion(row, self._click_dimensions(conversion.click_id))
-        return rows.conversion(row)  # type: ignore[arg-type]
+        return replace(rows.conversion(row), trace=conversion.trace)  # type: ignore[arg-type]
 
     def _click_dimensions(self, click_id: int) -> _Dimensions:
         """What a conversion's rollup cells are split by, of its click."""
