@@ -108,7 +108,8 @@ class DeliveryWorker:
                 batch, self._unrecorded = self._unrecorded, []
                 await self._write([(message, report) for message, report, _ in batch])
                 for _, _, recorded in batch:
-                    recorded.set_result(None)
+                    if not recorded.done():  # its delivery's task may have been cancelled meanwhile
+                        recorded.set_result(None)
         finally:
             self._recorder = None
 

@@ -205,7 +205,7 @@ class SqlDelivery:
         ids = [delivery_id for delivery_id, _ in releases]
         # Which leases this worker still holds (locked on PostgreSQL until the commit, so none is lost
         # between this read and the updates): one read instead of a row count per update.
-        held = {row[0] for row in _held(dialect, len(ids)).execute(self.conn, [*ids, worker]).fetchall()}
+        held = {row[0] for row in _held(len(ids)).execute(self.conn, [*ids, worker]).fetchall()}
         updated = _stored_time(dialect, now)
         by_columns: dict[tuple[str, ...], list[list[Any]]] = {}
         for delivery_id, release in releases:
@@ -259,8 +259,8 @@ def _fresh(now: datetime) -> dict[str, Any]:
     }
 
 
-# The outbox worker's writes, one release and one attempt per delivery, on the driver's cursor
-# (`storage/driver.py`): through SQLAlchemy they were most of a delivery's cost.
+# The outbox worker's claims, attempts and releases, on the driver's cursor (`storage/driver.py`): through
+# SQLAlchemy they were most of a delivery's cost.
 _DELIVERIES = DriverTable(deliveries)
 _DUE = f"((status = '{_PENDING}' AND next_attempt_at <= ?) OR (status = '{_SENDING}' AND lease_expires_at < ?))"
 
@@ -292,19 +292,19 @@ _INSERT_ATTEMPT = DriverStatement(  # no RETURNING: the driver runs it for many 
     f"INSERT INTO delivery_attempts ({', '.join(_ATTEMPTS.written)})"
     f" VALUES ({', '.join('?' for _ in _ATTEMPTS.written)})"
 )
-_HELD: dict[tuple[str, int], DriverStatement] = {}
+_HELD: dict[int, DriverStatement] = {}
 
 
-def _held(dialect: str, count: int) -> DriverStatement:
+def _held(count: int) -> DriverStatement:
     """The ids among `count` deliveries whose lease a worker holds."""
-    statement = _HELD.get((dialect, count))
+    statement = _HELD.get(count)
     if statement is None:
         markers = ", ".join("?" for _ in range(count))
         sql = (
             f"SELECT id FROM deliveries WHERE id IN ({markers}) AND status = '{_SENDING}' AND lease_owner = ?"
             " ORDER BY id"
         )  # two workers lock the rows they share in one order: no deadlock
-        statement = _HELD[(dialect, count)] = DriverStatement(sql, postgresql=(sql + " FOR UPDATE").replace("?", "%s"))
+        statement = _HELD[count] = DriverStatement(sql, postgresql=(sql + " FOR UPDATE").replace("?", "%s"))
     return statement
 
 
