@@ -222,7 +222,8 @@ def deliver(
             process.wait(timeout=30)
 
 
-SECRETS_KEY = "bench-secrets-key-of-32-characters!!"
+#: The database's secrets key: the environment's when set (bench/run shares its database and key), else fixed.
+SECRETS_KEY = os.environ.get("TRACKLANE_SECRETS_KEY") or "bench-secrets-key-of-32-characters!!"
 
 
 def main() -> None:

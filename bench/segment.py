@@ -129,7 +129,9 @@ async def run(args: argparse.Namespace) -> None:
             print(messages_line(result, size, None))
         with tracklane_server(database_url) as (base, admin_key):
             with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {admin_key}"}) as api:
-                write_key = api.post("/api/v1/sources", json={"name": "Bench"}).raise_for_status().json()["write_key"]
+                advertiser = api.post("/api/v1/advertisers", json={"name": "Bench"}).raise_for_status().json()
+                source = {"name": "Bench", "advertiser_id": advertiser["id"]}  # every source is an advertiser's
+                write_key = api.post("/api/v1/sources", json=source).raise_for_status().json()["write_key"]
             for size in (args.batch, 1):
                 route = f"/v1/batch of {size}" if size > 1 else "/v1/track"
                 result = await measure(f"Tracklane {route} (committed)", base, args, size, write_key)

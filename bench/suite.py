@@ -423,7 +423,7 @@ def run_tracklane(wrk: str, args: argparse.Namespace, workdir: Path, ids_file: P
         **os.environ,
         "TRACKLANE_DATABASE_URL": args.database_url or f"sqlite:///{workdir / 'bench.db'}",
         "TRACKLANE_ADMIN_KEY": admin_key,
-        "TRACKLANE_SECRETS_KEY": os.environ.get("TRACKLANE_SECRETS_KEY") or secrets.token_urlsafe(32),
+        "TRACKLANE_SECRETS_KEY": os.environ.setdefault("TRACKLANE_SECRETS_KEY", secrets.token_urlsafe(32)),
         "TRACKLANE_HOST": "127.0.0.1",
         "TRACKLANE_PORT": str(port),
         "TRACKLANE_WORKERS": str(args.workers),
@@ -543,7 +543,7 @@ def main() -> None:
     print(table(args, nginx_runs, tracklane_runs))
     for note in notes:
         print(note)
-    if args.deliveries:
+    if args.deliveries:  # on the same database: with the same secrets key (run_tracklane set it)
         print()
         sys.stdout.flush()
         deliveries = [

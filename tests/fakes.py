@@ -81,6 +81,7 @@ from tracklane.resources.reports import (
 from tracklane.resources.sources import SourceUpdate
 from tracklane.resources.webhooks import WebhookCreate, WebhookUpdate
 from tracklane.services.ports import (
+    EVERY_HOUR,
     CustomerChanges,
     Database,
     EndpointState,
@@ -214,6 +215,7 @@ class Tables:
         self._undo: list[tuple[str, Key, Row | None]] = []
         self.open = False  # a transaction is running
         self.writable = False  # ... and it may write
+        self.changes = 0  # rows written, ever (never lowered, as a report day's version)
 
     # transactions: a mark is a position in the undo log
     def mark(self) -> int:
@@ -289,6 +291,7 @@ class Tables:
     def _writing(self, table: str, values: Mapping[str, Any]) -> _Spec:
         if not self.writable:
             raise RuntimeError("a read transaction must not write")
+        self.changes += 1
         spec = self.specs[table]
         unknown = set(values) - set(spec.columns)
         if unknown:
@@ -676,6 +679,9 @@ class FakeRepository:
         row = self._by_id("conversions", conversion_id)
         return None if row is None else rows.conversion(_r(row))
 
+    def hold_conversion(self, conversion_id: int) -> Conversion | None:
+        return self.get_conversion(conversion_id)  # one writer at a time: nothing else changes it meanwhile
+
     def list_conversions(self, page: Page) -> list[Conversion]:
         return [rows.conversion(_r(r)) for r in _paged(self.t.select("conversions"), page)]
 
@@ -708,6 +714,10 @@ class FakeRepository:
 
     def report_with_totals(self, query: ReportQuery) -> tuple[list[ReportLine], list[ReportLine]]:
         return _performance_report(self.t, query), _performance_report(self.t, replace(query, group_by=()))
+
+    def report_versions(self, first: datetime, last: datetime) -> dict[datetime, int]:
+        """Every hour changes with every write (the fake keeps no rollups)."""
+        return {EVERY_HOUR: self.t.changes}
 
     # sources
     @contextmanager
@@ -808,7 +818,6 @@ class FakeRepository:
     def link_identity(self, source_id: int, identity: str, customer_id: int) -> None:
         mark = self.t.mark()
         try:
-            self.t.delete("customer_identities", lambda r: (r["source_id"], r["identity"]) == (source_id, identity))
             self.t.insert(
                 "customer_identities", {"source_id": source_id, "identity": identity, "customer_id": customer_id}
             )

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 import uvicorn
 from sqlalchemy.engine import make_url
@@ -109,3 +110,18 @@ def running_server(
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+@contextmanager
+def two_servers(database_url: str) -> Iterator[tuple[RunningServer, RunningServer, httpx.Client]]:
+    """Two servers (two writers) on one database, and an admin client of the first. Their writers are
+    patient: what the tests of several servers check is that nothing is doubled or lost, not how fast a
+    loaded machine is."""
+    with (
+        running_server(database_url) as first,
+        running_server(database_url) as second,
+        httpx.Client(
+            base_url=first.base_url, headers={"Authorization": f"Bearer {first.admin_key}"}, timeout=30
+        ) as api,
+    ):
+        yield first, second, api

@@ -5,8 +5,10 @@ bounded (a full queue, a deadline, a closed writer)."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from concurrent.futures import Future
 from datetime import UTC, datetime
@@ -268,3 +270,21 @@ def test_two_writers_that_deadlock_both_commit_the_loser_in_turn(migrated: str) 
             writer.close()
         for engine in engines:
             engine.dispose()
+
+
+def test_the_writes_of_many_event_loops_are_answered_and_no_loop_is_kept_alive(database: SqlDatabase) -> None:
+    """Each loop's writes are woken through that loop's waker; a loop that is gone is not held by it."""
+
+    async def four(n: int) -> list[tuple[int, int]]:
+        return await asyncio.gather(*(database.write(lambda repo, k=k: (n, k)) for k in range(4)))
+
+    gone = []
+    for n in range(3):
+        loop = asyncio.new_event_loop()
+        assert loop.run_until_complete(four(n)) == [(n, k) for k in range(4)]
+        loop.close()
+        gone.append(weakref.ref(loop))
+        del loop
+    database.write_now(lambda repo: None)  # the writer holds its last batch (and its callbacks) until the next
+    gc.collect()
+    assert [ref() for ref in gone] == [None, None, None]

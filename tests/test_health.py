@@ -25,7 +25,7 @@ from tests import factories
 from tests.servers import POSTGRES_ENV, RunningServer, running_server, sqlite_url
 from tests.serving import BROWSER, ServeProcess
 from tracklane.storage.engines import normalise_url
-from tracklane.storage.operations import head_revision
+from tracklane.storage.migrate import HEAD_REVISION
 
 
 def _is_postgres(url: str) -> bool:
@@ -104,7 +104,7 @@ def test_readyz_fails_while_the_database_is_away_and_recovers_after(database_url
 
 
 def test_readyz_names_a_schema_behind_this_release(server: RunningServer) -> None:
-    head = head_revision()
+    head = HEAD_REVISION
 
     def set_revision(revision: str) -> Callable[[Any], None]:
         return lambda repo: repo.conn.execute(text("UPDATE alembic_version SET version_num = :r"), {"r": revision})

@@ -4,7 +4,9 @@ bearer token elsewhere; `tracklane serve --workers 2` answers every process's co
 
 from __future__ import annotations
 
+import gc
 import time
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -173,3 +175,17 @@ def test_serve_with_two_workers_answers_every_process_counts_from_any_of_them(tm
         assert not directory.exists()
     finally:
         server.stop()
+
+
+def test_an_app_that_stopped_is_freed_with_its_routes_and_loop(tmp_path: Path) -> None:
+    """Route labels live on the routes: nothing keeps an app that stopped (its services, its event loop)
+    alive, which would hold every app a process ever built."""
+    with running_server(sqlite_url(tmp_path)) as server:
+        for path in ("/healthz", "/api/v1/offers", "/no/such/path"):  # an app route, a router's, none
+            httpx.get(f"{server.base_url}{path}", headers={"Authorization": f"Bearer {server.admin_key}"})
+        app = weakref.ref(server.server.config.app)
+        database = weakref.ref(server.container.db)
+    del server
+    gc.collect()
+    assert app() is None
+    assert database() is None

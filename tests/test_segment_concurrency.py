@@ -11,7 +11,7 @@ import pytest
 
 from tests import factories
 from tests.segment_support import conversions, customers, messages, source
-from tests.servers import running_server
+from tests.servers import two_servers
 
 PEOPLE = 25
 
@@ -60,14 +60,7 @@ async def _send(urls: list[str], key: str, batches: list[list[dict[str, Any]]], 
 
 @pytest.mark.parametrize("copies", [False, True], ids=["interleaved", "duplicated"])
 def test_two_servers_store_each_message_once_and_one_customer_per_person(database_url: str, copies: bool) -> None:
-    with (
-        # Patient writers: what is tested is that nothing is doubled or lost, not how fast a loaded machine is.
-        running_server(database_url, write_timeout_seconds=30) as first,
-        running_server(database_url, write_timeout_seconds=30) as second,
-        httpx.Client(
-            base_url=first.base_url, headers={"Authorization": f"Bearer {first.admin_key}"}, timeout=30
-        ) as api,
-    ):
+    with two_servers(database_url) as (first, second, api):
         adv, offer, partner = factories.program(api)
         tids = [factories.click(api, offer["id"], partner["id"]) for _ in range(PEOPLE)]
         src = source(api, adv["id"])
@@ -86,3 +79,30 @@ def test_two_servers_store_each_message_once_and_one_customer_per_person(databas
         orders = [m for m in stored if m["type"] == "track"]
         assert sum(m["outcome"] == "conversion" for m in orders) == len(converted)
         assert all(m["outcome"] in ("conversion", "unattributed") for m in orders)
+
+
+CALLS = 40
+
+
+def test_two_servers_changing_one_customer_at_once_lose_none_of_its_changes(database_url: str) -> None:
+    """Every call changes the same person through one server or the other: each page counts as a visit and
+    each identify's trait is kept (a change made from a customer read before another server's committed
+    change would undo that change)."""
+    with two_servers(database_url) as (first, second, api):
+        adv, _, _ = factories.program(api)
+        src = source(api, adv["id"])
+        known = {"type": "identify", "userId": "u", "anonymousId": "a", "messageId": "first"}
+        response = httpx.post(f"{first.base_url}/v1/batch", json={"batch": [known], "writeKey": src["write_key"]})
+        assert response.status_code == 200, response.text
+        batches = [
+            [
+                {"type": "identify", "userId": "u", "messageId": f"i{n}", "traits": {f"t{n}": n}},
+                {"type": "page", "anonymousId": "a", "messageId": f"p{n}"},
+            ]
+            for n in range(CALLS)
+        ]
+        responses = asyncio.run(_send([first.base_url, second.base_url], src["write_key"], batches, copies=False))
+        assert [r.status_code for r in responses] == [200] * CALLS, [r.text for r in responses][:3]
+        (person,) = customers(api, source_id=src["id"])
+        assert person["visits"] == CALLS
+        assert person["traits"] == {f"t{n}": n for n in range(CALLS)}

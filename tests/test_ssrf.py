@@ -334,7 +334,9 @@ def _worker(hub: RunningServer, resolver: Resolver, allow: AllowList) -> Callabl
     """Start a delivery worker over the server's database whose SSRF guard resolves names with `resolver`;
     the function that stops it."""
     loop = asyncio.new_event_loop()
-    worker = DeliveryWorker(hub.container.deliveries, Sender(PinnedResolver(allow, resolver), 5, utc_now), 8, 0.05)
+    worker = DeliveryWorker(
+        hub.container.deliveries, lambda: Sender(PinnedResolver(allow, resolver), 5, utc_now), 8, 0.05
+    )
     thread = threading.Thread(target=loop.run_until_complete, args=(worker.run(),), daemon=True)
     thread.start()
 

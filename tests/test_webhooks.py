@@ -322,7 +322,7 @@ def test_our_own_resolver_failure_spends_none_of_the_receivers_attempts(database
 
     async def run_worker(hub: RunningServer) -> None:
         transport = PinnedResolver(parse_allow_list("127.0.0.1/32"), resolver)
-        worker = DeliveryWorker(hub.container.deliveries, Sender(transport, 5, utc_now), 4, 0.05)
+        worker = DeliveryWorker(hub.container.deliveries, lambda: Sender(transport, 5, utc_now), 4, 0.05)
         task = asyncio.create_task(worker.run())
         try:
             await asyncio.to_thread(receiver.wait_for, 1)

@@ -20,9 +20,7 @@ from datetime import UTC, datetime, timedelta
 
 from fastapi import FastAPI
 
-from tracklane.delivery.guard import PinnedResolver
-from tracklane.delivery.sender import Sender
-from tracklane.delivery.worker import DeliveryWorker
+from tracklane.delivery.worker import DeliveryWorker, Sending
 from tracklane.domain.destinations import parse_allow_list
 from tracklane.domain.model import Role
 from tracklane.resources.api_keys import ApiKeyCreate
@@ -34,6 +32,7 @@ from tracklane.services.customers import CustomerService
 from tracklane.services.deliveries import DeliveryPolicy, DeliveryService
 from tracklane.services.partner_postbacks import PartnerPostbackService
 from tracklane.services.registry import Services
+from tracklane.services.report_cache import ReportCache
 from tracklane.services.reports import ReportService
 from tracklane.services.segment import SegmentService
 from tracklane.services.sources import SourceService
@@ -171,7 +170,7 @@ def build(settings: Settings) -> Container:
             db, utc_now, new_transaction_id, settings.fallback_url, settings.duplicate_click_window_seconds
         ),
         conversions=ConversionService(db, utc_now),
-        reports=ReportService(db),
+        reports=ReportService(db, ReportCache(settings.report_cache_rows)),
         api_keys=ApiKeyService(db, utc_now, new_api_key),
         sources=SourceService(db, utc_now, new_write_key, new_segment_webhook_secret),
         segment=SegmentService(db, utc_now),
@@ -201,8 +200,16 @@ def build(settings: Settings) -> Container:
 def delivery_worker(container: Container) -> DeliveryWorker:
     """An outbox worker over this container's database, with the SSRF guard of the settings."""
     settings = container.settings
-    guard = PinnedResolver(parse_allow_list(settings.allow_private_destinations))
-    sender = Sender(guard, settings.delivery_timeout_seconds, utc_now)
+
+    def sender() -> Sending:
+        # Imported by the first delivery: the HTTP client's library (about 9 MB) stays out of a server
+        # process that has nothing to deliver.
+        from tracklane.delivery.guard import PinnedResolver
+        from tracklane.delivery.sender import Sender
+
+        guard = PinnedResolver(parse_allow_list(settings.allow_private_destinations))
+        return Sender(guard, settings.delivery_timeout_seconds, utc_now)
+
     return DeliveryWorker(
         container.deliveries,
         sender,

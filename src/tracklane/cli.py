@@ -15,6 +15,7 @@ import os
 import secrets
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -57,6 +58,8 @@ from tracklane.services.demo import (
 from tracklane.services.demo_traffic import MAX_CLICKS, MAX_DAYS, TrafficPlan, TrafficReport, record_traffic
 from tracklane.services.ports import Page
 from tracklane.settings import Settings
+from tracklane.storage.engines import create_admin_engine
+from tracklane.storage.migrate import HEAD_REVISION, schema_revision
 from tracklane.web.connections import ConnectionTimeouts, guarded_protocol
 
 T = TypeVar("T")
@@ -88,6 +91,7 @@ def main() -> None:
 def serve(host: str | None, port: int | None, workers: int | None, demo: bool) -> None:
     """Serve tracking, the API and its docs on TRACKLANE_DATABASE_URL, creating or migrating the schema."""
     settings = load_settings(host=host, port=port, workers=workers)
+    migrate_apart(settings)
     migrate_database(settings)
     if demo:
         _print_demo(settings)
@@ -109,6 +113,21 @@ def serve(host: str | None, port: int | None, workers: int | None, demo: bool) -
             http=guarded_protocol(connection_timeouts(settings)),
             timeout_graceful_shutdown=math.ceil(settings.shutdown_timeout_seconds),
         )
+
+
+def migrate_apart(settings: Settings) -> None:
+    """Migrate a schema that is behind in a child process (`tracklane migrate`), so that the server process
+    only reads the schema's revision and never loads the migration tool (`tracklane.storage.migrate`). Exits
+    with the child's status when it fails; its messages are already on standard error."""
+    engine = create_admin_engine(settings.database_url)
+    try:
+        behind = schema_revision(engine) != HEAD_REVISION
+    finally:
+        engine.dispose()
+    if behind:
+        migrated = subprocess.run([sys.executable, "-m", "tracklane", "migrate"], stdout=subprocess.DEVNULL)
+        if migrated.returncode:
+            sys.exit(migrated.returncode)
 
 
 METRICS_DIRECTORY = "PROMETHEUS_MULTIPROC_DIR"

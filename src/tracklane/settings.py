@@ -78,6 +78,13 @@ class Settings(BaseSettings):
         "locks, and retries after database errors; also the writer's PostgreSQL statement_timeout); past it the "
         "request is answered 503 with Retry-After, at most 0.5 s later.",
     )
+    report_cache_rows: int = Field(
+        default=100_000,
+        ge=0,
+        le=10_000_000,
+        description="Report rows one process keeps between reports grouped first by day (each whole day's rows, "
+        "as a role sees them, while no write changed that day; about 400 bytes a row). 0 keeps none.",
+    )
     write_queue_size: int = Field(
         default=10_000,
         ge=1,

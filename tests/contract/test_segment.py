@@ -12,7 +12,7 @@ import pytest
 
 from tests.contract.builders import NOW, at, body, new_click, new_conversion
 from tests.contract.conftest import Store
-from tracklane.domain.errors import Conflict
+from tracklane.domain.errors import Conflict, DuplicateKey
 from tracklane.domain.model import ConversionStatus
 from tracklane.domain.segment.model import Customer, MessageOutcome, Source
 from tracklane.resources.sources import SourceUpdate
@@ -125,12 +125,16 @@ def test_customers_are_found_by_their_identities_within_their_source(store: Stor
     assert store.read(lambda repo: repo.list_customers(Page(filters={"source_id": other.id}))) == [theirs]
 
 
-def test_an_identity_moves_to_the_customer_it_is_linked_to_last(store: Store) -> None:
+def test_an_identity_linked_already_stays_with_its_customer(store: Store) -> None:
+    """Linking never moves an identity: one linked meanwhile by a writer this one could not see is refused,
+    and the other customer keeps it (only a merge moves identities)."""
     source = _source(store)
     first = _customer(store, source, "anonymous:a-1")
-    second = _customer(store, source, "anonymous:a-1")
-    assert store.read(lambda repo: repo.find_customers(source.id, ["anonymous:a-1"])) == [second]
-    assert store.read(lambda repo: repo.get_customer(first.id)).identities == []  # type: ignore[union-attr]
+    second = _customer(store, source, "user:u-2")
+    with pytest.raises(DuplicateKey):
+        store.write(lambda repo: repo.link_identity(source.id, "anonymous:a-1", second.id))
+    assert store.read(lambda repo: repo.find_customers(source.id, ["anonymous:a-1"])) == [first]
+    assert store.read(lambda repo: repo.get_customer(second.id)).identities == ["user:u-2"]  # type: ignore[union-attr]
 
 
 def test_a_customer_changes_only_what_is_given(store: Store) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tracklane.web import ratelimit
+from tracklane.web import forwarded, ratelimit
 from tracklane.web.forwarded import ClientAddress
 from tracklane.web.ratelimit import Buckets, Family, Limiter, RatePolicy
 
@@ -41,6 +41,20 @@ def test_a_bucket_table_forgets_the_least_recently_used_key(monkeypatch: pytest.
     assert buckets.take("a") == 1  # "a" is now the most recent
     assert buckets.take("d") == 0  # "b" goes
     assert buckets.take("b") == 0 and buckets.take("a") == 1
+
+
+def test_a_bucket_table_keeps_only_the_buckets_not_full_again() -> None:
+    clock = Clock()
+    buckets = Buckets(rate=10, burst=20, clock=clock)
+    for n in range(30):
+        buckets.take(f"visitor-{n}")  # one token each, back in 0.1 s
+    for _ in range(20):
+        buckets.take("heavy")  # empty: 2 s to refill
+    clock.now += 0.5
+    assert buckets.take("newcomer") == 0
+    assert list(buckets._levels) == ["heavy", "newcomer"]  # the visitors' buckets were full again
+    assert buckets.take("heavy") == 0 and buckets.take("visitor-1") == 0  # what they had, exactly
+    assert [buckets.take("heavy") for _ in range(5)] == [0, 0, 0, 0, 1]  # 5 tokens back in 0.5 s, one taken
 
 
 def test_failures_lock_out_unproven_credentials_of_that_address_only() -> None:
@@ -97,3 +111,24 @@ def test_the_client_is_the_rightmost_untrusted_forwarded_address(peer: str, forw
 def test_with_no_trusted_proxy_the_peer_is_the_client() -> None:
     scope = _scope("127.0.0.1", ("x-forwarded-for", "203.0.113.9"))
     assert ClientAddress(()).resolve(scope) == "127.0.0.1"
+
+
+@pytest.mark.parametrize(
+    "entry",
+    ["203.0.113.9", "0.0.0.0", "255.255.255.255", "010.1.2.3", "1.2.3", "1.2.3.4.5", "256.1.1.1", "0x7f.0.0.1",
+     "1.2.3.4 ", "2001:DB8::1", "::ffff:10.1.2.3", "::1", "fe80::1%eth0", "", "unknown", "1.2.3.4\x00"],
+)  # fmt: skip
+def test_a_forwarded_entry_is_read_and_trusted_as_ipaddress_reads_it(entry: str) -> None:
+    try:
+        expected: str | None = str(ipaddress.ip_address(entry.strip()))
+    except ValueError:
+        expected = None
+    assert forwarded._address(entry) == expected
+    trusted = (
+        ipaddress.ip_network("10.0.0.0/8"),
+        ipaddress.ip_network("203.0.113.0/24"),
+        ipaddress.ip_network("::1/128"),
+    )
+    if expected is not None:
+        ip = ipaddress.ip_address(expected)
+        assert ClientAddress(trusted).is_trusted(expected) == any(ip in network for network in trusted)

@@ -14,7 +14,7 @@ import pytest
 from tests.fakes import FakeClock, FakeDatabase, Program, body, program
 from tracklane.domain.model import ClickDevice
 from tracklane.resources.offers import OfferAccessCreate, PartnerPayoutCreate
-from tracklane.services.clicks import ClickOutcome, ClickRequest, ClickService
+from tracklane.services.clicks import ClickOutcome, ClickRequest, ClickService, _RecentClicks, digest
 from tracklane.services.ports import Page
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -119,3 +119,24 @@ def test_cpc_pays_per_billable_click_with_the_partner_specific_payout(t: Trackin
     assert (bot.revenue, bot.payout) == (Decimal(0), Decimal(0))
     clicks = t.db.read_now(lambda repo: repo.list_clicks(Page()))
     assert len(clicks) == 3
+
+
+def test_the_duplicate_memo_holds_one_window_of_clicks_and_at_most_its_limit() -> None:
+    recent = _RecentClicks(timedelta(seconds=60), limit=3)
+    visitor = digest(("203.0.113.9", "Mozilla/5.0", 1, 2))
+    recent.remember(visitor, START, "a" * 32)
+    assert recent.first_of(visitor, START + timedelta(seconds=59), "b" * 32) == "a" * 32
+    assert recent.first_of(visitor, START + timedelta(seconds=60), "b" * 32) is None  # the window is over
+    assert recent.first_of(digest(("203.0.113.9", "Mozilla/5.0", 1, 3)), START, "b" * 32) is None  # another partner
+    assert recent.first_of(digest(("203.0.113.9", None, 1, 2)), START, "b" * 32) is None  # no user agent is not "None"
+    recent.remember(digest(("198.51.100.1", "None", 1, 2)), START + timedelta(seconds=61), "c" * 32)
+    assert len(recent._entries) == 1  # the first click left with its window, not only at the limit
+    for n in range(5):
+        recent.remember(
+            digest((f"198.51.100.{n + 2}", "Mozilla/5.0", 1, 2)), START + timedelta(seconds=62), f"{n:032x}"
+        )
+    assert len(recent._entries) == 3
+    assert (
+        recent.first_of(digest(("198.51.100.6", "Mozilla/5.0", 1, 2)), START + timedelta(seconds=62), "d" * 32)
+        == f"{4:032x}"
+    )

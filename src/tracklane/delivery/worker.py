@@ -4,6 +4,9 @@ Runs inside every `tracklane serve` process (started from the app's lifespan) an
 `tracklane worker`. Any number of workers share one database safely: a claimed delivery is leased to one
 worker; if that worker dies, the lease expires and another worker claims and sends it again (same
 `webhook-id`). Delivery is therefore at least once, never twice at the same time while leases hold.
+
+The worker opens its sender (the HTTP client) for its first delivery: a process whose program has nothing
+to deliver never loads the client's library.
 """
 
 from __future__ import annotations
@@ -15,8 +18,8 @@ import secrets
 import socket
 from collections.abc import Callable
 from contextlib import suppress
+from typing import Protocol
 
-from tracklane.delivery.sender import Sender
 from tracklane.services.deliveries import AttemptReport, DeliveryService, OutboundMessage
 
 log = logging.getLogger("tracklane.delivery")
@@ -27,11 +30,19 @@ def new_worker_id() -> str:
     return f"{socket.gethostname()[:60]}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
+class Sending(Protocol):
+    """What the worker sends with (`tracklane.delivery.sender.Sender`)."""
+
+    async def send(self, message: OutboundMessage) -> AttemptReport: ...
+
+    async def aclose(self) -> None: ...
+
+
 class DeliveryWorker:
     def __init__(
         self,
         service: DeliveryService,
-        sender: Sender,
+        sender: Callable[[], Sending],
         concurrency: int,
         poll_seconds: float,
         worker_id: str | None = None,
@@ -40,7 +51,8 @@ class DeliveryWorker:
         self.worker_id = worker_id or new_worker_id()
         self._on_attempt = on_attempt  # told of every attempt (the metrics count them)
         self._service = service
-        self._sender = sender
+        self._open_sender = sender
+        self._sender: Sending | None = None
         self._concurrency = concurrency
         self._claim_batch = max(1, concurrency // 2)
         self._poll = poll_seconds
@@ -75,7 +87,8 @@ class DeliveryWorker:
         finally:
             for task in in_flight:
                 task.cancel()
-            await self._sender.aclose()
+            if self._sender is not None:
+                await self._sender.aclose()
             log.info("delivery worker %s stopped after %d attempts", self.worker_id, self.sent)
 
     async def _claim(self, limit: int) -> list[OutboundMessage]:
@@ -86,6 +99,8 @@ class DeliveryWorker:
             return []
 
     async def _deliver(self, message: OutboundMessage) -> None:
+        if self._sender is None:
+            self._sender = self._open_sender()
         report = await self._sender.send(message)
         self.sent += 1
         if self._on_attempt is not None:

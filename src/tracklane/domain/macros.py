@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from functools import lru_cache
 from urllib.parse import quote, urlsplit
 
 from tracklane.domain.errors import InvalidParameter
@@ -98,24 +99,38 @@ def _names(names: list[str]) -> str:
 
 def expand(template: str, values: Mapping[str, str | None]) -> str:
     """Expand every macro of a validated template, percent-encoding each value."""
+    return "".join(
+        text if name is None else quote(value, safe="") if (value := values.get(name)) else ""
+        for text, name in _pieces(template)
+    )
+
+
+#: A piece of a template: literal text (name None), or the destination macro `name`.
+_Piece = tuple[str, str | None]
+
+
+@lru_cache(maxsize=4096)
+def _pieces(template: str) -> tuple[_Piece, ...]:
+    """The template cut into literal text and macros, once per template (a click expands one of a few
+    destinations). Macros are those of the path and the query: the host and the fragment are kept as
+    written, and so is a name that is not a destination macro."""
     parts = urlsplit(template)
-    head = f"{parts.scheme}://{parts.netloc}"
-    path = _substitute(parts.path, values)
-    query = _substitute(parts.query, values)
-    url = head + path
-    if query or template.find("?") != -1:
-        url += "?" + query
+    pieces: list[_Piece] = [(f"{parts.scheme}://{parts.netloc}", None)]
+    pieces += _macro_pieces(parts.path)
+    if parts.query or template.find("?") != -1:
+        pieces += [("?", None), *_macro_pieces(parts.query)]
     if parts.fragment:
-        url += "#" + parts.fragment
-    return url
+        pieces.append(("#" + parts.fragment, None))
+    return tuple(pieces)
 
 
-def _substitute(text: str, values: Mapping[str, str | None]) -> str:
-    def replace(match: re.Match[str]) -> str:
+def _macro_pieces(text: str) -> list[_Piece]:
+    pieces: list[_Piece] = []
+    end = 0
+    for match in _MACRO.finditer(text):
+        pieces.append((text[end : match.start()], None))
         name = match.group(1)
-        if name not in DESTINATION_MACROS:
-            return match.group(0)
-        value = values.get(name)
-        return quote(value, safe="") if value else ""
-
-    return _MACRO.sub(replace, text)
+        pieces.append(("", name) if name in DESTINATION_MACROS else (match.group(0), None))
+        end = match.end()
+    pieces.append((text[end:], None))
+    return pieces

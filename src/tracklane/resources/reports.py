@@ -25,13 +25,13 @@ from __future__ import annotations
 import csv
 import gc
 import io
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from functools import cache
 from types import MappingProxyType
-from typing import Annotated, Final, Literal, NamedTuple, TypeVar, get_args
+from typing import Annotated, Any, Final, Generic, Literal, NamedTuple, TypeVar, get_args
 from zoneinfo import ZoneInfo, available_timezones
 
 import msgspec
@@ -609,36 +609,60 @@ def collector_paused() -> Iterator[None]:
         gc.enable()
 
 
-def _role_parts(
-    row: type[RowT], total: type[TotalT], metrics: _Metrics, lines: Sequence[ReportLine], totals: Sequence[ReportLine]
-) -> tuple[list[RowT], TotalT | None, list[TotalT]]:
-    """A role's rows, its one total and its totals by currency: each line as the role's row type (its metrics
-    positionally, its dimensions by name)."""
+def _rows_of(
+    row: type[RowT], metrics: _Metrics, lines: Sequence[ReportLine], texts: _Texts, percents: _Percents
+) -> list[RowT]:
+    """Each line as the role's row type (its metrics positionally, its dimensions by name)."""
+    with collector_paused():  # as when the lines were made: tens of thousands of rows, none of them garbage
+        return [row(*metrics(line, texts, percents), **line.group) for line in lines]
+
+
+@dataclass(frozen=True, slots=True)
+class _RoleReport(Generic[RowT, TotalT]):
+    """How one role sees a report: its row and totals types, their metrics and its view."""
+
+    row: type[RowT]
+    total: type[TotalT]
+    metrics: _Metrics
+    view: Callable[..., ReportRoleView]
+
+
+_ROLE_REPORTS: Final[dict[Role, _RoleReport[Any, Any]]] = {
+    Role.ADMIN: _RoleReport(ReportRow, ReportTotals, _admin_metrics, ReportView),
+    Role.ADVERTISER: _RoleReport(ReportAdvertiserRow, ReportAdvertiserTotals, _advertiser_metrics,
+                                 ReportAdvertiserView),
+    Role.PARTNER: _RoleReport(ReportPartnerRow, ReportPartnerTotals, _partner_metrics, ReportPartnerView),
+}  # fmt: skip
+
+
+def report_rows_for(role: Role, lines: Sequence[ReportLine]) -> list[View]:
+    """The lines as rows of `role`'s view (a part of its report, to be joined by `report_view_of`)."""
+    parts = _ROLE_REPORTS[role]
+    return _rows_of(parts.row, parts.metrics, lines, _Texts(), _Percents())
+
+
+def report_view_of(role: Role, rows: list[View], totals: Sequence[ReportLine]) -> ReportRoleView:
+    """`role`'s view of a report made of `rows` (from `report_rows_for`) and its totals, a line per currency."""
+    parts = _ROLE_REPORTS[role]
     texts, percents = _Texts(), _Percents()
     one = _one_total(totals)
-    with collector_paused():  # as when the lines were made: tens of thousands of rows, none of them garbage
-        return (
-            [row(*metrics(line, texts, percents), **line.group) for line in lines],
-            None if one is None else total(*metrics(one, texts, percents)),
-            [total(*metrics(line, texts, percents)) for line in totals],
-        )
-
-
-def report_view(lines: Sequence[ReportLine], totals: Sequence[ReportLine]) -> ReportView:
-    rows, one, by_currency = _role_parts(ReportRow, ReportTotals, _admin_metrics, lines, totals)
-    return ReportView(rows=rows, totals=one, totals_by_currency=by_currency)
-
-
-def report_advertiser_view(lines: Sequence[ReportLine], totals: Sequence[ReportLine]) -> ReportAdvertiserView:
-    rows, one, by_currency = _role_parts(
-        ReportAdvertiserRow, ReportAdvertiserTotals, _advertiser_metrics, lines, totals
+    return parts.view(
+        rows=rows,
+        totals=None if one is None else parts.total(*parts.metrics(one, texts, percents)),
+        totals_by_currency=[parts.total(*parts.metrics(line, texts, percents)) for line in totals],
     )
-    return ReportAdvertiserView(rows=rows, totals=one, totals_by_currency=by_currency)
 
 
-def report_partner_view(lines: Sequence[ReportLine], totals: Sequence[ReportLine]) -> ReportPartnerView:
-    rows, one, by_currency = _role_parts(ReportPartnerRow, ReportPartnerTotals, _partner_metrics, lines, totals)
-    return ReportPartnerView(rows=rows, totals=one, totals_by_currency=by_currency)
+def summed_totals(parts: Iterable[Sequence[ReportLine]]) -> list[ReportLine]:
+    """The totals of a report made of parts, from each part's totals (a line per currency): a line per
+    currency, in currency order."""
+    sums: dict[str | None, list[int]] = {}
+    for totals in parts:
+        for line in totals:
+            found = sums.setdefault(line.currency, [0] * len(LINE_METRICS))
+            for index, value in enumerate(line[2:]):
+                found[index] += value
+    return [ReportLine(EMPTY_GROUP, currency, *sums[currency]) for currency in sorted(sums, key=lambda c: c or "")]
 
 
 def report_view_for(
@@ -647,11 +671,7 @@ def report_view_for(
     """The report as the caller's role sees it (its lines are already narrowed to the caller's tenant);
     `totals` holds a line per currency (or is the one currency's line)."""
     per_currency = [totals] if isinstance(totals, ReportLine) else list(totals)
-    if scope.role is Role.ADMIN:
-        return report_view(lines, per_currency)
-    if scope.role is Role.ADVERTISER:
-        return report_advertiser_view(lines, per_currency)
-    return report_partner_view(lines, per_currency)
+    return report_view_of(scope.role, report_rows_for(scope.role, lines), per_currency)
 
 
 # --- downloads ---------------------------------------------------------------------------------------------------

@@ -129,7 +129,7 @@ class ConversionService:
 
         def work(repo: Repository) -> ConversionRoleView | Refused:
             try:
-                conversion = _visible(repo, scope, conversion_id)
+                conversion = _visible(repo, scope, conversion_id, hold=True)
                 adjustment = _adjustment(repo, scope, conversion, change) if change.moves_money else None
             except (NotFound, InvalidParameter, Forbidden) as error:
                 return Refused(error)
@@ -152,9 +152,10 @@ class ConversionService:
         return changed
 
 
-def _visible(repo: Repository, scope: Scope, conversion_id: int) -> Conversion:
-    """The conversion, or `NotFound` when it does not exist or belongs to another tenant (the same answer)."""
-    conversion = repo.get_conversion(conversion_id)
+def _visible(repo: Repository, scope: Scope, conversion_id: int, hold: bool = False) -> Conversion:
+    """The conversion (held until the write commits, to be changed from), or `NotFound` when it does not exist
+    or belongs to another tenant (the same answer)."""
+    conversion = repo.hold_conversion(conversion_id) if hold else repo.get_conversion(conversion_id)
     if conversion is None or not owns(scope, conversion.advertiser_id, conversion.partner_id):
         raise NotFound(f"conversion {conversion_id} does not exist")
     return conversion
@@ -460,7 +461,7 @@ def _change_status(
 ) -> Conversion:
     """Set the status (a rejection carries its reason) and append the change to the trace (a common step:
     it names the actor and the reason, never money)."""
-    conversion = repo.get_conversion(conversion_id)
+    conversion = repo.hold_conversion(conversion_id)
     if conversion is None:
         raise NotFound(f"conversion {conversion_id} does not exist")
     reversal = conversion.status is ConversionStatus.APPROVED and status is ConversionStatus.REJECTED

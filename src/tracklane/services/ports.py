@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, fields
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Protocol, TypeVar
 
@@ -59,6 +59,9 @@ from tracklane.resources.traffic import TrafficRuleCreate, TrafficRuleUpdate
 from tracklane.resources.webhooks import WebhookCreate, WebhookUpdate
 
 T = TypeVar("T")
+
+#: The key of the version that stands for every hour's (`Repository.report_versions`).
+EVERY_HOUR = datetime(1970, 1, 1, tzinfo=UTC)
 
 Clock = Callable[[], datetime]
 
@@ -207,6 +210,11 @@ class TrackingRepository(Protocol):
 
     def insert_conversion(self, conversion: NewConversion) -> Conversion: ...
     def get_conversion(self, conversion_id: int) -> Conversion | None: ...
+    def hold_conversion(self, conversion_id: int) -> Conversion | None:
+        """The conversion as last committed; no other writer changes it until this one commits (a change
+        made from it undoes no other writer's change)."""
+        ...
+
     def list_conversions(self, page: Page) -> list[Conversion]: ...
     def update_conversion_status(
         self,
@@ -238,6 +246,13 @@ class TrackingRepository(Protocol):
 
     def report_with_totals(self, query: ReportQuery) -> tuple[list[ReportLine], list[ReportLine]]:
         """The report's lines and its totals, a line per currency (what `report` gives grouped by nothing)."""
+        ...
+
+    def report_versions(self, first: datetime, last: datetime) -> Mapping[datetime, int]:
+        """The version of each UTC hour from `first` to `last` (their starts) that has one, and that of
+        `EVERY_HOUR`: an hour's is raised by every write that changes what a report counts in it, every
+        hour's at once by a change to them all (an offer's currency, a recount); never lowered. An hour
+        without one has 0."""
         ...
 
 
@@ -348,12 +363,17 @@ class SegmentRepository(Protocol):
     def update_segment_message(self, row_id: int, result: MessageResult) -> None: ...
     def list_segment_messages(self, page: Page) -> list[StoredMessage]: ...
 
-    def find_customers(self, source_id: int, identities: Sequence[str]) -> list[Customer]: ...
+    def find_customers(self, source_id: int, identities: Sequence[str]) -> list[Customer]:
+        """The customers known by any of the identities, as last committed; no other writer changes them
+        until this one commits (what is changed from them undoes no other writer's change)."""
+        ...
+
     def get_customer(self, customer_id: int) -> Customer | None: ...
     def list_customers(self, page: Page) -> list[Customer]: ...
     def insert_customer(self, source_id: int, now: datetime) -> Customer: ...
     def link_identity(self, source_id: int, identity: str, customer_id: int) -> None:
-        """Point the identity at the customer; `DuplicateKey` when a concurrent writer linked it first."""
+        """Point a new identity at the customer; `DuplicateKey`, with nothing changed, when it is linked already
+        (by a concurrent writer): an identity is moved only by a merge."""
         ...
 
     def update_customer(self, customer_id: int, changes: CustomerChanges, now: datetime) -> None: ...

@@ -43,6 +43,7 @@ from tracklane.storage import rows
 from tracklane.storage.catalog_cache import CatalogCache
 from tracklane.storage.driver import DriverStatement
 from tracklane.storage.paging import paged
+from tracklane.storage.rollups import raise_every_version
 from tracklane.storage.schema import (
     advertisers,
     api_keys,
@@ -204,6 +205,8 @@ class SqlCatalog:
         values = rows.set_fields(changes, exclude=frozenset({"advertiser_id"}))
         caps = values.pop("caps", None)
         self._update(offers, offer_id, {**values, "updated_at": now})
+        if "currency" in values:  # a click is reported in its offer's currency: every day's lines may change
+            raise_every_version(self.conn)
         if caps is not None:
             self._replace_caps(offer_id, [c.rule() for c in caps])
 

@@ -2,18 +2,27 @@
 
 On PostgreSQL an advisory lock makes concurrent start-ups of many processes migrate once. Migrations that
 seal stored secrets (0005) are handed the secrets box (`secrets`); without one they refuse to convert rows.
+
+A database already at `HEAD_REVISION` is only read (its revision, and the secrets key's fingerprint):
+Alembic, with the template and highlighting libraries it brings (about 12 MB of a server's memory), is
+loaded only when there is something to migrate.
 """
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, inspect, text
 
 from tracklane.storage.secret_box import FernetBox, check_key
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+#: The newest migration of this release (tests/test_migrations.py checks it is Alembic's head).
+HEAD_REVISION = "0014"
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _LOCK_ID = 7_301_994_211
@@ -21,6 +30,8 @@ log = logging.getLogger("tracklane")
 
 
 def alembic_config(connection: Connection, secrets: FernetBox | None = None) -> Config:
+    from alembic.config import Config  # only to migrate (see the module docstring)
+
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
     config.attributes["connection"] = connection
@@ -31,6 +42,14 @@ def alembic_config(connection: Connection, secrets: FernetBox | None = None) -> 
 def upgrade(engine: Engine, secrets: FernetBox | None = None, revision: str = "head") -> None:
     """Bring the database to the newest schema (or to `revision`) and, given the secrets box, check that
     its key is the database's (`SecretsKeyError` otherwise: nothing is changed)."""
+    if revision == "head" and schema_revision(engine) == HEAD_REVISION:
+        if secrets is not None:
+            with engine.begin() as connection:
+                _lock(connection)
+                check_key(connection, secrets)
+        return
+    from alembic import command  # only to migrate (see the module docstring)
+
     config: Config | None = None
     with engine.connect() as connection:
         if engine.dialect.name == "sqlite":
@@ -43,8 +62,7 @@ def upgrade(engine: Engine, secrets: FernetBox | None = None, revision: str = "h
             raw.execute("PRAGMA foreign_keys=OFF")
             raw.execute("PRAGMA secure_delete=ON")
         with connection.begin():
-            if engine.dialect.name == "postgresql":
-                connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _LOCK_ID})
+            _lock(connection)
             config = alembic_config(connection, secrets)
             command.upgrade(config, revision)
             if engine.dialect.name == "sqlite":
@@ -56,6 +74,21 @@ def upgrade(engine: Engine, secrets: FernetBox | None = None, revision: str = "h
     compact = config.attributes.get("compact") if config is not None else None
     if compact:
         _compact(engine, compact)
+
+
+def schema_revision(engine: Engine) -> str | None:
+    """The revision the database's schema is at; None for a database with no schema yet."""
+    with engine.connect() as connection:
+        if not inspect(connection).has_table("alembic_version"):
+            return None
+        revision = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    return None if revision is None else str(revision)
+
+
+def _lock(connection: Connection) -> None:
+    """On PostgreSQL, the transaction's hold of the migration lock: one process migrates at a time."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _LOCK_ID})
 
 
 def _compact(engine: Engine, tables: list[str]) -> None:

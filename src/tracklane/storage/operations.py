@@ -14,17 +14,15 @@ import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
-from pathlib import Path
 from typing import TypeVar
 
-from alembic.script import ScriptDirectory
 from sqlalchemy import func, select, text
 
 from tracklane.domain.delivery import DeliveryStatus
 from tracklane.domain.errors import StorageUnavailable
 from tracklane.services.ports import Repository
 from tracklane.storage.database import SqlDatabase
+from tracklane.storage.migrate import HEAD_REVISION
 from tracklane.storage.repository import SqlRepository
 from tracklane.storage.schema import deliveries
 
@@ -44,12 +42,6 @@ class OutboxBacklog:
     scheduled: int
     sending: int
     oldest_due_seconds: float
-
-
-@cache
-def head_revision() -> str | None:
-    """The newest migration of this release."""
-    return ScriptDirectory(str(Path(__file__).parent / "migrations")).get_current_head()
 
 
 def _schema_revision(repo: Repository) -> str | None:
@@ -81,8 +73,8 @@ async def readiness(db: SqlDatabase, timeout: float) -> dict[str, str]:
     if isinstance(revision, _Failed):
         checks["database"] = revision.reason
         checks["migrations"] = "unknown: the database did not answer"
-    elif revision != (head := head_revision()):
-        checks["migrations"] = f"the schema is at {revision}, this release needs {head}: run tracklane migrate"
+    elif revision != HEAD_REVISION:
+        checks["migrations"] = f"the schema is at {revision}, this release needs {HEAD_REVISION}: run tracklane migrate"
     if isinstance(written, _Failed):
         checks["writer"] = written.reason
     return checks

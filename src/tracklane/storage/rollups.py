@@ -32,8 +32,9 @@ from sqlalchemy import Connection, Table, delete, select, text
 
 from tracklane.domain.money import STORAGE_PLACES
 from tracklane.resources.reports import ZoneOffsets
+from tracklane.services.ports import EVERY_HOUR
 from tracklane.storage.schema import click_rollups, clicks, conversion_rollups, conversions
-from tracklane.storage.types import stored_time
+from tracklane.storage.types import naive_utc, stored_time
 
 DAY, HOUR = 1440, 60
 #: Each shape by its name, with the click column it splits cells by.
@@ -69,10 +70,21 @@ _KINDS: Final = tuple((shape, column, grain) for shape, column in SHAPES.items()
 Cells = dict[tuple[Any, ...], list[int]]
 
 
+#: The click columns of the shapes that split cells by one (their order in a tally's key).
+_SHAPE_COLUMNS: Final = tuple(column for column in SHAPES.values() if column)
+#: Every kind of cell with where its value is in a tally's key (after hour and owner): None for no shape.
+_PLACES: Final = tuple((shape, grain, None if column is None else _SHAPE_COLUMNS.index(column))
+                       for shape, column, grain in _KINDS)  # fmt: skip
+
+
 @dataclass(slots=True)
 class RollupDeltas:
     """What a batch of writes adds to (or takes from) each cell (keyed with its start as naive UTC), until
-    `flush` applies it."""
+    `flush` applies it.
+
+    A row is first tallied by what places it in cells (its UTC hour, owner, click dimensions and the rest of
+    the key), one dictionary step a row; `flush` spreads each tally over its cells (most rows of a batch
+    share their cells: five steps a row were a tenth of a click's write)."""
 
     clicks: Cells = field(default_factory=dict)
     conversions: Cells = field(default_factory=dict)
@@ -82,7 +94,7 @@ class RollupDeltas:
         billable = click.verdict == "accepted" and not click.is_bot
         metrics = (1, int(bool(click.is_unique)), int(billable), int(bool(click.is_bot)),
                    int(click.verdict == "rejected"), _units(click.revenue), _units(click.payout))  # fmt: skip
-        _count(self.clicks, click, click, click.created_at, (), metrics)
+        _tally(self.clicks, click, click, click.created_at, (), metrics)
 
     def add_conversion(self, conversion: Any, click: Any, sign: int = 1) -> None:
         """Count a conversion or event (`sign` -1 takes it back out, before a change) under its click's dimensions."""
@@ -91,36 +103,62 @@ class RollupDeltas:
         status = getattr(conversion.status, "value", conversion.status)
         rest = (conversion.currency, conversion.event_id is not None, conversion.event_name or "", status,
                 conversion.origin)  # fmt: skip
-        _count(self.conversions, conversion, click, conversion.created_at, rest, metrics)
+        _tally(self.conversions, conversion, click, conversion.created_at, rest, metrics)
+
+    def cells(self) -> tuple[Cells, Cells]:
+        """The click cells and the conversion cells the tallies add up to, each keyed as its table's key."""
+        return _cells(self.clicks), _cells(self.conversions)
 
     def clear(self) -> None:
         self.clicks.clear()
         self.conversions.clear()
 
-    def flush(self, conn: Connection) -> None:
-        """Apply the deltas, one upsert per cell in key order, and start again from none."""
+    def flush(self, conn: Connection, versions: bool = True) -> None:
+        """Apply the deltas, one upsert per cell in key order, raise the version of each UTC hour they touch
+        (unless `versions` is False: a recount raises every hour's at once) and start again from none."""
         dialect = conn.dialect.name
-        for table, cells in ((click_rollups, self.clicks), (conversion_rollups, self.conversions)):
-            if cells:
-                stored = stored_time(dialect)
+        stored = stored_time(dialect)
+        hours: set[datetime] = set()
+        for table, tallies in ((click_rollups, self.clicks), (conversion_rollups, self.conversions)):
+            if tallies:
+                cells = _cells(tallies)
                 rows = [(*key[:2], stored(key[2]), *key[3:], *cells[key]) for key in sorted(cells)]
                 conn.exec_driver_sql(_upsert(table, dialect), rows)
+                hours.update(hour for hour, *_ in tallies)
+        if versions and hours:  # last, and in order: the version rows' locks are held the shortest, taken alike
+            conn.exec_driver_sql(_RAISE_VERSION[dialect], [(stored(hour),) for hour in sorted(hours)])
         self.clear()
 
 
-def _count(
-    cells: Cells, row: Any, click: Any, moment: datetime, rest: tuple[Any, ...], metrics: tuple[int, ...]
+def _tally(
+    tallies: Cells, row: Any, click: Any, moment: datetime, rest: tuple[Any, ...], metrics: tuple[int, ...]
 ) -> None:
-    """Add `metrics` to each cell `row` (counted under its click's dimensions) falls in."""
+    """Add `metrics` to the tally of the rows placed in the same cells as `row` (counted under its click's
+    dimensions)."""
     if moment.tzinfo is not UTC:
         moment = moment.astimezone(UTC)
-    starts = {DAY: moment.replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None),
-              HOUR: moment.replace(minute=0, second=0, microsecond=0, tzinfo=None)}  # fmt: skip
-    owner = (row.offer_id, row.partner_id, row.advertiser_id or 0)
-    for shape, column, grain in _KINDS:
-        key = (shape, grain, starts[grain], *owner, (getattr(click, column) or "") if column else "", *rest)
-        found = cells.get(key)
-        cells[key] = list(metrics) if found is None else [a + b for a, b in zip(found, metrics, strict=True)]
+    key = (moment.replace(minute=0, second=0, microsecond=0, tzinfo=None), row.offer_id, row.partner_id,
+           row.advertiser_id or 0, *[getattr(click, column) or "" for column in _SHAPE_COLUMNS], *rest)  # fmt: skip
+    found = tallies.get(key)
+    if found is None:
+        tallies[key] = list(metrics)
+    else:
+        for index, metric in enumerate(metrics):
+            found[index] += metric
+
+
+def _cells(tallies: Cells) -> Cells:
+    """Each cell's sums from the tallies: every tally counts in one cell of each kind."""
+    cells: Cells = {}
+    dimensions = 4 + len(_SHAPE_COLUMNS)
+    for key, metrics in tallies.items():
+        hour, owner, values, rest = key[0], key[1:4], key[4:dimensions], key[dimensions:]
+        starts = {DAY: hour.replace(hour=0), HOUR: hour}
+        for shape, grain, place in _PLACES:
+            cell = (shape, grain, starts[grain], *owner, "" if place is None else values[place], *rest)
+            found = cells.get(cell)
+            cells[cell] = list(metrics) if found is None else [a + b for a, b in zip(found, metrics, strict=True)]
+    return cells
 
 
 _UPSERTS: dict[tuple[str, str], str] = {}
@@ -159,10 +197,26 @@ def flag_unique_clicks(conn: Connection) -> None:
     ))  # fmt: skip
 
 
+_RAISE_VERSION: Final = {
+    dialect: f"INSERT INTO report_versions (bucket, version) VALUES ({marker}, 1)"
+    " ON CONFLICT (bucket) DO UPDATE SET version = report_versions.version + 1"
+    for dialect, marker in (("sqlite", "?"), ("postgresql", "%s"))
+}
+
+
+def raise_every_version(conn: Connection) -> None:
+    """Raise the version of every hour at once (what a report counts may have changed in any of them, those
+    never written since versions were kept included)."""
+    dialect = conn.dialect.name
+    conn.exec_driver_sql(_RAISE_VERSION[dialect], [(stored_time(dialect)(naive_utc(EVERY_HOUR)),)])
+
+
 def recount(conn: Connection) -> None:
-    """After clicks were loaded or changed by SQL: their unique flags, then every cell."""
+    """After clicks were loaded or changed by SQL: their unique flags, then every cell, then every hour's
+    version."""
     flag_unique_clicks(conn)
     rebuild(conn)
+    raise_every_version(conn)
 
 
 def rebuild(conn: Connection, chunk: int = 50_000) -> None:
@@ -173,8 +227,8 @@ def rebuild(conn: Connection, chunk: int = 50_000) -> None:
     for count, row in enumerate(_stream(conn, select(*(clicks.c[c] for c in _CLICK_COLUMNS))), start=1):
         deltas.add_click(row)
         if count % chunk == 0:
-            deltas.flush(conn)
-    deltas.flush(conn)
+            deltas.flush(conn, versions=False)
+    deltas.flush(conn, versions=False)
     dims = (clicks.c.sub1, clicks.c.country, clicks.c.device_type)
     joined = select(*(conversions.c[c] for c in _CONVERSION_COLUMNS), *dims).select_from(
         conversions.join(clicks, clicks.c.id == conversions.c.click_id)
@@ -182,8 +236,8 @@ def rebuild(conn: Connection, chunk: int = 50_000) -> None:
     for count, row in enumerate(_stream(conn, joined), start=1):
         deltas.add_conversion(row, row)
         if count % chunk == 0:
-            deltas.flush(conn)
-    deltas.flush(conn)
+            deltas.flush(conn, versions=False)
+    deltas.flush(conn, versions=False)
 
 
 def _stream(conn: Connection, statement: Any) -> Iterable[Any]:

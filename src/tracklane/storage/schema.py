@@ -309,6 +309,17 @@ conversion_rollups = Table(
     sqlite_with_rowid=False,
 )  # fmt: skip
 
+# The version of each UTC hour's report data (storage/rollups.py): raised by every write that changes what a
+# report counts in that hour, never lowered, so that a report's rows made earlier can be told still true. The
+# row of `EVERY_HOUR` (1970-01-01) is every hour's, raised by a change to them all. Rows written by earlier
+# releases were UTC days: such a row now stands for its day's first hour, and is still only ever raised.
+report_versions = Table(
+    "report_versions", metadata,
+    Column("bucket", UtcDateTime, primary_key=True),
+    Column("version", BigInteger, nullable=False),
+    sqlite_with_rowid=False,
+)  # fmt: skip
+
 # Segment-compatible intake: sources, the messages they received (dedup on source + messageId), customers.
 sources = Table(
     "sources", metadata,

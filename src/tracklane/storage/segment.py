@@ -107,13 +107,21 @@ _CUSTOMERS_BY_IDENTITY = (
         )
     )
     .order_by(customers.c.id)
+    # A writer changes a customer from the row it read: on PostgreSQL the row stays its own until it commits
+    # (another server's writer waits, then reads the changed row), so neither undoes the other's change.
+    # NO KEY: the rows that refer to the customer (its identities, its activity) can still be added meanwhile.
+    .with_for_update(key_share=True)
 )
 _CUSTOMER_BY_ID = select(customers).where(customers.c.id == bindparam("customer_id"))
 _INSERT_CUSTOMER = insert(customers).returning(*customers.c)
-_UNLINK_IDENTITY = delete(customer_identities).where(
-    customer_identities.c.source_id == bindparam("source_id"), customer_identities.c.identity == bindparam("identity")
-)
-_LINK_IDENTITY = insert(customer_identities)
+# An identity is never moved by linking it: one taken meanwhile (by a writer this one could not see yet) stays
+# with its customer, and the message is applied again to what is now visible (only a merge moves identities).
+_LINK_IDENTITY = {
+    name: upsert(customer_identities)
+    .on_conflict_do_nothing(index_elements=["source_id", "identity"])
+    .returning(customer_identities.c.customer_id)
+    for name, upsert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
+}
 _UPDATE_CUSTOMER = update(customers).where(customers.c.id == bindparam("customer_id"))
 _INSERT_ACTIVITY = {
     name: upsert(customer_activities)
@@ -277,12 +285,8 @@ class SqlSegment:
 
     def link_identity(self, source_id: int, identity: str, customer_id: int) -> None:
         params = {"source_id": source_id, "identity": identity, "customer_id": customer_id}
-        try:
-            with self.conn.begin_nested():
-                self.conn.execute(_UNLINK_IDENTITY, params)
-                self.conn.execute(_LINK_IDENTITY, params)
-        except IntegrityError as error:  # another process linked it first: the caller re-reads
-            raise DuplicateKey(identity) from error
+        if self.conn.execute(_LINK_IDENTITY[self.conn.dialect.name], params).first() is None:
+            raise DuplicateKey(identity)  # another process linked it first: the caller re-reads
 
     def update_customer(self, customer_id: int, changes: CustomerChanges, now: datetime) -> None:
         values = {k: jsonable(v) if isinstance(v, Mapping | list | tuple) else v for k, v in changes.given().items()}

@@ -38,6 +38,10 @@ _CONVERSION_ROWS = DriverTable(conversions)
 _CONVERSION_BY_DEDUP_KEY = _CONVERSION_ROWS.select("dedup_key = ?")
 # A conversion whose dedup key another writer (another process) took first inserts nothing and returns no row.
 _INSERT_CONVERSION = _CONVERSION_ROWS.insert("ON CONFLICT (dedup_key) DO NOTHING")
+# NO KEY: the rows that refer to the conversion (its outbox and delivery rows) can still be added meanwhile.
+_HELD_CONVERSION = (
+    select(conversions).where(conversions.c.id == bindparam("conversion_id")).with_for_update(key_share=True)
+)
 _HAS_BASE_CONVERSION = select(
     exists().where(conversions.c.click_id == bindparam("click_id"), conversions.c.event_id.is_(None))
 )
@@ -154,6 +158,12 @@ class SqlTracking:
         row = self.conn.execute(select(conversions).where(conversions.c.id == conversion_id)).one_or_none()
         return None if row is None else rows.conversion(row)
 
+    def hold_conversion(self, conversion_id: int) -> Conversion | None:
+        """On PostgreSQL the row is locked until the transaction ends: another server's writer waits, then
+        reads the changed row (SQLite has one writer at a time)."""
+        row = self.conn.execute(_HELD_CONVERSION, {"conversion_id": conversion_id}).one_or_none()
+        return None if row is None else rows.conversion(row)
+
     def list_conversions(self, page: Page) -> list[Conversion]:
         return [rows.conversion(r) for r in self.conn.execute(paged(select(conversions), conversions, page))]
 
@@ -186,7 +196,7 @@ class SqlTracking:
         """Change a conversion's row and its rollup cells with it (out of the old cell, into the new)."""
         changed = update(conversions).where(conversions.c.id == conversion_id).values(**values)
         changed = changed.returning(*conversions.c)
-        before = self.conn.execute(select(conversions).where(conversions.c.id == conversion_id)).one_or_none()
+        before = self.conn.execute(_HELD_CONVERSION, {"conversion_id": conversion_id}).one_or_none()  # what moves out
         after = self.conn.execute(changed).one_or_none()
         if before is not None and after is not None:
             dimensions = self._click_dimensions(before.click_id)

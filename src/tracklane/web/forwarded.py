@@ -4,11 +4,16 @@ forwarded in `X-Forwarded-For` (and the scheme in `X-Forwarded-Proto`).
 `X-Forwarded-For` is read from the right: each proxy appends the address it received the request from,
 so the rightmost address that is not itself a trusted proxy is the client. Anything left of it was written
 by the client and is ignored; so is an entry that is not an address (the hop to its right is taken).
+
+A dotted IPv4 address (nearly every request) is read by the C library's `inet_pton`, which takes exactly
+the spellings `ipaddress` takes (four decimal parts, no leading zeros), and checked against the trusted
+IPv4 networks as integers: `ipaddress` costs several microseconds an address, twice a request.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import socket
 from collections.abc import Iterable
 
 from starlette.types import Scope
@@ -23,9 +28,19 @@ def _address(text: str) -> str | None:
         text = text[1 : text.find("]")] if "]" in text else ""
     elif text.count(":") == 1:
         text = text.partition(":")[0]
+    if _ipv4(text) is not None:
+        return text  # a valid dotted address is already in its canonical spelling
     try:
         return str(ipaddress.ip_address(text))
     except ValueError:
+        return None
+
+
+def _ipv4(text: str) -> int | None:
+    """A dotted IPv4 address as an integer, or None (anything else, IPv6 included)."""
+    try:
+        return int.from_bytes(socket.inet_pton(socket.AF_INET, text))
+    except (OSError, ValueError):  # not an IPv4 address; ValueError: a NUL character
         return None
 
 
@@ -34,9 +49,12 @@ class ClientAddress:
 
     def __init__(self, trusted: Iterable[Network]) -> None:
         self.trusted = tuple(trusted)
+        self._trusted_v4 = [(int(n.network_address), int(n.netmask)) for n in self.trusted if n.version == 4]
         self._verdicts: dict[str, bool] = {}
 
     def is_trusted(self, address: str) -> bool:
+        if (number := _ipv4(address)) is not None:
+            return any(number & mask == network for network, mask in self._trusted_v4)
         verdict = self._verdicts.get(address)
         if verdict is None:
             try:

@@ -1,8 +1,9 @@
 """The process's Prometheus metrics (prometheus-client): their names and labels, the functions the edge,
 the tracking and Segment handlers, the writer and the delivery worker record them with, and `/metrics`.
 
-Recording is on the hot path, so each label set is resolved once and kept (`_Series`): a request costs a
-lookup by its route object and one histogram observation (its `_count` is the request count). The route
+Recording is on the hot path, so each label set is resolved once and kept on its route object (`_Series`):
+a request costs an attribute lookup and one histogram observation (its `_count` is the request count).
+Nothing is kept in module state by route, which would keep every app ever built alive with its routes. The route
 label is the matched route's template (`/r/{offer_id}/{partner_id}`, `/api/v1/offers/{offer_id}`), never
 the raw path; a request no route took (an unknown path, a method a plain route does not take, one the edge
 refused before routing: 413, 429) is `unmatched`. The edge finds the route in the scope: FastAPI's routes
@@ -99,10 +100,9 @@ WRITER_QUEUE = Gauge(
 class _Series:
     """One route's histograms, one per status class, each resolved at its first request."""
 
-    __slots__ = ("durations", "label", "route")
+    __slots__ = ("durations", "label")
 
-    def __init__(self, route: object, label: str) -> None:
-        self.route = route  # kept: its id stays this route's while the entry lives
+    def __init__(self, label: str) -> None:
         self.label = label
         self.durations: list[Any] = [None] * len(STATUS_CLASSES)
 
@@ -111,7 +111,20 @@ class _Series:
         return child
 
 
-_routes: dict[int, _Series] = {}
+_SERIES = "_tracklane_series"  # the attribute of a route holding its `_Series`
+_MARKED = "_tracklane_marked"  # set on a route made to mark itself (module-level routes serve every app)
+_UNMATCHED = _Series(UNMATCHED)
+
+
+def _series(route: object) -> _Series:
+    """The route's series, made and kept on it at its first request."""
+    if route is None:
+        return _UNMATCHED
+    series: _Series | None = getattr(route, _SERIES, None)
+    if series is None:
+        series = _Series(route_label(route))
+        setattr(route, _SERIES, series)
+    return series
 
 
 def route_label(route: object) -> str:
@@ -142,16 +155,13 @@ def name_routes(routes: Iterable[BaseRoute], included: Iterable[tuple[str, Any]]
         for route in router.routes:
             path = _template(route)
             if path is not None:
-                _routes[id(route)] = _Series(route, prefix + path)
-
-
-_marked: dict[int, BaseRoute] = {}  # the routes made to mark themselves (module-level ones serve every app)
+                setattr(route, _SERIES, _Series(prefix + path))
 
 
 def _mark(route: Route | Mount) -> None:
-    if _marked.get(id(route)) is route:
+    if getattr(route, _MARKED, False):
         return
-    _marked[id(route)] = route
+    setattr(route, _MARKED, True)
     handle = route.app
 
     async def marked(scope: Scope, receive: Receive, send: Send) -> None:
@@ -163,9 +173,7 @@ def _mark(route: Route | Mount) -> None:
 
 def observe_request(route: object, status: int, seconds: float) -> None:
     """Count an answered request and its latency (`route`: what the router matched, or None)."""
-    series = _routes.get(id(route))
-    if series is None:
-        series = _routes[id(route)] = _Series(route, route_label(route))
+    series = _series(route)
     index = status // 100 if 100 <= status < 600 else 0
     child = series.durations[index]
     if child is None:

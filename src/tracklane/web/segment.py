@@ -22,6 +22,7 @@ themselves), and a path another route answers (even with 405) stays that route's
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
@@ -29,7 +30,8 @@ import hmac
 import logging
 import re
 import zlib
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -157,11 +159,21 @@ async def _source(request: Request, envelope: Envelope) -> Source:
     return source
 
 
+#: Request bodies read into messages (and their messages stored) at once by one process. A body read into
+#: messages takes about ten times its size until they are stored; the requests beyond wait their turn with
+#: their bodies as bytes.
+READING_AT_ONCE = 8
+
+
 class InFlight:
-    """Counts the intake requests this process is working on; beyond the limit they are throttled (429)."""
+    """The intake requests of this process: `count` authenticated and being stored, `waiting` with their body
+    read, for one of the `READING_AT_ONCE` reading slots (`reading`). Beyond the limit, together, an
+    authenticated request is throttled (429)."""
 
     def __init__(self) -> None:
         self.count = 0
+        self.waiting = 0
+        self.reading = asyncio.Semaphore(READING_AT_ONCE)
 
 
 def _in_flight(request: Request) -> InFlight:
@@ -172,10 +184,25 @@ def _in_flight(request: Request) -> InFlight:
     return counter
 
 
+@asynccontextmanager
+async def _reading(request: Request) -> AsyncIterator[None]:
+    """Hold one of the process's reading slots (waiting for one first)."""
+    counter = _in_flight(request)
+    counter.waiting += 1
+    try:
+        await counter.reading.acquire()
+    finally:
+        counter.waiting -= 1
+    try:
+        yield
+    finally:
+        counter.reading.release()
+
+
 async def _in_slot(request: Request, work: Callable[[], Awaitable[Response]]) -> Response:
     """Run `work` in one of the process's in-flight slots, or answer 429 when they are all taken."""
     counter = _in_flight(request)
-    if counter.count >= _container(request).settings.segment_max_in_flight:
+    if counter.count + counter.waiting >= _container(request).settings.segment_max_in_flight:
         return _error(request, IntakeError(429, "rate_limited", "too many requests at once; retry"))
     counter.count += 1
     try:
@@ -193,11 +220,16 @@ async def intake(request: Request) -> Response:
     try:
         if kind not in BATCH_PATHS and kind not in TYPE_BY_PATH:
             raise IntakeError(404, "not_found", f"/v1/{kind} is not a Segment route")
-        envelope = read_request(await read_body(request), None if kind in BATCH_PATHS else TYPE_BY_PATH[kind])
-        source = await _source(request, envelope)
+        body = await read_body(request)
     except IntakeError as error:
         return _error(request, error)
-    return await _in_slot(request, lambda: _ingest(request, source, envelope, received_at, relayed=False))
+    async with _reading(request):
+        try:
+            envelope = read_request(body, None if kind in BATCH_PATHS else TYPE_BY_PATH[kind])
+            source = await _source(request, envelope)
+        except IntakeError as error:
+            return _error(request, error)
+        return await _in_slot(request, lambda: _ingest(request, source, envelope, received_at, relayed=False))
 
 
 async def _ingest(
@@ -313,10 +345,14 @@ async def segment_webhook(request: Request) -> Response:
             raise IntakeError(404, "not_found", "no such source")
         raw = await read_body(request)
         verify_signature(raw, request.headers.get("x-signature"), source.webhook_secret)
-        envelope = read_request(raw, None, relayed=True)
     except IntakeError as error:
         return _error(request, error)
-    return await _in_slot(request, lambda: _ingest(request, source, envelope, received_at, relayed=True))
+    async with _reading(request):
+        try:
+            envelope = read_request(raw, None, relayed=True)
+        except IntakeError as error:
+            return _error(request, error)
+        return await _in_slot(request, lambda: _ingest(request, source, envelope, received_at, relayed=True))
 
 
 def verify_signature(raw: bytes, signature: str | None, secret: str) -> None:
