@@ -24,12 +24,12 @@ from tests.contract.builders import new_click, new_conversion
 from tests.servers import running_server
 from tests.test_reports import _database
 from tracklane.domain.model import ClickDevice, ConversionStatus
-from tracklane.resources.reports import ReportQuery, parse_zone
+from tracklane.resources.reports import ReportQuery, ZoneOffsets, parse_zone
 from tracklane.services.ports import Repository
 from tracklane.storage import migrate
 from tracklane.storage.database import SqlDatabase
 from tracklane.storage.engines import create_admin_engine, create_reader_engine, create_writer_engine
-from tracklane.storage.rollups import rebuild
+from tracklane.storage.rollups import DAY, HOUR, NO_SHIFT, cover, cover_by_difference, rebuild
 from tracklane.storage.schema import click_rollups, clicks, conversion_rollups
 
 START = datetime(2026, 3, 6, 0, 0, tzinfo=UTC)  # New York's clocks go forward on the 8th
@@ -123,6 +123,30 @@ def test_reports_from_the_cells_equal_the_raw_rows(database: tuple[SqlDatabase, 
         raw = db.read_now(lambda repo, q=query: repo.report(q, from_rollups=False))  # type: ignore[misc]
         assert cells == raw, query
         assert cells, query
+
+
+def test_a_new_york_day_is_its_utc_day_less_the_hours_before_it_plus_the_next_days_first_hours() -> None:
+    """Three local days of New York in winter (UTC-5): each read as 1 day cell and 10 hour cells, not 24 hour
+    cells; the days' cells are labelled 5 hours after their start, which is the local day they stand for."""
+    zone = parse_zone("America/New_York")
+    start = datetime(2026, 1, 5, 5, tzinfo=UTC)
+    end = start + timedelta(days=3)
+    offsets = ZoneOffsets.over(zone, start, end)
+    five = timedelta(hours=5)
+    pieces = cover_by_difference(start, end, "", ("day",), offsets)
+    expected = []
+    for n in range(3):
+        day = datetime(2026, 1, 5 + n, tzinfo=UTC)
+        expected += [(DAY, day, day + timedelta(days=1), 1, five), (HOUR, day, day + five, -1, five),
+                     (HOUR, day + timedelta(days=1), day + timedelta(days=1) + five, 1, NO_SHIFT)]  # fmt: skip
+    assert pieces == expected
+    assert all(offsets.label("day", first + shift) == offsets.label("day", start + timedelta(days=n // 3))
+               for n, (_, first, _, _, shift) in enumerate(pieces) if shift)  # fmt: skip
+    # where the shape has no hour cells, or an hour is asked, nothing is subtracted
+    assert cover_by_difference(start, end, "sub1", ("day",), offsets) == [
+        (grain, first, until, 1, NO_SHIFT) for grain, first, until in cover(start, end, "sub1", ("day",), offsets)
+    ]
+    assert all(sign == 1 for *_, sign, _ in cover_by_difference(start, end, "", ("hour",), offsets))
 
 
 def test_what_the_cells_cannot_answer_is_counted_from_the_raw_rows(database: tuple[SqlDatabase, sa.Engine]) -> None:

@@ -19,6 +19,7 @@ A click's currency is its offer's (`REPORT_CURRENCY` when the offer does not exi
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from operator import itemgetter
 from typing import Any
@@ -61,7 +62,7 @@ from tracklane.resources.reports import (
     collector_paused,
 )
 from tracklane.services.ports import EVERY_HOUR
-from tracklane.storage.rollups import DAY, SHAPE_OF_DIMENSION, Span, cover
+from tracklane.storage.rollups import DAY, NO_SHIFT, SHAPE_OF_DIMENSION, Piece, Span, cover_by_difference
 from tracklane.storage.schema import (
     click_rollups,
     clicks,
@@ -122,11 +123,13 @@ class SqlReports:
             offsets = self._offsets(query) if query.times else None
             parts = [self._click_query(query, offsets), self._conversion_query(query, offsets)]
         else:
-            offsets, spans, shape = planned
-            cells = [span for span in spans if span[0]]
-            parts = [self._click_cells(query, offsets, cells, shape),
-                     self._conversion_cells(query, offsets, cells, shape)]  # fmt: skip
-            if raw := [(start, end) for grain, start, end in spans if not grain]:
+            offsets, pieces, shape = planned
+            parts = []
+            for (sign, shift), cells in _by_sign_and_shift(pieces).items():
+                span_by_span = self.conn.dialect.name == "sqlite"
+                part = _Counted(offsets, cells, shape, sign, shift, span_by_span)
+                parts += [self._click_cells(query, part), self._conversion_cells(query, part)]
+            if raw := [(start, end) for grain, start, end, _, _ in pieces if not grain]:
                 parts += [self._click_query(query, offsets, raw), self._conversion_query(query, offsets, raw)]
         layout = _Layout(query, offsets)
         group, first = layout.group, layout.first_metric
@@ -145,7 +148,7 @@ class SqlReports:
 
     # --- the rollup cells
 
-    def _plan(self, query: ReportQuery) -> tuple[ZoneOffsets | None, list[Span], str] | None:
+    def _plan(self, query: ReportQuery) -> tuple[ZoneOffsets | None, list[Piece], str] | None:
         """The zone's offsets, what makes up the report's range (cells and raw rows) and the cells' shape;
         None when no cell can answer it."""
         if query.date_basis != "conversion":
@@ -161,8 +164,8 @@ class SqlReports:
         offsets = None
         if query.times:
             offsets = ZoneOffsets(UTC, ((None, 0),)) if query.zone is UTC else ZoneOffsets.over(query.zone, start, end)
-        spans = cover(start, end, shape, query.times, offsets)
-        return (offsets, spans, shape) if any(grain for grain, _, _ in spans) else None
+        pieces = cover_by_difference(start, end, shape, query.times, offsets)
+        return (offsets, pieces, shape) if any(grain for grain, *_ in pieces) else None
 
     def _cell_span(self, query: ReportQuery) -> tuple[datetime, datetime] | None:
         """The report's range within the days that have cells; None when it holds none."""
@@ -176,24 +179,19 @@ class SqlReports:
             end = min(end, query.created_to)
         return (start, end) if start < end else None
 
-    def _click_cells(
-        self, query: ReportQuery, offsets: ZoneOffsets | None, cells: list[Span], shape: str
-    ) -> Select[Any]:
+    def _click_cells(self, query: ReportQuery, part: _Counted) -> Select[Any]:
         r = click_rollups.c
-        sums = _report_cells(click_rollups, query, cells, shape, ["offer_id"],
-                             {m: r[m] for m in _CLICK_CELL_METRICS})  # fmt: skip
+        sums = _report_cells(click_rollups, query, part, ["offer_id"], {m: r[m] for m in _CLICK_CELL_METRICS})
         c = sums.c
         currency = func.coalesce(offers.c.currency, REPORT_CURRENCY)  # looked up once per group, not per cell
         select_: Select[Any] = select(
-            *_columns(query, self._cell_groups(query, c, offsets, currency), {m: c[m] for m in _CLICK_CELL_METRICS})
+            *_columns(query, self._cell_groups(query, c, part, currency), {m: c[m] for m in _CLICK_CELL_METRICS})
         ).select_from(sums.outerjoin(offers, offers.c.id == c.offer_id))
         if "currency" in query.filters:
             select_ = select_.where(currency == query.filters["currency"])
         return select_
 
-    def _conversion_cells(
-        self, query: ReportQuery, offsets: ZoneOffsets | None, cells: list[Span], shape: str
-    ) -> Select[Any]:
+    def _conversion_cells(self, query: ReportQuery, part: _Counted) -> Select[Any]:
         r = conversion_rollups.c
         approved, pending, counted = r.status == "approved", r.status == "pending", r.status != "rejected"
 
@@ -216,18 +214,19 @@ class SqlReports:
         filters = [_kind(r, name) == value for name, value in query.filters.items() if name in CONVERSION_COLUMNS]
         if "currency" in query.filters:
             filters.append(r.currency == query.filters["currency"])
-        sums = _report_cells(conversion_rollups, query, cells, shape, keys, metrics, filters)
+        sums = _report_cells(conversion_rollups, query, part, keys, metrics, filters)
         c = sums.c
-        grouped = self._cell_groups(query, c, offsets, c.currency)
+        grouped = self._cell_groups(query, c, part, c.currency)
         grouped |= {d: _kind(c, d) for d in query.group_by if d in CONVERSION_COLUMNS}
         return select(*_columns(query, grouped, {m: c[m] for m in metrics})).select_from(sums)
 
     def _cell_groups(
-        self, query: ReportQuery, summed: Any, offsets: ZoneOffsets | None, currency: ColumnElement[Any]
+        self, query: ReportQuery, summed: Any, part: _Counted, currency: ColumnElement[Any]
     ) -> dict[str, ColumnElement[Any]]:
-        """A part's groups, from the columns of its summed cells: owners, the shape's value, time labels."""
+        """A part's groups, from the columns of its summed cells: owners, the shape's value, time labels (of
+        the instant `part.shift` after each cell's start)."""
         value = {d: func.nullif(summed.value, "") for d in query.group_by if d in CLICK_COLUMNS}
-        times = self._times(query, summed.bucket, offsets) if query.times else {}
+        times = self._times(query, summed.bucket, part.offsets, part.shift) if query.times else {}
         return {**_cell_owners(summed, query), **value, **times, "currency": currency}
 
     # --- time buckets
@@ -248,33 +247,38 @@ class SqlReports:
         start = min(found, default=query.created_from or datetime.now(UTC))
         return ZoneOffsets.over(query.zone, start, max(found, default=start))
 
-    def _label(self, dimension: str, column: ColumnElement[Any], offsets: ZoneOffsets) -> ColumnElement[Any]:
-        """A time bucket's label (`bucket_label`) of each row, from its time in UTC and the zone's offset."""
+    def _label(
+        self, dimension: str, column: ColumnElement[Any], offsets: ZoneOffsets, shift: int = 0
+    ) -> ColumnElement[Any]:
+        """A time bucket's label (`bucket_label`) of each row, from its time in UTC (`shift` seconds later) and
+        the zone's offset."""
         if self.conn.dialect.name == "postgresql":
-            shift = _by_offset(column, offsets, lambda s: literal_column(f"interval '{s} seconds'", Interval))
-            wall = type_coerce(column, DateTime()) + shift
+            moved = _by_offset(column, offsets, lambda s: literal_column(f"interval '{s} seconds'", Interval), shift)
+            wall = type_coerce(column, DateTime()) + moved
             if dimension in ("week", "month"):
                 wall = func.date_trunc(dimension, wall)
             return func.to_char(wall, _POSTGRES_FORMATS[dimension])
         text = type_coerce(column, String())  # stored as `YYYY-MM-DD HH:MM:SS.ffffff` in UTC
-        if offsets.fixed == 0 and dimension != "week":  # the label is part of the text: no date arithmetic
+        if offsets.fixed == 0 and not shift and dimension != "week":  # the label is in the text: no arithmetic
             day = func.substr(text, 1, 10)
             if dimension == "hour":
                 return day + "T" + func.substr(text, 12, 2) + ":00"
             return func.substr(text, 1, 8) + "01" if dimension == "month" else day
         # SQLite reads a time to the millisecond, rounded: whole seconds, so that no time rounds into the next bucket
         seconds = func.substr(text, 1, 19)
-        modifier = _by_offset(column, offsets, lambda s: literal(f"{s:+d} seconds", String))
+        modifier = _by_offset(column, offsets, lambda s: literal(f"{s:+d} seconds", String), shift)
         steps = ("-6 days", "weekday 1") if dimension == "week" else ()
         return func.strftime(_SQLITE_FORMATS[dimension], seconds, modifier, *steps)
 
     def _times(
-        self, query: ReportQuery, column: ColumnElement[Any], offsets: ZoneOffsets | None
+        self, query: ReportQuery, column: ColumnElement[Any], offsets: ZoneOffsets | None, shift: timedelta = NO_SHIFT
     ) -> dict[str, ColumnElement[Any]]:
-        """The labels of the asked time buckets, and an hour's offset where the zone's offset changes."""
+        """The labels of the asked time buckets (of each row's time `shift` later), and an hour's offset where
+        the zone's offset changes (an hour is never asked with a shift)."""
         if offsets is None:
             return {}
-        times = {d: self._label(d, column, offsets) for d in query.times}
+        seconds = int(shift.total_seconds())
+        times = {d: self._label(d, column, offsets, seconds) for d in query.times}
         if "hour" in times and offsets.fixed is None:
             times[_OFFSET] = _by_offset(column, offsets, lambda s: literal(s, Integer))
         return times
@@ -354,15 +358,16 @@ class SqlReports:
 
 
 def _by_offset(
-    column: ColumnElement[Any], offsets: ZoneOffsets, value: Callable[[int], ColumnElement[Any]]
+    column: ColumnElement[Any], offsets: ZoneOffsets, value: Callable[[int], ColumnElement[Any]], shift: int = 0
 ) -> ColumnElement[Any]:
-    """`value(offset)` of the zone's offset at each row's time: one value, or a CASE over the changes."""
+    """`value(seconds)` of the zone's offset at each row's time `shift` seconds later, plus `shift`: one
+    value, or a CASE over the changes (each moved `shift` earlier, so the row's time is compared as it is)."""
     if offsets.fixed is not None:
-        return value(offsets.fixed)
-    changes = offsets.changes
-    whens = [(column < since.replace(tzinfo=UTC), value(changes[index][1]))
+        return value(offsets.fixed + shift)
+    changes, moved = offsets.changes, timedelta(seconds=shift)
+    whens = [(column < since.replace(tzinfo=UTC) - moved, value(changes[index][1] + shift))
              for index, (since, _) in enumerate(changes[1:]) if since is not None]  # fmt: skip
-    return case(*whens, else_=value(changes[-1][1]))
+    return case(*whens, else_=value(changes[-1][1] + shift))
 
 
 def _cell_owners(columns: Any, query: ReportQuery) -> dict[str, ColumnElement[Any]]:
@@ -379,11 +384,35 @@ def _kind(columns: Any, dimension: str) -> ColumnElement[Any]:
     return func.nullif(column, "") if dimension == "event" else column
 
 
+@dataclass(frozen=True)
+class _Counted:
+    """Cells of a report counted alike: the zone's offsets, their spans and shape, the sign they are counted
+    with and how far after its start each cell is labelled (`rollups.cover_by_difference`). With
+    `span_by_span`, several spans are read one by one (`UNION ALL`) rather than as one `OR`: SQLite reads an
+    `OR` with a set of the rows read so far, to drop repeats (a third of a New York report's time), and
+    PostgreSQL plans the `OR` far better than many parts."""
+
+    offsets: ZoneOffsets | None
+    cells: list[Span]
+    shape: str
+    sign: int = 1
+    shift: timedelta = NO_SHIFT
+    span_by_span: bool = False
+
+
+def _by_sign_and_shift(pieces: Sequence[Piece]) -> dict[tuple[int, timedelta], list[Span]]:
+    """The pieces of cells by the sign and shift they are counted with (the raw rows left out)."""
+    grouped: dict[tuple[int, timedelta], list[Span]] = {}
+    for grain, start, end, sign, shift in pieces:
+        if grain:
+            grouped.setdefault((sign, shift), []).append((grain, start, end))
+    return grouped
+
+
 def _report_cells(
     table: Table,
     query: ReportQuery,
-    cells: list[Span],
-    shape: str,
+    part: _Counted,
     keys: list[str],
     metrics: Mapping[str, ColumnElement[Any]],
     filters: Sequence[ColumnElement[bool]] = (),
@@ -399,8 +428,13 @@ def _report_cells(
     columns += ["value"] if any(d in CLICK_COLUMNS for d in query.group_by) else []
     columns += [key for key in keys if key not in columns]
     summing = not query.times
-    values = [(_summed(m) if summing else m).label(n) for n, m in metrics.items()]
-    found = _in_cells(select(*(r[name] for name in columns), *values).select_from(table), r, query, cells, shape)
+    signed = {n: m if part.sign > 0 else -m for n, m in metrics.items()}
+    values = [(_summed(m) if summing else m).label(n) for n, m in signed.items()]
+    selected = select(*(r[name] for name in columns), *values).select_from(table)
+    if part.span_by_span and not summing and len(part.cells) > 1:
+        spans = [_in_cells(selected, r, query, [span], part.shape).where(*filters) for span in part.cells]
+        return union_all(*spans).subquery(f"{table.name}_cells")
+    found = _in_cells(selected, r, query, part.cells, part.shape)
     found = found.where(*filters)
     if summing:
         found = found.group_by(*(r[name] for name in columns))
@@ -408,11 +442,14 @@ def _report_cells(
 
 
 def _in_cells(select_: Select[Any], columns: Any, query: ReportQuery, cells: list[Span], shape: str) -> Select[Any]:
-    """Only the cells of the report's shape and range, its id filters and its click filter (on the shape)."""
+    """Only the cells of the report's shape and range, its id filters and its click filter (on the shape).
+    Each span is a whole range of the primary key (the shape in each): SQLite reads several spans as one
+    seek each, where a shape outside them had it read every cell of the shape."""
     ranges = [
-        and_(columns.grain == grain, columns.bucket >= first, columns.bucket < end) for grain, first, end in cells
+        and_(columns.shape == shape, columns.grain == grain, columns.bucket >= first, columns.bucket < end)
+        for grain, first, end in cells
     ]
-    select_ = _owned(select_.where(columns.shape == shape, or_(*ranges)), columns, query)
+    select_ = _owned(select_.where(or_(*ranges)), columns, query)
     for name, value in query.filters.items():
         if name in CLICK_COLUMNS:
             select_ = select_.where(columns.value == value)

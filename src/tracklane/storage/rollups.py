@@ -272,6 +272,60 @@ def cover(start: datetime, end: datetime, shape: str, times: Sequence[str], offs
 
 _INSTANT = timedelta(microseconds=1)
 
+#: A span of cells counted with a sign, each labelled as the instant `shift` after its bucket (see
+#: `cover_by_difference`): (grain, start, end, sign, shift). The raw rows are always counted as they fall.
+Piece = tuple[int, datetime, datetime, int, timedelta]
+NO_SHIFT = timedelta(0)
+
+
+def cover_by_difference(
+    start: datetime, end: datetime, shape: str, times: Sequence[str], offsets: ZoneOffsets | None
+) -> list[Piece]:
+    """`cover`, with fewer cells where a zone's day starts inside a UTC day: a local day of New York, from 05:00
+    UTC to 05:00 the next day, is 24 hour cells; it is also that UTC day's cell less its first 5 hour cells,
+    plus the next day's first 5 (11 cells). A bucket whose start is less than 12 hours into its UTC day, and
+    which holds the rest of that day, is counted so: the day cell and the hours before the bucket's start
+    (subtracted), each labelled as the instant that many hours later, which is in the bucket. Only hour cells
+    can be subtracted, so only where the shape has them, the zone's buckets start on the hour and no hour is
+    asked for; elsewhere it is `cover`."""
+    plain = [(grain, first, until, 1, NO_SHIFT) for grain, first, until in cover(start, end, shape, times, offsets)]
+    if HOUR not in GRAINS[shape] or not times or "hour" in times or offsets is None:
+        return plain
+    if any(seconds % 3600 for _, seconds in offsets.changes) or any(
+        since is not None and since.minute | since.second | since.microsecond for since, _ in offsets.changes
+    ):
+        return plain
+    pieces: list[Piece] = []
+    for first, until in _buckets(start, end, times, offsets):
+        day = bucket(first, DAY)
+        into = first - day
+        on_the_hour = bucket(first, HOUR) == first
+        if on_the_hour and timedelta(0) < into < timedelta(hours=12) and day + timedelta(days=1) <= until:
+            pieces += [(DAY, day, day + timedelta(days=1), 1, into), (HOUR, day, first, -1, into)]
+            first = day + timedelta(days=1)
+        pieces += [(g, s, e, 1, NO_SHIFT) for g, s, e in cover(first, until, shape, times, offsets)]
+    return pieces if _cells_read(pieces) < _cells_read(plain) else plain
+
+
+def _buckets(
+    start: datetime, end: datetime, times: Sequence[str], offsets: ZoneOffsets
+) -> list[tuple[datetime, datetime]]:
+    """[start, end) cut where the label of an asked time dimension changes (on the hour, in this zone)."""
+    edges = [start]
+    moment = bucket(start, HOUR) + timedelta(hours=1)
+    while moment < end:
+        local_midnight = (moment + timedelta(seconds=offsets.at(moment))).hour == 0  # where every bucket starts
+        if local_midnight and any(offsets.label(d, moment - _INSTANT) != offsets.label(d, moment) for d in times):
+            edges.append(moment)
+        moment += timedelta(hours=1)
+    return list(zip(edges, [*edges[1:], end], strict=True))
+
+
+def _cells_read(pieces: Sequence[Piece]) -> int:
+    """How many cells of one key the pieces read (the raw rows counted as an hour's cell each)."""
+    lengths = (round((until - first) / timedelta(minutes=grain or HOUR)) for grain, first, until, _, _ in pieces)
+    return sum(max(1, length) for length in lengths)
+
 
 def _whole(start: datetime, end: datetime, times: Sequence[str], offsets: ZoneOffsets | None) -> bool:
     """Whether every instant of the cell falls in one bucket of each time dimension (one offset throughout)."""
