@@ -30,6 +30,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from functools import cache
+from itertools import islice
 from types import MappingProxyType
 from typing import Annotated, Any, Final, Generic, Literal, NamedTuple, TypeVar, get_args
 from zoneinfo import ZoneInfo, available_timezones
@@ -656,13 +657,14 @@ def report_view_of(role: Role, rows: list[View], totals: Sequence[ReportLine]) -
 def summed_totals(parts: Iterable[Sequence[ReportLine]]) -> list[ReportLine]:
     """The totals of a report made of parts, from each part's totals (a line per currency): a line per
     currency, in currency order."""
-    sums: dict[str | None, list[int]] = {}
-    for totals in parts:
-        for line in totals:
-            found = sums.setdefault(line.currency, [0] * len(LINE_METRICS))
-            for index, value in enumerate(line[2:]):
-                found[index] += value
-    return [ReportLine(EMPTY_GROUP, currency, *sums[currency]) for currency in sorted(sums, key=lambda c: c or "")]
+    lines = [line for totals in parts for line in totals]
+    currencies = sorted({line.currency for line in lines}, key=lambda c: c or "")
+    summed = []
+    for currency in currencies:
+        of_currency = lines if len(currencies) == 1 else [line for line in lines if line.currency == currency]
+        # a metric at a time: the lines' columns (transposed by `zip`) summed in C, not a line at a time
+        summed.append(ReportLine(EMPTY_GROUP, currency, *map(sum, islice(zip(*of_currency, strict=True), 2, None))))
+    return summed
 
 
 def report_view_for(

@@ -65,7 +65,7 @@ class ReportService:
         if spans:
             since, until = min(start for start, _ in spans), max(end for _, end in spans)
             recount = replace(query, created_from=since, created_to=until)
-            lines, _ = await self._db.read(lambda repo: repo.report_with_totals(recount))
+            lines = await self._db.read(lambda repo: repo.report(recount))  # each day's totals are its own
             for line in lines:
                 counted.setdefault(str(line.group["day"]), []).append(line)
             for day in days:

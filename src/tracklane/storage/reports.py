@@ -21,7 +21,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import (
@@ -52,7 +51,6 @@ from sqlalchemy import (
 
 from tracklane.resources.reports import (
     CLICK_DIMENSIONS,
-    EMPTY_GROUP,
     LINE_METRICS,
     REPORT_CURRENCY,
     TIME_DIMENSIONS,
@@ -60,6 +58,7 @@ from tracklane.resources.reports import (
     ReportQuery,
     ZoneOffsets,
     collector_paused,
+    summed_totals,
 )
 from tracklane.services.ports import EVERY_HOUR
 from tracklane.storage.rollups import DAY, NO_SHIFT, SHAPE_OF_DIMENSION, Piece, Span, cover_by_difference
@@ -144,7 +143,7 @@ class SqlReports:
             finally:
                 result.close()
             lines = [ReportLine(group(row), *row[first:]) for row in rows]
-        return lines, (_totals(lines) if with_totals else lines)
+        return lines, (summed_totals([lines]) if with_totals else lines)  # the lines part the report
 
     # --- the rollup cells
 
@@ -504,17 +503,6 @@ def _flag(condition: ColumnElement[bool]) -> Case[int]:
 _ZERO = literal_column("0", BigInteger)
 _REPORT_WORK_MEM = "64MB"  # a report of 100,000 lines sorts in about 30 MB
 _NEVER_NONE = frozenset({"offer", "partner", *TIME_DIMENSIONS})  # the dimensions every click and conversion has
-
-
-def _totals(lines: list[ReportLine]) -> list[ReportLine]:
-    """Each currency's totals, in currency order: the sums of its lines (they part the report between them)."""
-    currencies = sorted({line.currency or "" for line in lines})
-    totals = []
-    for currency in currencies:
-        of_currency = lines if len(currencies) == 1 else [line for line in lines if (line.currency or "") == currency]
-        sums = [sum(map(itemgetter(index), of_currency)) for index in range(2, len(ReportLine._fields))]
-        totals.append(ReportLine(EMPTY_GROUP, currency, *sums))
-    return totals
 
 
 def _columns(
