@@ -35,7 +35,7 @@ from tracklane.storage.schema import click_rollups, clicks, conversion_rollups
 START = datetime(2026, 3, 6, 0, 0, tzinfo=UTC)  # New York's clocks go forward on the 8th
 DEVICES = (ClickDevice("desktop", "Linux", "Firefox", False), ClickDevice("mobile", "iOS", "Safari", False),
            ClickDevice("desktop", None, None, True))  # fmt: skip
-ZONES = ("UTC", "Asia/Kathmandu", "Asia/Kolkata", "America/New_York", "Australia/Lord_Howe")
+ZONES = ("UTC", "Asia/Kathmandu", "Asia/Kolkata", "America/New_York", "Europe/Berlin", "Australia/Lord_Howe")
 GROUPINGS = (("day",), ("hour", "offer"), ("week", "partner", "status"), ("month", "advertiser"), ("day", "sub1"),
              ("date", "country", "currency"), ("device", "event", "origin"), ())  # fmt: skip
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
@@ -125,9 +125,10 @@ def test_reports_from_the_cells_equal_the_raw_rows(database: tuple[SqlDatabase, 
         assert cells, query
 
 
-def test_a_new_york_day_is_its_utc_day_less_the_hours_before_it_plus_the_next_days_first_hours() -> None:
+def test_a_zones_day_is_read_from_its_utc_days_cell_less_the_hours_outside_it() -> None:
     """Three local days of New York in winter (UTC-5): each read as 1 day cell and 10 hour cells, not 24 hour
-    cells; the days' cells are labelled 5 hours after their start, which is the local day they stand for."""
+    cells; the days' cells are labelled 5 hours after their start, which is the local day they stand for.
+    Two days of Berlin (UTC+1): 3 cells each."""
     zone = parse_zone("America/New_York")
     start = datetime(2026, 1, 5, 5, tzinfo=UTC)
     end = start + timedelta(days=3)
@@ -142,6 +143,18 @@ def test_a_new_york_day_is_its_utc_day_less_the_hours_before_it_plus_the_next_da
     assert pieces == expected
     assert all(offsets.label("day", first + shift) == offsets.label("day", start + timedelta(days=n // 3))
                for n, (_, first, _, _, shift) in enumerate(pieces) if shift)  # fmt: skip
+    # a day of Berlin (UTC+1) from 23:00 UTC: that hour, then the next UTC day less its last hour (3 cells)
+    berlin = parse_zone("Europe/Berlin")
+    start = datetime(2026, 1, 4, 23, tzinfo=UTC)
+    offsets = ZoneOffsets.over(berlin, start, start + timedelta(days=2))
+    hour = timedelta(hours=1)
+    expected = []
+    for n in range(2):
+        day = datetime(2026, 1, 5 + n, tzinfo=UTC)
+        expected += [(HOUR, day - hour, day, 1, NO_SHIFT), (DAY, day, day + timedelta(days=1), 1, NO_SHIFT),
+                     (HOUR, day + 23 * hour, day + timedelta(days=1), -1, -23 * hour)]  # fmt: skip
+    assert cover_by_difference(start, start + timedelta(days=2), "", ("day",), offsets) == expected
+    assert offsets.label("day", datetime(2026, 1, 5, 23, tzinfo=UTC) - 23 * hour) == "2026-01-05"
     # where the shape has no hour cells, or an hour is asked, nothing is subtracted
     assert cover_by_difference(start, end, "sub1", ("day",), offsets) == [
         (grain, first, until, 1, NO_SHIFT) for grain, first, until in cover(start, end, "sub1", ("day",), offsets)

@@ -281,13 +281,17 @@ NO_SHIFT = timedelta(0)
 def cover_by_difference(
     start: datetime, end: datetime, shape: str, times: Sequence[str], offsets: ZoneOffsets | None
 ) -> list[Piece]:
-    """`cover`, with fewer cells where a zone's day starts inside a UTC day: a local day of New York, from 05:00
-    UTC to 05:00 the next day, is 24 hour cells; it is also that UTC day's cell less its first 5 hour cells,
-    plus the next day's first 5 (11 cells). A bucket whose start is less than 12 hours into its UTC day, and
-    which holds the rest of that day, is counted so: the day cell and the hours before the bucket's start
-    (subtracted), each labelled as the instant that many hours later, which is in the bucket. Only hour cells
-    can be subtracted, so only where the shape has them, the zone's buckets start on the hour and no hour is
-    asked for; elsewhere it is `cover`."""
+    """`cover`, with fewer cells where a zone's buckets start inside a UTC day. A local day of New York, from
+    05:00 UTC to 05:00 the next day, is 24 hour cells; it is also that UTC day's cell less its first 5 hour
+    cells, plus the next day's first 5 (11 cells). A day of Berlin, from 23:00 UTC to 23:00 the next day, is
+    the last hour of the first UTC day, plus the next UTC day's cell less its last hour (3 cells).
+
+    So a bucket that starts less than 12 hours into a UTC day and holds the rest of it counts that day's cell
+    and subtracts the hours before its start; one that ends less than 12 hours before a UTC day's end and
+    holds all of it before counts that day's cell and subtracts the hours after its end. Each cell is
+    labelled as an instant inside the bucket (its start moved by `shift`). Only hour cells can be subtracted,
+    so only where the shape has them, the zone's buckets start on the hour and no hour is asked for;
+    elsewhere, and where it would not read fewer cells, it is `cover`."""
     plain = [(grain, first, until, 1, NO_SHIFT) for grain, first, until in cover(start, end, shape, times, offsets)]
     if HOUR not in GRAINS[shape] or not times or "hour" in times or offsets is None:
         return plain
@@ -297,14 +301,36 @@ def cover_by_difference(
         return plain
     pieces: list[Piece] = []
     for first, until in _buckets(start, end, times, offsets):
-        day = bucket(first, DAY)
-        into = first - day
-        on_the_hour = bucket(first, HOUR) == first
-        if on_the_hour and timedelta(0) < into < timedelta(hours=12) and day + timedelta(days=1) <= until:
-            pieces += [(DAY, day, day + timedelta(days=1), 1, into), (HOUR, day, first, -1, into)]
-            first = day + timedelta(days=1)
-        pieces += [(g, s, e, 1, NO_SHIFT) for g, s, e in cover(first, until, shape, times, offsets)]
+        head, first = _from_the_day_before(first, until)
+        tail, until = _from_the_day_after(first, until)
+        pieces += head + [(g, s, e, 1, NO_SHIFT) for g, s, e in cover(first, until, shape, times, offsets)] + tail
     return pieces if _cells_read(pieces) < _cells_read(plain) else plain
+
+
+_HALF_DAY = timedelta(hours=12)
+
+
+def _from_the_day_before(first: datetime, until: datetime) -> tuple[list[Piece], datetime]:
+    """For a bucket [first, until) that starts less than 12 hours into a UTC day and holds the rest of it:
+    that day's cell and its hours before `first` (subtracted), labelled that many hours later; and where
+    the rest of the bucket starts."""
+    day = bucket(first, DAY)
+    into = first - day
+    if bucket(first, HOUR) == first and timedelta(0) < into < _HALF_DAY and day + timedelta(days=1) <= until:
+        return [(DAY, day, day + timedelta(days=1), 1, into), (HOUR, day, first, -1, into)], day + timedelta(days=1)
+    return [], first
+
+
+def _from_the_day_after(first: datetime, until: datetime) -> tuple[list[Piece], datetime]:
+    """For a bucket [first, until) that ends less than 12 hours before a UTC day's end and holds all of it
+    before: that day's cell (labelled at its start) and its hours from `until` (subtracted, labelled as
+    far before as the day's start is before `until`); and where the rest of the bucket ends."""
+    day = bucket(until, DAY)
+    left = day + timedelta(days=1) - until
+    if bucket(until, HOUR) == until and until != day and left < _HALF_DAY and first <= day:
+        return [(DAY, day, day + timedelta(days=1), 1, NO_SHIFT),
+                (HOUR, until, day + timedelta(days=1), -1, day - until)], day  # fmt: skip
+    return [], until
 
 
 def _buckets(
